@@ -1,0 +1,63 @@
+//! Wiring: what a running janitor holds (the store and its settings), built
+//! once and shared by the web server and the CLI commands.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::{GlobalConfig, ServeConfig};
+use crate::daemons;
+use crate::store::{Store, StoreError};
+
+/// Everything a request handler or command needs.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub store: Store,
+    pub daemon_timeout: Duration,
+}
+
+impl App {
+    pub async fn open(config: &GlobalConfig) -> Result<Self, StoreError> {
+        Ok(Self {
+            store: Store::open(&config.data_dir).await?,
+            daemon_timeout: config.daemon_timeout(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Daemons(#[from] daemons::DaemonError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the web server stopped: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+/// `exapp-janitor serve`: open the store, adopt the local Docker daemon on
+/// the very first start, and serve the pages and the API until stopped.
+pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), ServeError> {
+    let app = App::open(global).await?;
+    let candidate = daemons::local_daemon_input(
+        std::env::var("DOCKER_HOST").ok().as_deref(),
+        std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0"),
+        std::env::var_os("DOCKER_CERT_PATH").as_deref().map(Path::new),
+        Path::new("/var/run/docker.sock"),
+    );
+    if let Some(name) = daemons::add_local_on_first_start(&app.store, candidate).await? {
+        tracing::info!(daemon = %name, "first start: added the local Docker daemon");
+    }
+    let listener = TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let server = crate::web::server(app, listener).map_err(ServeError::Server)?;
+    server.await.map_err(ServeError::Server)
+}

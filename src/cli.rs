@@ -1,0 +1,224 @@
+//! The `exapp-janitor` command line. Exit codes: 0 success, 1 failure while
+//! working (a daemon or the database), 2 bad input (nothing changed).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, App};
+use crate::config::{GlobalConfig, ServeConfig};
+use crate::daemons::{self, DaemonError};
+use crate::domain::NewDaemonInput;
+use crate::daemons::DaemonSummary;
+use crate::store::StoredDaemon;
+
+#[derive(Debug, Parser)]
+#[command(name = "exapp-janitor", version, about = "Removes outdated Nextcloud ExApp images from Docker hosts")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalConfig,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the dashboard and the JSON API.
+    Serve(ServeConfig),
+    /// Manage the Docker daemons the janitor looks after.
+    Daemon {
+        #[command(subcommand)]
+        command: DaemonCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Add a daemon: unix:///path.sock, tcp://host:port or https://host:port (with --tls-*).
+    Add {
+        name: String,
+        endpoint: String,
+        /// CA certificate that signed the daemon's certificate (https:// only).
+        #[arg(long)]
+        tls_ca: Option<String>,
+        /// Client certificate (https:// only).
+        #[arg(long)]
+        tls_cert: Option<String>,
+        /// Client key (https:// only).
+        #[arg(long)]
+        tls_key: Option<String>,
+    },
+    /// List the daemons and whether they answer now.
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a daemon (its images are not touched).
+    Remove { name: String },
+}
+
+/// What went wrong, and so which exit code.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<DaemonError> for CliError {
+    fn from(e: DaemonError) -> Self {
+        match e {
+            DaemonError::Invalid(fields) => {
+                let lines: Vec<String> = fields.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+                CliError::BadInput(lines.join("\n"))
+            }
+            DaemonError::NotFound(_) => CliError::BadInput(e.to_string()),
+            DaemonError::Store(e) => CliError::Failed(e.to_string()),
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(matches!(cli.command, Command::Serve(_)));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => return fail(&CliError::Failed(format!("cannot start the async runtime: {e}"))),
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(error: &CliError) -> ExitCode {
+    eprintln!("exapp-janitor: {error}");
+    match error {
+        CliError::BadInput(_) => ExitCode::from(2),
+        CliError::Failed(_) => ExitCode::from(1),
+    }
+}
+
+fn init_tracing(serving: bool) {
+    let default = if serving { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EXAPP_JANITOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Logs the whole chain (for the log), returns the top sentence (for the user).
+fn failed(error: impl std::error::Error) -> CliError {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::debug!(error = %chain, "command failed");
+    CliError::Failed(error.to_string())
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve(config) => app::serve(&cli.global, &config).await.map_err(failed),
+        Command::Daemon { command } => {
+            let app = App::open(&cli.global).await.map_err(failed)?;
+            let result = daemon_command(&app, command).await;
+            app.store.close().await;
+            result
+        }
+    }
+}
+
+async fn daemon_command(app: &App, command: DaemonCommand) -> Result<(), CliError> {
+    match command {
+        DaemonCommand::Add {
+            name,
+            endpoint,
+            tls_ca,
+            tls_cert,
+            tls_key,
+        } => {
+            let input = NewDaemonInput {
+                name,
+                endpoint,
+                tls_ca,
+                tls_cert,
+                tls_key,
+            };
+            let daemon = daemons::add(&app.store, &input).await?;
+            let daemon = daemons::check(&app.store, daemon, app.daemon_timeout).await;
+            let c = &daemon.contact;
+            if c.reachable {
+                println!(
+                    "added {}: Docker Engine {} (API {})",
+                    daemon.name,
+                    c.engine_version.as_deref().unwrap_or("?"),
+                    c.api_version.as_deref().unwrap_or("?")
+                );
+            } else {
+                println!(
+                    "added {}; it does not answer now: {}",
+                    daemon.name,
+                    c.last_error.as_deref().unwrap_or("unknown error")
+                );
+            }
+            Ok(())
+        }
+        DaemonCommand::List { json } => {
+            let daemons = daemons::check_all(&app.store, app.daemon_timeout).await?;
+            if json {
+                let rows: Vec<DaemonSummary> = daemons.iter().map(DaemonSummary::from).collect();
+                let text = serde_json::to_string_pretty(&rows).map_err(failed)?;
+                println!("{text}");
+            } else {
+                print_daemon_table(&daemons).map_err(failed)?;
+            }
+            Ok(())
+        }
+        DaemonCommand::Remove { name } => {
+            daemons::remove(&app.store, &name).await?;
+            println!("removed {name}");
+            Ok(())
+        }
+    }
+}
+
+fn print_daemon_table(daemons: &[StoredDaemon]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if daemons.is_empty() {
+        writeln!(out, "no daemons configured; add one with: exapp-janitor daemon add NAME ENDPOINT")?;
+        return Ok(());
+    }
+    let rows: Vec<[String; 4]> = daemons
+        .iter()
+        .map(|d| {
+            let c = &d.contact;
+            let status = if c.reachable {
+                "up".to_string()
+            } else {
+                format!("DOWN: {}", c.last_error.as_deref().unwrap_or("unknown"))
+            };
+            let engine = match (&c.engine_version, &c.api_version) {
+                (Some(e), Some(a)) if c.reachable => format!("{e} (API {a})"),
+                _ => "-".into(),
+            };
+            [d.name.to_string(), daemons::describe_endpoint(&d.endpoint), engine, status]
+        })
+        .collect();
+    let header = ["NAME", "ENDPOINT", "ENGINE", "STATUS"];
+    let width = |i: usize| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0);
+    let (w0, w1, w2) = (width(0), width(1), width(2));
+    writeln!(out, "{:w0$}  {:w1$}  {:w2$}  {}", header[0], header[1], header[2], header[3])?;
+    for r in rows {
+        writeln!(out, "{:w0$}  {:w1$}  {:w2$}  {}", r[0], r[1], r[2], r[3])?;
+    }
+    Ok(())
+}

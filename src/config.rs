@@ -1,0 +1,40 @@
+//! Settings that come from flags and the environment (`EXAPP_JANITOR_*`).
+//! Parsed by clap into typed values; nothing here talks to anything.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+/// Options every command shares.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalConfig {
+    /// Directory that holds the SQLite database (created when missing).
+    #[arg(long, global = true, env = "EXAPP_JANITOR_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Seconds to wait for one daemon before reporting it unreachable.
+    #[arg(
+        long,
+        global = true,
+        env = "EXAPP_JANITOR_DAEMON_TIMEOUT_SECS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u64).range(1..=300)
+    )]
+    pub daemon_timeout_secs: u64,
+}
+
+impl GlobalConfig {
+    pub fn daemon_timeout(&self) -> Duration {
+        Duration::from_secs(self.daemon_timeout_secs)
+    }
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on. Keep it on loopback and put a TLS reverse proxy in front.
+    #[arg(long, env = "EXAPP_JANITOR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}

@@ -1,0 +1,225 @@
+//! The daemon registry: add, list, remove and check daemons. The CLI, the JSON
+//! API and the Daemons page all go through these functions, so the three
+//! agree on every rule and message.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::docker::{DaemonClient, EngineInfo};
+use crate::domain::{DaemonName, Endpoint, FieldErrors, NewDaemon, NewDaemonInput, TlsFiles};
+use crate::store::{DaemonContact, Store, StoreError, StoredDaemon};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("invalid daemon: {0}")]
+    Invalid(FieldErrors),
+    #[error("there is no daemon named {0:?}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Validates and stores a daemon. An unreachable daemon is stored all the
+/// same (it may come up later); a taken name is a field error.
+pub async fn add(store: &Store, input: &NewDaemonInput) -> Result<StoredDaemon, DaemonError> {
+    let daemon = NewDaemon::parse(input).map_err(DaemonError::Invalid)?;
+    if !store.insert_daemon(&daemon).await? {
+        return Err(DaemonError::Invalid(FieldErrors::single(
+            "name",
+            format!("a daemon named {} already exists", daemon.name),
+        )));
+    }
+    get(store, daemon.name.as_str()).await
+}
+
+pub async fn get(store: &Store, name: &str) -> Result<StoredDaemon, DaemonError> {
+    let not_found = || DaemonError::NotFound(name.to_owned());
+    let parsed = DaemonName::parse(name).map_err(|_| not_found())?;
+    store.get_daemon(&parsed).await?.ok_or_else(not_found)
+}
+
+pub async fn remove(store: &Store, name: &str) -> Result<(), DaemonError> {
+    let daemon = get(store, name).await?;
+    if store.remove_daemon(&daemon.name).await? {
+        Ok(())
+    } else {
+        Err(DaemonError::NotFound(name.to_owned()))
+    }
+}
+
+pub async fn list(store: &Store) -> Result<Vec<StoredDaemon>, DaemonError> {
+    Ok(store.list_daemons().await?)
+}
+
+/// Contacts one daemon (bounded by `timeout`), remembers the outcome and
+/// returns the daemon with its fresh contact.
+pub async fn check(store: &Store, mut daemon: StoredDaemon, timeout: Duration) -> StoredDaemon {
+    let outcome = DaemonClient::connect(&daemon.endpoint, timeout)
+        .await
+        .map(|client| client.engine().clone())
+        .map_err(|e| e.to_string());
+    let recorded = match &outcome {
+        Ok(info) => {
+            store
+                .record_contact_ok(&daemon.name, &info.engine_version, &info.api_version)
+                .await
+        }
+        Err(error) => store.record_contact_error(&daemon.name, error).await,
+    };
+    if let Err(e) = recorded {
+        tracing::warn!(daemon = %daemon.name, error = %e, "could not record the daemon's contact");
+    }
+    apply_contact(&mut daemon.contact, outcome);
+    daemon
+}
+
+/// Checks every daemon at once: the slowest is bounded by `timeout`, and one
+/// daemon's failure shows only on its own row.
+pub async fn check_all(store: &Store, timeout: Duration) -> Result<Vec<StoredDaemon>, DaemonError> {
+    let daemons = list(store).await?;
+    Ok(join_all(daemons.into_iter().map(|d| check(store, d, timeout))).await)
+}
+
+fn apply_contact(contact: &mut DaemonContact, outcome: Result<EngineInfo, String>) {
+    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).ok();
+    contact.checked_at = now;
+    match outcome {
+        Ok(info) => {
+            contact.reachable = true;
+            contact.engine_version = Some(info.engine_version);
+            contact.api_version = Some(info.api_version);
+        }
+        Err(error) => {
+            contact.reachable = false;
+            contact.last_error = Some(error);
+            contact.last_error_at = now;
+        }
+    }
+}
+
+/// The daemon to add as `local` on the very first start, when no daemon is
+/// configured: `DOCKER_HOST` (with Docker's `DOCKER_TLS_VERIFY` and
+/// `DOCKER_CERT_PATH` for TLS), else the default socket if it exists.
+pub fn local_daemon_input(
+    docker_host: Option<&str>,
+    docker_tls_verify: bool,
+    docker_cert_path: Option<&Path>,
+    default_socket: &Path,
+) -> Option<NewDaemonInput> {
+    let mut input = NewDaemonInput {
+        name: "local".into(),
+        ..Default::default()
+    };
+    match docker_host.map(str::trim).filter(|h| !h.is_empty()) {
+        Some(host) if docker_tls_verify => {
+            let certs = docker_cert_path?;
+            let file = |f: &str| Some(certs.join(f).to_string_lossy().into_owned());
+            input.endpoint = host.replacen("tcp://", "https://", 1);
+            input.tls_ca = file("ca.pem");
+            input.tls_cert = file("cert.pem");
+            input.tls_key = file("key.pem");
+        }
+        Some(host) => input.endpoint = host.to_owned(),
+        None if default_socket.exists() => {
+            input.endpoint = format!("unix://{}", default_socket.display())
+        }
+        None => return None,
+    }
+    Some(input)
+}
+
+const FIRST_START_KEY: &str = "first_start_done";
+
+/// Runs once per data dir: adds the local daemon if there is one and no
+/// daemon is configured yet. Removing `local` later does not bring it back.
+pub async fn add_local_on_first_start(
+    store: &Store,
+    candidate: Option<NewDaemonInput>,
+) -> Result<Option<DaemonName>, DaemonError> {
+    if !store.meta_set_once(FIRST_START_KEY, "1").await? || !list(store).await?.is_empty() {
+        return Ok(None);
+    }
+    let Some(input) = candidate else {
+        return Ok(None);
+    };
+    match add(store, &input).await {
+        Ok(daemon) => Ok(Some(daemon.name)),
+        Err(DaemonError::Invalid(errors)) => {
+            tracing::warn!(endpoint = %input.endpoint, %errors, "not adding the local Docker daemon");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What a person sees of an endpoint: its URL, never the TLS key path.
+pub fn describe_endpoint(endpoint: &Endpoint) -> String {
+    match endpoint.tls_files() {
+        Some(TlsFiles { .. }) => format!("{endpoint} (TLS client certificate)"),
+        None => endpoint.to_string(),
+    }
+}
+
+/// A daemon as the CLI and the API show it. Never includes TLS file paths.
+#[derive(Debug, Serialize)]
+pub struct DaemonSummary {
+    pub name: String,
+    pub endpoint: String,
+    pub tls: bool,
+    pub reachable: bool,
+    pub engine_version: Option<String>,
+    pub api_version: Option<String>,
+    pub checked_at: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+}
+
+fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
+    t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+}
+
+impl From<&StoredDaemon> for DaemonSummary {
+    fn from(d: &StoredDaemon) -> Self {
+        Self {
+            name: d.name.to_string(),
+            endpoint: d.endpoint.to_string(),
+            tls: d.endpoint.tls_files().is_some(),
+            reachable: d.contact.reachable,
+            engine_version: d.contact.engine_version.clone(),
+            api_version: d.contact.api_version.clone(),
+            checked_at: rfc3339(d.contact.checked_at),
+            last_error: d.contact.last_error.clone(),
+            last_error_at: rfc3339(d.contact.last_error_at),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_daemon_prefers_docker_host() {
+        let input = local_daemon_input(Some("tcp://10.0.0.2:2375"), false, None, Path::new("/nonexistent")).unwrap();
+        assert_eq!((input.name.as_str(), input.endpoint.as_str()), ("local", "tcp://10.0.0.2:2375"));
+    }
+
+    #[test]
+    fn local_daemon_uses_docker_tls_settings_like_the_docker_cli() {
+        let input =
+            local_daemon_input(Some("tcp://h:2376"), true, Some(Path::new("/certs")), Path::new("/x")).unwrap();
+        assert_eq!(input.endpoint, "https://h:2376");
+        assert_eq!(input.tls_key.as_deref(), Some("/certs/key.pem"));
+    }
+
+    #[test]
+    fn local_daemon_falls_back_to_an_existing_default_socket_only() {
+        assert!(local_daemon_input(None, false, None, Path::new("/nonexistent.sock")).is_none());
+        let existing = std::env::temp_dir();
+        let input = local_daemon_input(Some(""), false, None, &existing).unwrap();
+        assert_eq!(input.endpoint, format!("unix://{}", existing.display()));
+    }
+}

@@ -1,0 +1,13 @@
+//! Plain, validated values shared by every layer. Each type can only hold a
+//! valid value: it is parsed once, at the boundary (CLI flag, form, JSON body,
+//! database row), and trusted everywhere after.
+
+mod daemon_name;
+mod endpoint;
+mod field_errors;
+mod new_daemon;
+
+pub use daemon_name::DaemonName;
+pub use endpoint::{Endpoint, HostPort, TlsFiles};
+pub use field_errors::FieldErrors;
+pub use new_daemon::{NewDaemon, NewDaemonInput};

@@ -1,0 +1,129 @@
+use serde::Deserialize;
+
+use super::{DaemonName, Endpoint, FieldErrors, TlsFiles};
+
+/// A daemon as a person typed it: CLI flags, a form or a JSON body.
+/// Untrusted; `NewDaemon::parse` turns it into something storable.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDaemonInput {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub endpoint: String,
+    #[serde(default)]
+    pub tls_ca: Option<String>,
+    #[serde(default)]
+    pub tls_cert: Option<String>,
+    #[serde(default)]
+    pub tls_key: Option<String>,
+}
+
+/// A daemon that passed every check and can be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDaemon {
+    pub name: DaemonName,
+    pub endpoint: Endpoint,
+}
+
+/// A blank form field means "not given".
+fn given(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl NewDaemon {
+    pub fn parse(input: &NewDaemonInput) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let name = DaemonName::parse(input.name.trim())
+            .map_err(|m| errors.add("name", m))
+            .ok();
+
+        let (ca, cert, key) = (given(&input.tls_ca), given(&input.tls_cert), given(&input.tls_key));
+        let wants_tls = input.endpoint.trim_start().starts_with("https://");
+        let tls = match (ca, cert, key) {
+            (None, None, None) => None,
+            _ if !wants_tls => {
+                errors.add("endpoint", "TLS files apply only to https:// endpoints");
+                None
+            }
+            (ca, cert, key) => {
+                let missing = "required for an https:// endpoint";
+                for (field, value) in [("tls_ca", ca), ("tls_cert", cert), ("tls_key", key)] {
+                    if value.is_none() {
+                        errors.add(field, missing);
+                    }
+                }
+                match TlsFiles::resolve(ca.unwrap_or(""), cert.unwrap_or(""), key.unwrap_or("")) {
+                    Ok(files) => Some(files),
+                    Err(problems) => {
+                        for (field, message) in problems {
+                            errors.add(field, message);
+                        }
+                        None
+                    }
+                }
+            }
+        };
+        let endpoint = if wants_tls && tls.is_none() && (ca, cert, key) != (None, None, None) {
+            None // the TLS fields already carry the error
+        } else {
+            Endpoint::parse(&input.endpoint, tls)
+                .map_err(|m| errors.add("endpoint", m))
+                .ok()
+        };
+        match (name, endpoint) {
+            (Some(name), Some(endpoint)) if errors.is_empty() => Ok(Self { name, endpoint }),
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(name: &str, endpoint: &str) -> NewDaemonInput {
+        NewDaemonInput {
+            name: name.into(),
+            endpoint: endpoint.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_valid_unix_daemon_parses() {
+        let d = NewDaemon::parse(&input("local", "unix:///run/docker.sock")).unwrap();
+        assert_eq!(d.name.as_str(), "local");
+        assert_eq!(d.endpoint.to_string(), "unix:///run/docker.sock");
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let errors = NewDaemon::parse(&input("bad name", "ftp://x")).unwrap_err();
+        assert!(errors.get("name").is_some());
+        assert!(errors.get("endpoint").is_some());
+    }
+
+    #[test]
+    fn https_without_tls_files_is_an_endpoint_error() {
+        let errors = NewDaemon::parse(&input("remote", "https://h:2376")).unwrap_err();
+        assert!(errors.get("endpoint").unwrap().contains("TLS"));
+    }
+
+    #[test]
+    fn partial_tls_files_name_the_missing_ones() {
+        let mut i = input("remote", "https://h:2376");
+        i.tls_ca = Some("/no/such/ca.pem".into());
+        let errors = NewDaemon::parse(&i).unwrap_err();
+        assert!(errors.get("tls_ca").unwrap().contains("no such file"));
+        assert_eq!(errors.get("tls_cert"), Some("required for an https:// endpoint"));
+        assert_eq!(errors.get("tls_key"), Some("required for an https:// endpoint"));
+    }
+
+    #[test]
+    fn tls_files_on_a_plain_endpoint_are_refused() {
+        let mut i = input("remote", "tcp://h:2375");
+        i.tls_ca = Some("/etc/hostname".into());
+        assert!(NewDaemon::parse(&i).unwrap_err().get("endpoint").is_some());
+    }
+}

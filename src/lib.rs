@@ -1,0 +1,14 @@
+//! exapp-janitor: keeps the Docker hosts of a Nextcloud AppAPI installation
+//! free of outdated ExApp images.
+//!
+//! Layers, each importing only those below it:
+//! `web`, `cli` → `app` → `daemons` → `docker`, `store` → `domain`.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod daemons;
+pub mod docker;
+pub mod domain;
+pub mod store;
+pub mod web;

@@ -1,0 +1,182 @@
+//! The `daemons` table: configured endpoints and their last contact.
+
+use std::path::PathBuf;
+
+use time::OffsetDateTime;
+
+use super::{now_unix, Store, StoreError};
+use crate::domain::{DaemonName, Endpoint, NewDaemon, TlsFiles};
+
+/// A configured daemon with what the last contact attempt learned.
+#[derive(Debug, Clone)]
+pub struct StoredDaemon {
+    pub name: DaemonName,
+    pub endpoint: Endpoint,
+    pub created_at: OffsetDateTime,
+    pub contact: DaemonContact,
+}
+
+/// The outcome of contacting a daemon, as remembered between contacts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonContact {
+    pub checked_at: Option<OffsetDateTime>,
+    pub reachable: bool,
+    pub engine_version: Option<String>,
+    pub api_version: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<OffsetDateTime>,
+}
+
+struct Row {
+    name: String,
+    endpoint: String,
+    tls_ca: Option<String>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+    created_at: i64,
+    checked_at: Option<i64>,
+    reachable: i64,
+    engine_version: Option<String>,
+    api_version: Option<String>,
+    last_error: Option<String>,
+    last_error_at: Option<i64>,
+}
+
+fn timestamp(secs: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl TryFrom<Row> for StoredDaemon {
+    type Error = StoreError;
+
+    fn try_from(row: Row) -> Result<Self, StoreError> {
+        let corrupt = |what: &str, why: String| StoreError::Corrupt(format!("daemon {what}: {why}"));
+        let name = DaemonName::parse(&row.name).map_err(|e| corrupt(&row.name, e))?;
+        let tls = match (row.tls_ca, row.tls_cert, row.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => Some(TlsFiles::from_stored(
+                PathBuf::from(ca),
+                PathBuf::from(cert),
+                PathBuf::from(key),
+            )),
+            _ => None,
+        };
+        let endpoint = Endpoint::parse(&row.endpoint, tls).map_err(|e| corrupt(&row.name, e))?;
+        Ok(Self {
+            name,
+            endpoint,
+            created_at: timestamp(row.created_at)?,
+            contact: DaemonContact {
+                checked_at: row.checked_at.map(timestamp).transpose()?,
+                reachable: row.reachable != 0,
+                engine_version: row.engine_version,
+                api_version: row.api_version,
+                last_error: row.last_error,
+                last_error_at: row.last_error_at.map(timestamp).transpose()?,
+            },
+        })
+    }
+}
+
+impl Store {
+    /// Stores a new daemon; false when the name is already taken (nothing changed).
+    pub async fn insert_daemon(&self, daemon: &NewDaemon) -> Result<bool, StoreError> {
+        let name = daemon.name.as_str();
+        let endpoint = daemon.endpoint.to_string();
+        let tls = daemon.endpoint.tls_files();
+        let path = |p: &PathBuf| p.to_string_lossy().into_owned();
+        let (ca, cert, key) = (
+            tls.map(|t| path(&t.ca)),
+            tls.map(|t| path(&t.cert)),
+            tls.map(|t| path(&t.key)),
+        );
+        let now = now_unix();
+        let done = sqlx::query!(
+            "INSERT INTO daemons (name, endpoint, tls_ca, tls_cert, tls_key, created_at)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            name,
+            endpoint,
+            ca,
+            cert,
+            key,
+            now
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn list_daemons(&self) -> Result<Vec<StoredDaemon>, StoreError> {
+        sqlx::query_as!(
+            Row,
+            "SELECT name, endpoint, tls_ca, tls_cert, tls_key, created_at, checked_at, reachable,
+                    engine_version, api_version, last_error, last_error_at
+             FROM daemons ORDER BY name"
+        )
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(StoredDaemon::try_from)
+        .collect()
+    }
+
+    pub async fn get_daemon(&self, name: &DaemonName) -> Result<Option<StoredDaemon>, StoreError> {
+        let name = name.as_str();
+        sqlx::query_as!(
+            Row,
+            "SELECT name, endpoint, tls_ca, tls_cert, tls_key, created_at, checked_at, reachable,
+                    engine_version, api_version, last_error, last_error_at
+             FROM daemons WHERE name = ?",
+            name
+        )
+        .fetch_optional(self.pool())
+        .await?
+        .map(StoredDaemon::try_from)
+        .transpose()
+    }
+
+    /// Removes a daemon; false when there was none of that name.
+    pub async fn remove_daemon(&self, name: &DaemonName) -> Result<bool, StoreError> {
+        let name = name.as_str();
+        let done = sqlx::query!("DELETE FROM daemons WHERE name = ?", name)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a successful contact. The last error is kept: the admin still
+    /// sees what went wrong last and when.
+    pub async fn record_contact_ok(
+        &self,
+        name: &DaemonName,
+        engine_version: &str,
+        api_version: &str,
+    ) -> Result<(), StoreError> {
+        let (name, now) = (name.as_str(), now_unix());
+        sqlx::query!(
+            "UPDATE daemons SET checked_at = ?, reachable = 1, engine_version = ?, api_version = ?
+             WHERE name = ?",
+            now,
+            engine_version,
+            api_version,
+            name
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn record_contact_error(&self, name: &DaemonName, error: &str) -> Result<(), StoreError> {
+        let (name, now) = (name.as_str(), now_unix());
+        sqlx::query!(
+            "UPDATE daemons SET checked_at = ?, reachable = 0, last_error = ?, last_error_at = ?
+             WHERE name = ?",
+            now,
+            error,
+            now,
+            name
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! The SQLite file in the data dir: opening it safely, migrations, and one
+//! module per table group. Imports only `domain`.
+
+mod daemons;
+mod meta;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use daemons::{DaemonContact, StoredDaemon};
+
+pub const DB_FILE: &str = "exapp-janitor.db";
+
+/// How long a statement waits for another process (server and CLI share the
+/// file) before SQLite reports "database is locked".
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the data directory {path} cannot be written: {source}")]
+    DataDirNotWritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not an SQLite database; move it away or choose another --data-dir")]
+    NotSqlite { path: PathBuf },
+    #[error(
+        "{path} was migrated by a newer exapp-janitor (schema {found}, this version knows up to {known}); \
+         run the newer version or restore a backup"
+    )]
+    NewerSchema { path: PathBuf, found: i64, known: i64 },
+    #[error("cannot open the database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot update the database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("the database holds an invalid value: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating when missing) the database in `data_dir` and brings its
+    /// schema up to date. Refuses, leaving the file as it was, when the
+    /// directory is not writable, the file is not SQLite, or a newer version
+    /// migrated it.
+    pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let not_writable = |source| StoreError::DataDirNotWritable {
+            path: data_dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(data_dir).map_err(not_writable)?;
+        probe_writable(data_dir).map_err(not_writable)?;
+
+        let path = data_dir.join(DB_FILE);
+        create_private_or_check_header(&path)?;
+
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(false)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
+
+        refuse_newer_schema(&pool, &path).await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+/// A new database file is created readable by its owner only (it names the
+/// daemons and, later, holds secrets). An existing one must start with
+/// SQLite's magic header; an empty file is a valid empty database.
+fn create_private_or_check_header(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(StoreError::DataDirNotWritable {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let mut header = Vec::with_capacity(16);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(16).read_to_end(&mut header))
+        .map_err(|source| StoreError::DataDirNotWritable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if header.is_empty() || header == b"SQLite format 3\0" {
+        Ok(())
+    } else {
+        Err(StoreError::NotSqlite {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+async fn refuse_newer_schema(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
+    let has_table: bool = sqlx::query_scalar(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations')",
+    )
+    .fetch_one(pool)
+    .await?;
+    if !has_table {
+        return Ok(());
+    }
+    let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+        .fetch_one(pool)
+        .await?;
+    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    match found {
+        Some(found) if found > known => Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            known,
+        }),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

@@ -1,0 +1,139 @@
+//! How failures look to a browser (an HTML page) and to an API client (JSON).
+//! The person gets one sentence; the log gets the whole chain.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+use serde_json::json;
+
+use crate::daemons::DaemonError;
+use crate::domain::FieldErrors;
+
+/// Renders a template with a status, or a plain 500 if rendering fails.
+pub fn html(status: StatusCode, template: &impl Template) -> HttpResponse {
+    match template.render() {
+        Ok(body) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header(("Cache-Control", "no-store"))
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            HttpResponse::InternalServerError().body("internal error")
+        }
+    }
+}
+
+fn log_chain(error: &(dyn std::error::Error + 'static)) {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    tracing::error!(error = %chain, "request failed");
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    nav: &'a str,
+    title: &'a str,
+    message: &'a str,
+}
+
+/// An error on a page request.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("something went wrong; the server log has the details")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<DaemonError> for PageError {
+    fn from(e: DaemonError) -> Self {
+        match e {
+            DaemonError::NotFound(_) => PageError::NotFound(e.to_string()),
+            other => PageError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PageError::NotFound(_) => StatusCode::NOT_FOUND,
+            PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let PageError::Internal(source) = self {
+            log_chain(source.as_ref());
+        }
+        let title = match self {
+            PageError::NotFound(_) => "Not found",
+            PageError::Internal(_) => "Error",
+        };
+        html(
+            self.status_code(),
+            &ErrorPage {
+                nav: "",
+                title,
+                message: &self.to_string(),
+            },
+        )
+    }
+}
+
+/// An error on an API request: `{"error": "...", "fields": {...}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("invalid input")]
+    Invalid(FieldErrors),
+    #[error("internal error; the server log has the details")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<DaemonError> for ApiError {
+    fn from(e: DaemonError) -> Self {
+        match e {
+            DaemonError::Invalid(fields) => ApiError::Invalid(fields),
+            DaemonError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            other => ApiError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            ApiError::Invalid(fields) => json!({ "error": self.to_string(), "fields": fields }),
+            ApiError::Internal(source) => {
+                log_chain(source.as_ref());
+                json!({ "error": self.to_string() })
+            }
+            _ => json!({ "error": self.to_string() }),
+        };
+        HttpResponse::build(self.status_code())
+            .insert_header(("Cache-Control", "no-store"))
+            .json(body)
+    }
+}
