@@ -48,7 +48,9 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
     let candidate = daemons::local_daemon_input(
         std::env::var("DOCKER_HOST").ok().as_deref(),
         std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0"),
-        std::env::var_os("DOCKER_CERT_PATH").as_deref().map(Path::new),
+        std::env::var_os("DOCKER_CERT_PATH")
+            .as_deref()
+            .map(Path::new),
         Path::new("/var/run/docker.sock"),
     );
     if let Some(name) = daemons::add_local_on_first_start(&app.store, candidate).await? {

@@ -8,13 +8,17 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{self, App};
 use crate::config::{GlobalConfig, ServeConfig};
+use crate::daemons::DaemonSummary;
 use crate::daemons::{self, DaemonError};
 use crate::domain::NewDaemonInput;
-use crate::daemons::DaemonSummary;
 use crate::store::StoredDaemon;
 
 #[derive(Debug, Parser)]
-#[command(name = "exapp-janitor", version, about = "Removes outdated Nextcloud ExApp images from Docker hosts")]
+#[command(
+    name = "exapp-janitor",
+    version,
+    about = "Removes outdated Nextcloud ExApp images from Docker hosts"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalConfig,
@@ -86,7 +90,11 @@ pub fn main() -> ExitCode {
     init_tracing(matches!(cli.command, Command::Serve(_)));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
-        Err(e) => return fail(&CliError::Failed(format!("cannot start the async runtime: {e}"))),
+        Err(e) => {
+            return fail(&CliError::Failed(format!(
+                "cannot start the async runtime: {e}"
+            )))
+        }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -194,7 +202,10 @@ async fn daemon_command(app: &App, command: DaemonCommand) -> Result<(), CliErro
 fn print_daemon_table(daemons: &[StoredDaemon]) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     if daemons.is_empty() {
-        writeln!(out, "no daemons configured; add one with: exapp-janitor daemon add NAME ENDPOINT")?;
+        writeln!(
+            out,
+            "no daemons configured; add one with: exapp-janitor daemon add NAME ENDPOINT"
+        )?;
         return Ok(());
     }
     let rows: Vec<[String; 4]> = daemons
@@ -210,13 +221,28 @@ fn print_daemon_table(daemons: &[StoredDaemon]) -> std::io::Result<()> {
                 (Some(e), Some(a)) if c.reachable => format!("{e} (API {a})"),
                 _ => "-".into(),
             };
-            [d.name.to_string(), daemons::describe_endpoint(&d.endpoint), engine, status]
+            [
+                d.name.to_string(),
+                daemons::describe_endpoint(&d.endpoint),
+                engine,
+                status,
+            ]
         })
         .collect();
     let header = ["NAME", "ENDPOINT", "ENGINE", "STATUS"];
-    let width = |i: usize| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0);
+    let width = |i: usize| {
+        rows.iter()
+            .map(|r| r[i].len())
+            .chain([header[i].len()])
+            .max()
+            .unwrap_or(0)
+    };
     let (w0, w1, w2) = (width(0), width(1), width(2));
-    writeln!(out, "{:w0$}  {:w1$}  {:w2$}  {}", header[0], header[1], header[2], header[3])?;
+    writeln!(
+        out,
+        "{:w0$}  {:w1$}  {:w2$}  {}",
+        header[0], header[1], header[2], header[3]
+    )?;
     for r in rows {
         writeln!(out, "{:w0$}  {:w1$}  {:w2$}  {}", r[0], r[1], r[2], r[3])?;
     }

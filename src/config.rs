@@ -11,7 +11,12 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 pub struct GlobalConfig {
     /// Directory that holds the SQLite database (created when missing).
-    #[arg(long, global = true, env = "EXAPP_JANITOR_DATA_DIR", default_value = "./data")]
+    #[arg(
+        long,
+        global = true,
+        env = "EXAPP_JANITOR_DATA_DIR",
+        default_value = "./data"
+    )]
     pub data_dir: PathBuf,
 
     /// Seconds to wait for one daemon before reporting it unreachable.

@@ -178,7 +178,10 @@ pub struct DaemonSummary {
 }
 
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
-    t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
 }
 
 impl From<&StoredDaemon> for DaemonSummary {
@@ -203,14 +206,28 @@ mod tests {
 
     #[test]
     fn local_daemon_prefers_docker_host() {
-        let input = local_daemon_input(Some("tcp://10.0.0.2:2375"), false, None, Path::new("/nonexistent")).unwrap();
-        assert_eq!((input.name.as_str(), input.endpoint.as_str()), ("local", "tcp://10.0.0.2:2375"));
+        let input = local_daemon_input(
+            Some("tcp://10.0.0.2:2375"),
+            false,
+            None,
+            Path::new("/nonexistent"),
+        )
+        .unwrap();
+        assert_eq!(
+            (input.name.as_str(), input.endpoint.as_str()),
+            ("local", "tcp://10.0.0.2:2375")
+        );
     }
 
     #[test]
     fn local_daemon_uses_docker_tls_settings_like_the_docker_cli() {
-        let input =
-            local_daemon_input(Some("tcp://h:2376"), true, Some(Path::new("/certs")), Path::new("/x")).unwrap();
+        let input = local_daemon_input(
+            Some("tcp://h:2376"),
+            true,
+            Some(Path::new("/certs")),
+            Path::new("/x"),
+        )
+        .unwrap();
         assert_eq!(input.endpoint, "https://h:2376");
         assert_eq!(input.tls_key.as_deref(), Some("/certs/key.pem"));
     }

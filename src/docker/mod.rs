@@ -45,6 +45,7 @@ impl From<bollard::errors::Error> for DockerError {
                 status_code,
                 message,
             } => format!("the daemon answered {status_code}: {message}"),
+            bollard::errors::Error::RequestTimeoutError => "no answer in time".to_string(),
             bollard::errors::Error::SocketNotFoundError(path) => {
                 format!("no socket at {path} (is the daemon running?)")
             }
@@ -121,8 +122,9 @@ fn connect_at(
     timeout: Duration,
     version: &ClientVersion,
 ) -> Result<Docker, DockerError> {
-    // bollard's own timeout is whole seconds; `within` enforces the precise one.
-    let secs = timeout.as_secs().max(1);
+    // bollard's own timeout is whole seconds; `within` enforces the precise
+    // one, so bollard's is only a backstop that never fires first.
+    let secs = timeout.as_secs() + 2;
     let docker = match endpoint {
         Endpoint::Unix(path) => Docker::connect_with_unix(&path.to_string_lossy(), secs, version)?,
         Endpoint::Tcp(addr) => Docker::connect_with_http(&format!("tcp://{addr}"), secs, version)?,

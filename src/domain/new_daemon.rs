@@ -38,7 +38,11 @@ impl NewDaemon {
             .map_err(|m| errors.add("name", m))
             .ok();
 
-        let (ca, cert, key) = (given(&input.tls_ca), given(&input.tls_cert), given(&input.tls_key));
+        let (ca, cert, key) = (
+            given(&input.tls_ca),
+            given(&input.tls_cert),
+            given(&input.tls_key),
+        );
         let wants_tls = input.endpoint.trim_start().starts_with("https://");
         let tls = match (ca, cert, key) {
             (None, None, None) => None,
@@ -116,8 +120,14 @@ mod tests {
         i.tls_ca = Some("/no/such/ca.pem".into());
         let errors = NewDaemon::parse(&i).unwrap_err();
         assert!(errors.get("tls_ca").unwrap().contains("no such file"));
-        assert_eq!(errors.get("tls_cert"), Some("required for an https:// endpoint"));
-        assert_eq!(errors.get("tls_key"), Some("required for an https:// endpoint"));
+        assert_eq!(
+            errors.get("tls_cert"),
+            Some("required for an https:// endpoint")
+        );
+        assert_eq!(
+            errors.get("tls_key"),
+            Some("required for an https:// endpoint")
+        );
     }
 
     #[test]

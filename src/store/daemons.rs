@@ -50,7 +50,8 @@ impl TryFrom<Row> for StoredDaemon {
     type Error = StoreError;
 
     fn try_from(row: Row) -> Result<Self, StoreError> {
-        let corrupt = |what: &str, why: String| StoreError::Corrupt(format!("daemon {what}: {why}"));
+        let corrupt =
+            |what: &str, why: String| StoreError::Corrupt(format!("daemon {what}: {why}"));
         let name = DaemonName::parse(&row.name).map_err(|e| corrupt(&row.name, e))?;
         let tls = match (row.tls_ca, row.tls_cert, row.tls_key) {
             (Some(ca), Some(cert), Some(key)) => Some(TlsFiles::from_stored(
@@ -165,7 +166,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn record_contact_error(&self, name: &DaemonName, error: &str) -> Result<(), StoreError> {
+    pub async fn record_contact_error(
+        &self,
+        name: &DaemonName,
+        error: &str,
+    ) -> Result<(), StoreError> {
         let (name, now) = (name.as_str(), now_unix());
         sqlx::query!(
             "UPDATE daemons SET checked_at = ?, reachable = 0, last_error = ?, last_error_at = ?

@@ -35,7 +35,11 @@ pub enum StoreError {
         "{path} was migrated by a newer exapp-janitor (schema {found}, this version knows up to {known}); \
          run the newer version or restore a backup"
     )]
-    NewerSchema { path: PathBuf, found: i64, known: i64 },
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("cannot open the database {path}: {source}")]
     Open {
         path: PathBuf,

@@ -27,13 +27,16 @@ pub fn json_config() -> web::JsonConfig {
         .limit(BODY_LIMIT)
         .error_handler(|err, _req| {
             let api = match &err {
-                JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+                JsonPayloadError::Overflow { .. }
+                | JsonPayloadError::OverflowKnownLength { .. } => {
                     ApiError::TooLarge { limit: BODY_LIMIT }
                 }
-                JsonPayloadError::ContentType => {
-                    ApiError::BadRequest("expected a JSON body (Content-Type: application/json)".into())
+                JsonPayloadError::ContentType => ApiError::BadRequest(
+                    "expected a JSON body (Content-Type: application/json)".into(),
+                ),
+                JsonPayloadError::Deserialize(e) => {
+                    ApiError::BadRequest(format!("invalid JSON body: {e}"))
                 }
-                JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
                 other => ApiError::BadRequest(format!("cannot read the request body: {other}")),
             };
             api.into()
@@ -41,7 +44,10 @@ pub fn json_config() -> web::JsonConfig {
 }
 
 async fn health(app: web::Data<App>) -> HttpResponse {
-    let db_ok = sqlx::query("SELECT 1").execute(app.store.pool()).await.is_ok();
+    let db_ok = sqlx::query("SELECT 1")
+        .execute(app.store.pool())
+        .await
+        .is_ok();
     let body = json!({
         "status": if db_ok { "ok" } else { "database unavailable" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -59,14 +65,19 @@ async fn list_daemons(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(body))
 }
 
-async fn add_daemon(app: web::Data<App>, input: web::Json<NewDaemonInput>) -> Result<HttpResponse, ApiError> {
+async fn add_daemon(
+    app: web::Data<App>,
+    input: web::Json<NewDaemonInput>,
+) -> Result<HttpResponse, ApiError> {
     let added = daemons::add(&app.store, &input).await?;
     let checked = daemons::check(&app.store, added, app.daemon_timeout).await;
     Ok(HttpResponse::Created().json(DaemonSummary::from(&checked)))
 }
 
-async fn remove_daemon(app: web::Data<App>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn remove_daemon(
+    app: web::Data<App>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     daemons::remove(&app.store, &name).await?;
     Ok(HttpResponse::NoContent().finish())
 }
-

@@ -7,13 +7,22 @@ const HTMX: &[u8] = include_bytes!("../../static/htmx.min.js");
 const CSS: &[u8] = include_bytes!("../../static/app.css");
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/static/htmx.min.js", web::get().to(|| asset(HTMX, "text/javascript; charset=utf-8")))
-        .route("/static/app.css", web::get().to(|| asset(CSS, "text/css; charset=utf-8")));
+    cfg.route(
+        "/static/htmx.min.js",
+        web::get().to(|| asset(HTMX, "text/javascript; charset=utf-8")),
+    )
+    .route(
+        "/static/app.css",
+        web::get().to(|| asset(CSS, "text/css; charset=utf-8")),
+    );
 }
 
 async fn asset(body: &'static [u8], content_type: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType(content_type.parse().expect("valid mime")))
-        .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)]))
+        .insert_header(CacheControl(vec![
+            CacheDirective::Public,
+            CacheDirective::MaxAge(3600),
+        ]))
         .body(body)
 }

@@ -26,7 +26,9 @@ pub fn form_config() -> web::FormConfig {
 }
 
 pub async fn not_found() -> Result<HttpResponse, PageError> {
-    Err(PageError::NotFound("There is no page at this address.".into()))
+    Err(PageError::NotFound(
+        "There is no page at this address.".into(),
+    ))
 }
 
 #[derive(Template)]
@@ -58,7 +60,10 @@ struct DaemonCard {
     refresh: bool,
 }
 
-async fn daemon_card(app: web::Data<App>, name: web::Path<String>) -> Result<HttpResponse, PageError> {
+async fn daemon_card(
+    app: web::Data<App>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
     let checked = daemons::check(&app.store, daemon, app.daemon_timeout).await;
     Ok(html(
@@ -77,7 +82,10 @@ struct DaemonStatus {
     refresh: bool,
 }
 
-async fn test_daemon(app: web::Data<App>, name: web::Path<String>) -> Result<HttpResponse, PageError> {
+async fn test_daemon(
+    app: web::Data<App>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
     let checked = daemons::check(&app.store, daemon, app.daemon_timeout).await;
     Ok(html(
@@ -133,7 +141,13 @@ fn add_form_fields(form: &DaemonForm, errors: &FieldErrors) -> Vec<FormField> {
         error: errors.get(name).map(str::to_owned),
     };
     vec![
-        field("name", "Name", "gpu-host", "Letters, digits, '_', '.' and '-'; at most 64.", &form.name),
+        field(
+            "name",
+            "Name",
+            "gpu-host",
+            "Letters, digits, '_', '.' and '-'; at most 64.",
+            &form.name,
+        ),
         field(
             "endpoint",
             "Endpoint",
@@ -141,10 +155,28 @@ fn add_form_fields(form: &DaemonForm, errors: &FieldErrors) -> Vec<FormField> {
             "unix:///path.sock, tcp://host:port (plain) or https://host:port (TLS).",
             &form.endpoint,
         ),
-        field("tls_ca", "TLS CA certificate", "/etc/exapp-janitor/gpu-host/ca.pem", "https:// only: path on this server.", &form.tls_ca),
-        field("tls_cert", "TLS client certificate", "/etc/exapp-janitor/gpu-host/cert.pem", "https:// only.", &form.tls_cert),
+        field(
+            "tls_ca",
+            "TLS CA certificate",
+            "/etc/exapp-janitor/gpu-host/ca.pem",
+            "https:// only: path on this server.",
+            &form.tls_ca,
+        ),
+        field(
+            "tls_cert",
+            "TLS client certificate",
+            "/etc/exapp-janitor/gpu-host/cert.pem",
+            "https:// only.",
+            &form.tls_cert,
+        ),
         // The key path is never shown back, not even after a failed submit.
-        field("tls_key", "TLS client key", "/etc/exapp-janitor/gpu-host/key.pem", "https:// only.", ""),
+        field(
+            "tls_key",
+            "TLS client key",
+            "/etc/exapp-janitor/gpu-host/key.pem",
+            "https:// only.",
+            "",
+        ),
     ]
 }
 
@@ -167,10 +199,19 @@ async fn render_daemons_page(
 }
 
 async fn daemons_page(app: web::Data<App>) -> Result<HttpResponse, PageError> {
-    render_daemons_page(&app, StatusCode::OK, &DaemonForm::default(), &FieldErrors::new()).await
+    render_daemons_page(
+        &app,
+        StatusCode::OK,
+        &DaemonForm::default(),
+        &FieldErrors::new(),
+    )
+    .await
 }
 
-async fn add_daemon(app: web::Data<App>, form: web::Form<DaemonForm>) -> Result<HttpResponse, PageError> {
+async fn add_daemon(
+    app: web::Data<App>,
+    form: web::Form<DaemonForm>,
+) -> Result<HttpResponse, PageError> {
     let optional = |v: &str| Some(v.to_owned()).filter(|v| !v.trim().is_empty());
     let input = NewDaemonInput {
         name: form.name.clone(),
@@ -198,7 +239,10 @@ struct ConfirmRemove {
     d: DaemonSummary,
 }
 
-async fn confirm_remove(app: web::Data<App>, name: web::Path<String>) -> Result<HttpResponse, PageError> {
+async fn confirm_remove(
+    app: web::Data<App>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
     Ok(html(
         StatusCode::OK,
@@ -209,7 +253,10 @@ async fn confirm_remove(app: web::Data<App>, name: web::Path<String>) -> Result<
     ))
 }
 
-async fn remove_daemon(app: web::Data<App>, name: web::Path<String>) -> Result<HttpResponse, PageError> {
+async fn remove_daemon(
+    app: web::Data<App>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
     daemons::remove(&app.store, &name).await?;
     Ok(see_other("/daemons"))
 }

@@ -8,6 +8,8 @@
 # Engine A: Debian 12's docker.io (Engine 20.10, API 1.41) on a unix socket and plain TCP.
 # Engine B: Debian 13's docker.io (Engine 26.1, API 1.45) on a unix socket and TCP with
 #           TLS client certificates (--tlsverify).
+# Engine C: a spare Engine 20.10 on a unix socket, for tests that stop or restart
+#           a daemon (engines.sh restart-spare DIR brings it back).
 # The host's /var/run/docker.sock is never used: every engine has its own socket,
 # data root, exec root and containerd, all under DIR.
 set -euo pipefail
@@ -121,8 +123,10 @@ cmd_start() {
   start_engine b "$ENGINE26_DIR/usr/sbin/dockerd" "$ENGINE26_DIR/usr/bin:$ENGINE26_DIR/usr/sbin" \
     --host "tcp://127.0.0.1:$port_b" --tlsverify --tlscacert "$ROOT/tls/ca.pem" \
     --tlscert "$ROOT/tls/server-cert.pem" --tlskey "$ROOT/tls/server-key.pem"
+  start_engine c /usr/sbin/dockerd "/usr/sbin:/usr/bin"
   wait_engine a
   wait_engine b
+  wait_engine c
   cat > "$ROOT/env" <<ENV
 export EXAPP_JANITOR_TEST_ROOT='$ROOT'
 export EXAPP_JANITOR_TEST_ENGINE_A_SOCK='unix://$ROOT/a/docker.sock'
@@ -131,6 +135,9 @@ export EXAPP_JANITOR_TEST_ENGINE_A_PIDFILE='$ROOT/a/docker.pid'
 export EXAPP_JANITOR_TEST_ENGINE_B_SOCK='unix://$ROOT/b/docker.sock'
 export EXAPP_JANITOR_TEST_ENGINE_B_TLS='https://127.0.0.1:$port_b'
 export EXAPP_JANITOR_TEST_ENGINE_B_PIDFILE='$ROOT/b/docker.pid'
+export EXAPP_JANITOR_TEST_ENGINE_C_SOCK='unix://$ROOT/c/docker.sock'
+export EXAPP_JANITOR_TEST_ENGINE_C_PIDFILE='$ROOT/c/docker.pid'
+export EXAPP_JANITOR_TEST_HARNESS='$(realpath "$0")'
 export EXAPP_JANITOR_TEST_TLS_CA='$ROOT/tls/ca.pem'
 export EXAPP_JANITOR_TEST_TLS_CERT='$ROOT/tls/cert.pem'
 export EXAPP_JANITOR_TEST_TLS_KEY='$ROOT/tls/key.pem'
@@ -156,19 +163,31 @@ stop_engine() {
   [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
   # containerd shims and mounts that outlive the daemon
   pkill -9 -f -- "$d/exec" 2>/dev/null || true
-  grep -o " $d[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  local mounts
+  mounts=$(grep -o " $d/[^ ]*" /proc/mounts | sort -r || true)
+  for m in $mounts; do umount -l "$m" 2>/dev/null || true; done
 }
 
 cmd_stop() {
   local root; root=$(realpath -m "$1")
   [ -d "$root" ] || return 0
-  for e in a b; do [ -d "$root/$e" ] && stop_engine "$root/$e"; done
+  for e in a b c; do if [ -d "$root/$e" ]; then stop_engine "$root/$e"; fi; done
   rm -rf "$root"
+}
+
+# Stops engine C and starts it again on the same socket and data (tests that
+# take a daemon down bring it back with this).
+cmd_restart_spare() {
+  ROOT=$(realpath -m "$1")
+  stop_engine "$ROOT/c"
+  start_engine c /usr/sbin/dockerd "/usr/sbin:/usr/bin"
+  wait_engine c
 }
 
 case "${1:-}" in
   install) cmd_install ;;
   start) [ $# -eq 2 ] || die "usage: engines.sh start DIR"; cmd_start "$2" ;;
+  restart-spare) [ $# -eq 2 ] || die "usage: engines.sh restart-spare DIR"; cmd_restart_spare "$2" ;;
   stop) [ $# -eq 2 ] || die "usage: engines.sh stop DIR"; cmd_stop "$2" ;;
-  *) die "usage: engines.sh install | start DIR | stop DIR" ;;
+  *) die "usage: engines.sh install | start DIR | restart-spare DIR | stop DIR" ;;
 esac

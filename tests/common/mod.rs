@@ -1,0 +1,208 @@
+//! Test support: the isolated Docker engines the harness started, a server
+//! spawned in-process on a fresh data dir, the CLI binary, and fixtures.
+//!
+//! Every test that needs an engine fails loudly when the harness is not
+//! running: run the suite with `tests/harness/run-tests.sh`.
+#![allow(dead_code)]
+
+pub mod fixtures;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use exapp_janitor::app::App;
+use exapp_janitor::config::GlobalConfig;
+use serde_json::Value;
+
+/// Reads a variable the harness exports, or stops the test with a clear message.
+pub fn harness_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: the integration tests need the isolated Docker engines. \
+             Run them with tests/harness/run-tests.sh (the README's test command)."
+        )
+    })
+}
+
+/// Engine A: Debian 12's Engine 20.10 (API 1.41).
+pub fn engine_a_sock() -> String {
+    harness_var("EXAPP_JANITOR_TEST_ENGINE_A_SOCK")
+}
+pub fn engine_a_tcp() -> String {
+    harness_var("EXAPP_JANITOR_TEST_ENGINE_A_TCP")
+}
+/// Engine B: Debian 13's Engine 26.1 (API 1.45).
+pub fn engine_b_sock() -> String {
+    harness_var("EXAPP_JANITOR_TEST_ENGINE_B_SOCK")
+}
+
+pub struct TlsEndpoint {
+    pub url: String,
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+}
+
+/// Engine B over TCP with TLS client certificates.
+pub fn engine_b_tls() -> TlsEndpoint {
+    TlsEndpoint {
+        url: harness_var("EXAPP_JANITOR_TEST_ENGINE_B_TLS"),
+        ca: harness_var("EXAPP_JANITOR_TEST_TLS_CA"),
+        cert: harness_var("EXAPP_JANITOR_TEST_TLS_CERT"),
+        key: harness_var("EXAPP_JANITOR_TEST_TLS_KEY"),
+    }
+}
+
+/// Engine C: a spare engine that tests may stop (and bring back).
+pub struct SpareEngine;
+
+impl SpareEngine {
+    pub fn sock() -> String {
+        harness_var("EXAPP_JANITOR_TEST_ENGINE_C_SOCK")
+    }
+
+    pub fn stop() {
+        let pid = std::fs::read_to_string(harness_var("EXAPP_JANITOR_TEST_ENGINE_C_PIDFILE"))
+            .expect("engine C's pid file");
+        let status = Command::new("kill").arg(pid.trim()).status().unwrap();
+        assert!(status.success(), "could not stop engine C");
+        let sock = Self::sock().replacen("unix://", "", 1);
+        for _ in 0..300 {
+            if !Path::new(&sock).exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("engine C did not stop within 30 s");
+    }
+
+    pub fn restart() {
+        let root = harness_var("EXAPP_JANITOR_TEST_ROOT");
+        let status = Command::new("bash")
+            .args([
+                &harness_var("EXAPP_JANITOR_TEST_HARNESS"),
+                "restart-spare",
+                &root,
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "could not restart engine C");
+    }
+}
+
+/// A server running in this process on a fresh data dir.
+pub struct TestApp {
+    pub address: String,
+    pub app: App,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+pub const TEST_DAEMON_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let config = GlobalConfig {
+        data_dir: data_dir.clone(),
+        daemon_timeout_secs: TEST_DAEMON_TIMEOUT.as_secs(),
+    };
+    let app = App::open(&config).await.expect("open the store");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let server = exapp_janitor::web::server(app.clone(), listener).unwrap();
+    tokio::spawn(server);
+    TestApp {
+        address,
+        app,
+        data_dir,
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self.get(path).await;
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn daemon_names(&self) -> Vec<String> {
+        self.app
+            .store
+            .list_daemons()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.name.to_string())
+            .collect()
+    }
+}
+
+/// The `exapp-janitor` binary with a data dir, outside any Docker setting of
+/// the host.
+pub fn cli(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_exapp-janitor"));
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("EXAPP_JANITOR_DAEMON_TIMEOUT_SECS", "2")
+        .env_remove("DOCKER_HOST")
+        .env_remove("EXAPP_JANITOR_DATA_DIR");
+    command
+}
+
+pub fn run(command: &mut Command) -> Output {
+    command.output().expect("run exapp-janitor")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A TCP port that accepts connections and never answers: a hung daemon.
+pub fn black_hole() -> (TcpListener, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("tcp://{}", listener.local_addr().unwrap());
+    (listener, url)
+}
