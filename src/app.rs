@@ -5,6 +5,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::auth::{self, ApiTokenSource, AuthError};
 use crate::config::{GlobalConfig, ServeConfig};
 use crate::daemons;
 use crate::store::{Store, StoreError};
@@ -14,13 +15,21 @@ use crate::store::{Store, StoreError};
 pub struct App {
     pub store: Store,
     pub daemon_timeout: Duration,
+    /// Where the API's bearer token comes from.
+    pub api_token: ApiTokenSource,
+    /// A browser session ends after this long without a request.
+    pub session_idle: Duration,
 }
+
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 
 impl App {
     pub async fn open(config: &GlobalConfig) -> Result<Self, StoreError> {
         Ok(Self {
             store: Store::open(&config.data_dir).await?,
             daemon_timeout: config.daemon_timeout(),
+            api_token: ApiTokenSource::Stored,
+            session_idle: DEFAULT_SESSION_IDLE,
         })
     }
 }
@@ -31,6 +40,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Daemons(#[from] daemons::DaemonError),
+    #[error("EXAPP_JANITOR_ADMIN_PASSWORD: {0}")]
+    Auth(#[from] AuthError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -44,7 +55,22 @@ pub enum ServeError {
 /// `exapp-janitor serve`: open the store, adopt the local Docker daemon on
 /// the very first start, and serve the pages and the API until stopped.
 pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), ServeError> {
-    let app = App::open(global).await?;
+    let mut app = App::open(global).await?;
+    app.api_token =
+        ApiTokenSource::from_env(std::env::var("EXAPP_JANITOR_API_TOKEN").ok().as_deref());
+    app.session_idle = config.session_idle();
+    let env_password = std::env::var("EXAPP_JANITOR_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    if let Some(generated) =
+        auth::ensure_admin_password(&app.store, env_password.as_deref()).await?
+    {
+        // The one and only time this password is shown: only its hash is kept.
+        tracing::warn!(
+            "generated the admin password (shown only this once; change it with              `exapp-janitor admin reset-password`): {}",
+            generated.expose()
+        );
+    }
     let candidate = daemons::local_daemon_input(
         std::env::var("DOCKER_HOST").ok().as_deref(),
         std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0"),

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::app::{self, App};
+use crate::auth::{self, AuthError, Password};
 use crate::config::{GlobalConfig, ServeConfig};
 use crate::daemons::DaemonSummary;
 use crate::daemons::{self, DaemonError};
@@ -34,6 +35,22 @@ pub enum Command {
     Daemon {
         #[command(subcommand)]
         command: DaemonCommand,
+    },
+    /// Manage the admin account.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Set a new admin password (generated and printed, or read from stdin)
+    /// and log every browser out.
+    ResetPassword {
+        /// Read the new password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -135,12 +152,50 @@ fn failed(error: impl std::error::Error) -> CliError {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve(config) => app::serve(&cli.global, &config).await.map_err(failed),
+        Command::Serve(config) => app::serve(&cli.global, &config).await.map_err(|e| match e {
+            app::ServeError::Auth(AuthError::WeakPassword) => CliError::BadInput(e.to_string()),
+            other => failed(other),
+        }),
+        Command::Admin { command } => {
+            let app = App::open(&cli.global).await.map_err(failed)?;
+            let result = admin_command(&app, command).await;
+            app.store.close().await;
+            result
+        }
         Command::Daemon { command } => {
             let app = App::open(&cli.global).await.map_err(failed)?;
             let result = daemon_command(&app, command).await;
             app.store.close().await;
             result
+        }
+    }
+}
+
+async fn admin_command(app: &App, command: AdminCommand) -> Result<(), CliError> {
+    match command {
+        AdminCommand::ResetPassword { password_stdin } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map_err(failed)?;
+                Password::parse(line.trim_end_matches(['\r', '\n']))
+                    .map_err(|e| CliError::BadInput(e.to_string()))?
+            } else {
+                Password::generate()
+            };
+            auth::reset_admin_password(&app.store, &password)
+                .await
+                .map_err(failed)?;
+            if password_stdin {
+                println!("admin password changed; every browser session was logged out");
+            } else {
+                println!("new admin password: {}", password.expose());
+            }
+            if std::env::var_os("EXAPP_JANITOR_ADMIN_PASSWORD").is_some() {
+                eprintln!(
+                    "note: EXAPP_JANITOR_ADMIN_PASSWORD is set; a server started with it sets that password again"
+                );
+            }
+            Ok(())
         }
     }
 }

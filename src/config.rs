@@ -42,4 +42,19 @@ pub struct ServeConfig {
     /// Address to listen on. Keep it on loopback and put a TLS reverse proxy in front.
     #[arg(long, env = "EXAPP_JANITOR_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// Minutes without a request after which a browser session ends.
+    #[arg(
+        long,
+        env = "EXAPP_JANITOR_SESSION_IDLE_MINUTES",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=10080)
+    )]
+    pub session_idle_minutes: u64,
+}
+
+impl ServeConfig {
+    pub fn session_idle(&self) -> Duration {
+        Duration::from_secs(self.session_idle_minutes * 60)
+    }
 }

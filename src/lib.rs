@@ -2,9 +2,10 @@
 //! free of outdated ExApp images.
 //!
 //! Layers, each importing only those below it:
-//! `web`, `cli` → `app` → `daemons` → `docker`, `store` → `domain`.
+//! `web`, `cli` → `app` → `daemons`, `auth` → `docker`, `store` → `domain`.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod daemons;

@@ -34,19 +34,14 @@ async fn a_tls_daemon_is_added_listed_and_removed() {
         .unwrap()
         .starts_with("26.1"));
 
-    let listed: Value = app.get("/api/v1/daemons").await.json().await.unwrap();
+    let listed = app.get_json("/api/v1/daemons").await;
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert!(
         !listed.to_string().contains(&tls.key),
         "the key path leaked: {listed}"
     );
 
-    let response = app
-        .http
-        .delete(app.url("/api/v1/daemons/remote"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.api_delete("/api/v1/daemons/remote").await;
     assert_eq!(response.status(), 204);
     assert!(app.daemon_names().await.is_empty());
 }
@@ -108,6 +103,7 @@ async fn malformed_bodies_are_400_with_a_json_error() {
         let response = app
             .http
             .post(app.url("/api/v1/daemons"))
+            .bearer_auth(&app.api_token)
             .header("Content-Type", "application/json")
             .body(body.to_vec())
             .send()
@@ -137,12 +133,7 @@ async fn an_oversized_body_is_413() {
 #[tokio::test]
 async fn removing_an_unknown_daemon_is_404() {
     let app = spawn_app().await;
-    let response = app
-        .http
-        .delete(app.url("/api/v1/daemons/ghost"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.api_delete("/api/v1/daemons/ghost").await;
     assert_eq!(response.status(), 404);
 }
 
@@ -164,7 +155,7 @@ async fn hung_daemons_are_checked_at_once_and_never_delay_the_others() {
     .await;
 
     let started = Instant::now();
-    let listed: Value = app.get("/api/v1/daemons").await.json().await.unwrap();
+    let listed = app.get_json("/api/v1/daemons").await;
     // Three hung daemons checked one after another would take 3 timeouts.
     assert!(
         started.elapsed() < TEST_DAEMON_TIMEOUT * 2 + Duration::from_millis(500),
@@ -200,7 +191,7 @@ async fn a_stopped_daemon_is_unreachable_while_the_other_still_answers() {
     )
     .await;
     SpareEngine::stop();
-    let listed: Value = app.get("/api/v1/daemons").await.json().await.unwrap();
+    let listed = app.get_json("/api/v1/daemons").await;
     SpareEngine::restart();
 
     let by_name = |n: &str| {
@@ -228,7 +219,7 @@ async fn a_stopped_daemon_is_unreachable_while_the_other_still_answers() {
     assert_eq!(steady["reachable"], true, "{steady}");
 
     // Back up: reachable again, and the last error is still on record.
-    let listed: Value = app.get("/api/v1/daemons").await.json().await.unwrap();
+    let listed = app.get_json("/api/v1/daemons").await;
     let spare = listed
         .as_array()
         .unwrap()

@@ -128,12 +128,7 @@ async fn test_connection_reports_the_live_state() {
     add(&app, "alpha", &engine_a_sock()).await;
     let (_, page) = app.get_text("/daemons").await;
     assert!(page.contains(r#"hx-post="/daemons/alpha/test""#), "{page}");
-    let response = app
-        .http
-        .post(app.url("/daemons/alpha/test"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.htmx_post("/daemons/alpha/test").await;
     assert_eq!(response.status(), 200);
     let fragment = response.text().await.unwrap();
     assert!(

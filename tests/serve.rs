@@ -11,10 +11,33 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
+const TOKEN: &str = "serve-test-token-0123456789";
+
 /// A `serve` process; killed when dropped.
 struct Server {
     child: Child,
     address: String,
+    /// Every log line so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    async fn api(&self, path: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    fn log_lines_containing(&self, needle: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| l.contains(needle)).cloned().collect()
+    }
 }
 
 impl Drop for Server {
@@ -25,19 +48,31 @@ impl Drop for Server {
 }
 
 fn start_server(data_dir: &Path, docker_host: Option<&str>) -> Server {
+    start_server_with(data_dir, docker_host, Some(TEST_PASSWORD))
+}
+
+fn start_server_with(data_dir: &Path, docker_host: Option<&str>, password: Option<&str>) -> Server {
     let mut command = cli(data_dir);
     command
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("EXAPP_JANITOR_API_TOKEN", TOKEN)
+        .env_remove("EXAPP_JANITOR_ADMIN_PASSWORD")
         .stderr(Stdio::piped())
         .stdout(Stdio::null());
+    if let Some(password) = password {
+        command.env("EXAPP_JANITOR_ADMIN_PASSWORD", password);
+    }
     if let Some(host) = docker_host {
         command.env("DOCKER_HOST", host);
     }
     let mut child = command.spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line.clone());
             if let Some((_, addr)) = line.split_once("listening on ") {
                 let _ = tx.send(addr.trim().to_owned());
             }
@@ -46,7 +81,11 @@ fn start_server(data_dir: &Path, docker_host: Option<&str>) -> Server {
     let address = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("serve did not start listening");
-    Server { child, address }
+    Server {
+        child,
+        address,
+        log,
+    }
 }
 
 #[tokio::test]
@@ -55,7 +94,22 @@ async fn serve_on_an_empty_data_dir_creates_the_database_and_answers() {
     let data = dir.path().join("data");
     let server = start_server(&data, None);
     assert!(data.join("exapp-janitor.db").is_file());
-    let overview = reqwest::get(format!("{}/", server.address)).await.unwrap();
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let login = browser
+        .get(format!("{}/", server.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.url().path(), "/login", "the overview needs a login");
+    let overview = browser
+        .post(format!("{}/login", server.address))
+        .form(&[("password", TEST_PASSWORD), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(overview.status(), 200);
     assert!(overview.text().await.unwrap().contains("<h1>Overview</h1>"));
     let health: Value = reqwest::get(format!("{}/api/v1/health", server.address))
@@ -71,12 +125,7 @@ async fn serve_on_an_empty_data_dir_creates_the_database_and_answers() {
 async fn the_first_start_adds_docker_host_as_local_and_only_once() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server(dir.path(), Some(&engine_a_sock()));
-    let daemons: Value = reqwest::get(format!("{}/api/v1/daemons", server.address))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let daemons = server.api("/api/v1/daemons").await;
     assert_eq!(daemons[0]["name"], "local");
     assert_eq!(daemons[0]["endpoint"], engine_a_sock());
     assert_eq!(daemons[0]["reachable"], true);
@@ -85,12 +134,7 @@ async fn the_first_start_adds_docker_host_as_local_and_only_once() {
     let out = run(cli(dir.path()).args(["daemon", "remove", "local"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let server = start_server(dir.path(), Some(&engine_a_sock()));
-    let daemons: Value = reqwest::get(format!("{}/api/v1/daemons", server.address))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let daemons = server.api("/api/v1/daemons").await;
     assert_eq!(
         daemons,
         serde_json::json!([]),
@@ -117,4 +161,101 @@ fn serve_with_an_unparsable_listen_address_is_bad_input() {
         !dir.path().join("exapp-janitor.db").exists(),
         "nothing created on bad input"
     );
+}
+
+#[tokio::test]
+async fn a_generated_admin_password_is_logged_once_and_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_with(dir.path(), None, None);
+    let lines = server.log_lines_containing("generated the admin password");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let password = lines[0].rsplit(": ").next().unwrap().trim().to_owned();
+    assert!(password.len() >= 12, "{password:?}");
+
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = browser
+        .post(format!("{}/login", server.address))
+        .form(&[("password", password.as_str()), ("next", "/daemons")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    assert_eq!(answer.headers()["location"], "/daemons");
+    assert_eq!(
+        browser
+            .get(format!("{}/daemons", server.address))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    drop(server);
+
+    let again = start_server_with(dir.path(), None, None);
+    assert!(again
+        .log_lines_containing("generated the admin password")
+        .is_empty());
+    let db = std::fs::read(dir.path().join("exapp-janitor.db")).unwrap();
+    assert!(
+        !db.windows(password.len()).any(|w| w == password.as_bytes()),
+        "the plain password is in the database"
+    );
+}
+
+#[test]
+fn a_too_short_admin_password_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(cli(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("EXAPP_JANITOR_ADMIN_PASSWORD", "short"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("at least") || stderr(&out).contains("characters"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn reset_password_replaces_the_password_and_logs_everyone_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_with(dir.path(), None, None);
+    let out = run(cli(dir.path()).args(["admin", "reset-password"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let password = stdout(&out).trim().rsplit(": ").next().unwrap().to_owned();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = browser
+        .post(format!("{}/login", server.address))
+        .form(&[("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303, "the new password works");
+
+    let mut stdin_reset = cli(dir.path());
+    stdin_reset
+        .args(["admin", "reset-password", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = stdin_reset.spawn().unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"tiny\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a weak password is bad input");
+    let answer = browser
+        .post(format!("{}/login", server.address))
+        .form(&[("password", password.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303, "nothing changed");
 }

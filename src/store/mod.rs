@@ -1,6 +1,7 @@
 //! The SQLite file in the data dir: opening it safely, migrations, and one
 //! module per table group. Imports only `domain`.
 
+mod auth;
 mod daemons;
 mod meta;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use auth::{CredentialKind, StoredSession};
 pub use daemons::{DaemonContact, StoredDaemon};
 
 pub const DB_FILE: &str = "exapp-janitor.db";
@@ -91,8 +93,16 @@ impl Store {
                 source,
             })?;
 
-        refuse_newer_schema(&pool, &path).await?;
-        MIGRATOR.run(&pool).await?;
+        let ready = match refuse_newer_schema(&pool, &path).await {
+            Ok(()) => MIGRATOR.run(&pool).await.map_err(StoreError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = ready {
+            // Close cleanly so SQLite folds and removes its WAL file: the
+            // database is left exactly as it was found.
+            pool.close().await;
+            return Err(e);
+        }
         Ok(Self { pool })
     }
 

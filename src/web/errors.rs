@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 use serde_json::json;
 
+use super::layout::Layout;
 use crate::daemons::DaemonError;
 use crate::domain::FieldErrors;
 
@@ -37,7 +38,7 @@ fn log_chain(error: &(dyn std::error::Error + 'static)) {
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
-    nav: &'a str,
+    layout: Layout,
     title: &'a str,
     message: &'a str,
 }
@@ -49,6 +50,12 @@ pub enum PageError {
     NotFound(String),
     #[error("something went wrong; the server log has the details")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl PageError {
+    pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        PageError::Internal(Box::new(error))
+    }
 }
 
 impl From<DaemonError> for PageError {
@@ -79,7 +86,7 @@ impl ResponseError for PageError {
         html(
             self.status_code(),
             &ErrorPage {
-                nav: "",
+                layout: Layout::public(),
                 title,
                 message: &self.to_string(),
             },

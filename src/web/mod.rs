@@ -1,35 +1,53 @@
 //! The HTTP edge: pages (askama + htmx), the JSON API and static assets.
-//! It reads and records through `daemons` and the store; it never deletes an
-//! image itself.
+//! Every request passes the guard (login, API token, CSRF) first. The web
+//! layer reads and records; it never deletes an image itself.
 
 mod api;
 mod assets;
+mod daemon_pages;
 mod errors;
-mod pages;
+mod guard;
+mod layout;
+mod login;
+mod settings;
+pub mod throttle;
 
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::middleware::{from_fn, DefaultHeaders, Logger};
 use actix_web::{web, HttpServer};
 
 use crate::app::App;
+use errors::PageError;
+use throttle::{LoginThrottle, ThrottlePolicy};
 
 /// Largest request body any endpoint accepts; larger ones get 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Builds the server on an already bound listener (tests bind port 0).
 pub fn server(app: App, listener: TcpListener) -> std::io::Result<Server> {
+    server_with(app, listener, ThrottlePolicy::default())
+}
+
+pub fn server_with(
+    app: App,
+    listener: TcpListener,
+    throttle: ThrottlePolicy,
+) -> std::io::Result<Server> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("listening on http://{addr}");
     }
     let data = web::Data::new(app);
+    let throttle = web::Data::new(LoginThrottle::new(throttle));
     let server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
+            .app_data(throttle.clone())
             .app_data(api::json_config())
-            .app_data(pages::form_config())
+            .app_data(form_config())
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
+            .wrap(from_fn(guard::guard))
             .wrap(security_headers())
             .wrap(Logger::new("%a \"%r\" %s %Dms").log_target("exapp_janitor::http"))
             .configure(routes)
@@ -42,11 +60,36 @@ pub fn server(app: App, listener: TcpListener) -> std::io::Result<Server> {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
         .service(web::scope("/api/v1").configure(api::routes))
-        .configure(pages::routes)
-        .default_service(web::to(pages::not_found));
+        .configure(login::routes)
+        .configure(daemon_pages::routes)
+        .configure(settings::routes)
+        .default_service(web::to(not_found));
+}
+
+fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(BODY_LIMIT)
+        .error_handler(|err, _req| {
+            use actix_web::error::UrlencodedError;
+            match err {
+                UrlencodedError::Overflow { .. } => {
+                    actix_web::error::ErrorPayloadTooLarge("the form is too large")
+                }
+                other => {
+                    actix_web::error::ErrorBadRequest(format!("cannot read the form: {other}"))
+                }
+            }
+        })
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, PageError> {
+    Err(PageError::NotFound(
+        "There is no page at this address.".into(),
+    ))
 }
 
 /// No inline script or style anywhere, so the policy can forbid both.
+/// Responses that show data are never cached; static assets set their own.
 fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
         .add((
@@ -57,4 +100,5 @@ fn security_headers() -> DefaultHeaders {
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "same-origin"))
+        .add(("Cache-Control", "no-store"))
 }

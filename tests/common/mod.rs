@@ -13,6 +13,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use exapp_janitor::app::App;
+use exapp_janitor::auth;
 use exapp_janitor::config::GlobalConfig;
 use serde_json::Value;
 
@@ -92,16 +93,32 @@ impl SpareEngine {
     }
 }
 
-/// A server running in this process on a fresh data dir.
+/// A server running in this process on a fresh data dir, with an admin
+/// logged in (`http` carries the session cookie) and an API token.
 pub struct TestApp {
     pub address: String,
     pub app: App,
     pub data_dir: PathBuf,
+    /// Logged in: sends the session cookie.
     pub http: reqwest::Client,
+    /// Nobody: no cookie, no token.
+    pub anon: reqwest::Client,
+    pub api_token: String,
+    pub csrf: String,
     _dir: tempfile::TempDir,
 }
 
 pub const TEST_DAEMON_TIMEOUT: Duration = Duration::from_secs(2);
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
+fn client(cookies: bool) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(cookies)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
 
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().unwrap();
@@ -111,21 +128,36 @@ pub async fn spawn_app() -> TestApp {
         daemon_timeout_secs: TEST_DAEMON_TIMEOUT.as_secs(),
     };
     let app = App::open(&config).await.expect("open the store");
+    auth::reset_admin_password(&app.store, &auth::Password::parse(TEST_PASSWORD).unwrap())
+        .await
+        .unwrap();
+    let api_token = auth::rotate_api_token(&app.store).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
     let server = exapp_janitor::web::server(app.clone(), listener).unwrap();
     tokio::spawn(server);
-    TestApp {
+    let mut test_app = TestApp {
         address,
         app,
         data_dir,
-        http: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
+        http: client(true),
+        anon: client(false),
+        api_token,
+        csrf: String::new(),
         _dir: dir,
-    }
+    };
+    let response = test_app.login(&test_app.http, TEST_PASSWORD).await;
+    assert_eq!(response.status(), 303, "test login failed");
+    let (_, page) = test_app.get_text("/settings").await;
+    test_app.csrf = csrf_token_in(&page).expect("a CSRF token on the page");
+    test_app
+}
+
+/// The CSRF token a page carries in its forms.
+pub fn csrf_token_in(page: &str) -> Option<String> {
+    let marker = r#"name="csrf_token" value=""#;
+    let start = page.find(marker)? + marker.len();
+    Some(page[start..].split('"').next()?.to_owned())
 }
 
 impl TestApp {
@@ -133,8 +165,22 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    pub async fn login(&self, client: &reqwest::Client, password: &str) -> reqwest::Response {
+        client
+            .post(self.url("/login"))
+            .form(&[("password", password), ("next", "/")])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET as the logged-in admin (pages) or with the API token (`/api/`).
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).send().await.unwrap()
+        let mut request = self.http.get(self.url(path));
+        if path.starts_with("/api/") {
+            request = request.bearer_auth(&self.api_token);
+        }
+        request.send().await.unwrap()
     }
 
     pub async fn get_text(&self, path: &str) -> (u16, String) {
@@ -142,10 +188,18 @@ impl TestApp {
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    /// POST a JSON body to the API with the token.
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
         let response = self
             .http
             .post(self.url(path))
+            .bearer_auth(&self.api_token)
             .json(body)
             .send()
             .await
@@ -154,10 +208,33 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn api_delete(&self, path: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(&self.api_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A form post from our own page: with the session and its CSRF token.
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut fields = form.to_vec();
+        fields.push(("csrf_token", &self.csrf));
         self.http
             .post(self.url(path))
-            .form(form)
+            .form(&fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A POST as htmx sends it: the CSRF token in a header.
+    pub async fn htmx_post(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", &self.csrf)
             .send()
             .await
             .unwrap()

@@ -1,12 +1,14 @@
-//! HTML pages and the htmx fragments they swap in.
+//! The overview and the Daemons page, and the htmx fragments they swap in.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
+use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use super::errors::{html, PageError};
-use super::BODY_LIMIT;
+use super::guard::CurrentSession;
+use super::layout::Layout;
 use crate::app::App;
 use crate::daemons::{self, DaemonError, DaemonSummary};
 use crate::domain::{FieldErrors, NewDaemonInput};
@@ -21,39 +23,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/daemons/{name}/remove", web::post().to(remove_daemon));
 }
 
-pub fn form_config() -> web::FormConfig {
-    web::FormConfig::default().limit(BODY_LIMIT)
-}
-
-pub async fn not_found() -> Result<HttpResponse, PageError> {
-    Err(PageError::NotFound(
-        "There is no page at this address.".into(),
-    ))
-}
-
 #[derive(Template)]
 #[template(path = "overview.html")]
 struct Overview {
-    nav: &'static str,
+    layout: Layout,
     daemons: Vec<DaemonSummary>,
     /// Cards render the last known state at once and then refresh
     /// themselves one by one, so a slow daemon never holds up the page.
     refresh: bool,
 }
 
-async fn overview(app: web::Data<App>) -> Result<HttpResponse, PageError> {
+async fn overview(app: web::Data<App>, session: CurrentSession) -> Result<HttpResponse, PageError> {
     let daemons = daemons::list(&app.store).await?;
     Ok(html(
         StatusCode::OK,
         &Overview {
-            nav: "overview",
+            layout: Layout::page("overview", &session),
             daemons: daemons.iter().map(DaemonSummary::from).collect(),
             refresh: true,
         },
     ))
 }
 
-#[derive(Template)]
+/// Fragments answer with askama_web's responder: always 200, HTML.
+#[derive(Template, WebTemplate)]
 #[template(path = "fragments/daemon_card.html")]
 struct DaemonCard {
     d: DaemonSummary,
@@ -63,19 +56,16 @@ struct DaemonCard {
 async fn daemon_card(
     app: web::Data<App>,
     name: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
+) -> Result<DaemonCard, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
     let checked = daemons::check(&app.store, daemon, app.daemon_timeout).await;
-    Ok(html(
-        StatusCode::OK,
-        &DaemonCard {
-            d: DaemonSummary::from(&checked),
-            refresh: false,
-        },
-    ))
+    Ok(DaemonCard {
+        d: DaemonSummary::from(&checked),
+        refresh: false,
+    })
 }
 
-#[derive(Template)]
+#[derive(Template, WebTemplate)]
 #[template(path = "fragments/daemon_status.html")]
 struct DaemonStatus {
     d: DaemonSummary,
@@ -85,16 +75,13 @@ struct DaemonStatus {
 async fn test_daemon(
     app: web::Data<App>,
     name: web::Path<String>,
-) -> Result<HttpResponse, PageError> {
+) -> Result<DaemonStatus, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
     let checked = daemons::check(&app.store, daemon, app.daemon_timeout).await;
-    Ok(html(
-        StatusCode::OK,
-        &DaemonStatus {
-            d: DaemonSummary::from(&checked),
-            refresh: false,
-        },
-    ))
+    Ok(DaemonStatus {
+        d: DaemonSummary::from(&checked),
+        refresh: false,
+    })
 }
 
 /// One input of the add form, with what was typed and its error.
@@ -110,7 +97,7 @@ struct FormField {
 #[derive(Template)]
 #[template(path = "daemons.html")]
 struct DaemonsPage {
-    nav: &'static str,
+    layout: Layout,
     daemons: Vec<DaemonSummary>,
     fields: Vec<FormField>,
     refresh: bool,
@@ -182,6 +169,7 @@ fn add_form_fields(form: &DaemonForm, errors: &FieldErrors) -> Vec<FormField> {
 
 async fn render_daemons_page(
     app: &App,
+    session: &CurrentSession,
     status: StatusCode,
     form: &DaemonForm,
     errors: &FieldErrors,
@@ -190,7 +178,7 @@ async fn render_daemons_page(
     Ok(html(
         status,
         &DaemonsPage {
-            nav: "daemons",
+            layout: Layout::page("daemons", session),
             daemons: daemons.iter().map(DaemonSummary::from).collect(),
             fields: add_form_fields(form, errors),
             refresh: false,
@@ -198,9 +186,13 @@ async fn render_daemons_page(
     ))
 }
 
-async fn daemons_page(app: web::Data<App>) -> Result<HttpResponse, PageError> {
+async fn daemons_page(
+    app: web::Data<App>,
+    session: CurrentSession,
+) -> Result<HttpResponse, PageError> {
     render_daemons_page(
         &app,
+        &session,
         StatusCode::OK,
         &DaemonForm::default(),
         &FieldErrors::new(),
@@ -210,6 +202,7 @@ async fn daemons_page(app: web::Data<App>) -> Result<HttpResponse, PageError> {
 
 async fn add_daemon(
     app: web::Data<App>,
+    session: CurrentSession,
     form: web::Form<DaemonForm>,
 ) -> Result<HttpResponse, PageError> {
     let optional = |v: &str| Some(v.to_owned()).filter(|v| !v.trim().is_empty());
@@ -226,7 +219,14 @@ async fn add_daemon(
             Ok(see_other("/daemons"))
         }
         Err(DaemonError::Invalid(errors)) => {
-            render_daemons_page(&app, StatusCode::UNPROCESSABLE_ENTITY, &form, &errors).await
+            render_daemons_page(
+                &app,
+                &session,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &form,
+                &errors,
+            )
+            .await
         }
         Err(e) => Err(e.into()),
     }
@@ -235,19 +235,20 @@ async fn add_daemon(
 #[derive(Template)]
 #[template(path = "daemon_remove.html")]
 struct ConfirmRemove {
-    nav: &'static str,
+    layout: Layout,
     d: DaemonSummary,
 }
 
 async fn confirm_remove(
     app: web::Data<App>,
+    session: CurrentSession,
     name: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
     Ok(html(
         StatusCode::OK,
         &ConfirmRemove {
-            nav: "daemons",
+            layout: Layout::page("daemons", &session),
             d: DaemonSummary::from(&daemon),
         },
     ))

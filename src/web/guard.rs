@@ -1,0 +1,231 @@
+//! Who may do what, decided once for every request before any handler runs:
+//! the API needs its bearer token, pages need a session, and every
+//! state-changing page request must come from our own pages (Origin and
+//! Sec-Fetch-Site) and carry the session's CSRF token (header or form field).
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, Error, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use super::BODY_LIMIT;
+use crate::app::App;
+use crate::auth::{self, Session};
+
+pub const SESSION_COOKIE: &str = "exapp_janitor_session";
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+pub const CSRF_FIELD: &str = "csrf_token";
+
+/// Reachable without logging in.
+fn is_public(method: &Method, path: &str) -> bool {
+    path.starts_with("/static/")
+        || path == "/api/v1/health"
+        || (path == "/login" && (method == Method::GET || method == Method::POST))
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+pub async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let app = req
+        .app_data::<web::Data<App>>()
+        .expect("App is registered")
+        .clone();
+    let path = req.path().to_owned();
+
+    if !is_safe(req.method()) && !path.starts_with("/api/") && !same_origin(req.request()) {
+        return Ok(req.into_response(forbidden(
+            "This request did not come from exapp-janitor's own pages.",
+        )));
+    }
+    if is_public(req.method(), &path) {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    if path.starts_with("/api/") {
+        let token = bearer_token(req.request());
+        let ok = match token {
+            Some(token) => app
+                .api_token
+                .accepts(&app.store, &token)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "cannot check the API token");
+                    false
+                }),
+            None => false,
+        };
+        if !ok {
+            return Ok(req.into_response(unauthorized_api()));
+        }
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+
+    let session = match req.cookie(SESSION_COOKIE) {
+        Some(cookie) => auth::find_session(&app.store, cookie.value(), app.session_idle)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot look up the session");
+                None
+            }),
+        None => None,
+    };
+    let Some(session) = session else {
+        let response = login_required(req.request());
+        return Ok(req.into_response(response));
+    };
+
+    let req = if is_safe(req.method()) {
+        req
+    } else {
+        match check_csrf(req, &session).await? {
+            Ok(req) => req,
+            Err(req) => {
+                return Ok(req.into_response(forbidden(
+                    "This form has expired or was not sent by exapp-janitor. Reload the page and try again.",
+                )))
+            }
+        }
+    };
+    req.extensions_mut().insert(session);
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// Cross-site requests are refused: the browser tells us where a request
+/// came from in `Sec-Fetch-Site` (modern browsers) or `Origin`.
+fn same_origin(req: &HttpRequest) -> bool {
+    if let Some(site) = req.headers().get("Sec-Fetch-Site") {
+        return site.as_bytes() == b"same-origin";
+    }
+    match req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+    {
+        None => true, // not a browser, or a browser too old to say; CSRF token still required
+        Some(origin) => {
+            let host = req.connection_info().host().to_owned();
+            origin
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(&host))
+        }
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
+}
+
+/// The CSRF token from the header (htmx) or, for a plain form post, from the
+/// form body, which is read here and handed on unchanged to the handler.
+async fn check_csrf(
+    mut req: ServiceRequest,
+    session: &Session,
+) -> Result<Result<ServiceRequest, ServiceRequest>, Error> {
+    if let Some(token) = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
+        let ok = auth::csrf_matches(session, token);
+        return Ok(if ok { Ok(req) } else { Err(req) });
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Ok(Err(req));
+    }
+    let mut body = web::BytesMut::new();
+    let mut payload = req.take_payload();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk?;
+        if body.len() + chunk.len() > BODY_LIMIT {
+            return Err(actix_web::error::ErrorPayloadTooLarge(
+                "the request body is too large",
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
+    let presented = form_urlencoded_field(&body, CSRF_FIELD);
+    let ok = presented.is_some_and(|token| auth::csrf_matches(session, &token));
+    let (http, _) = req.into_parts();
+    let req = ServiceRequest::from_parts(http, Payload::from(body));
+    Ok(if ok { Ok(req) } else { Err(req) })
+}
+
+fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+fn unauthorized_api() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+        .json(json!({ "error": "a valid API token is required (Authorization: Bearer <token>)" }))
+}
+
+/// Browsers go to the login page; htmx swaps are told to navigate there.
+fn login_required(req: &HttpRequest) -> HttpResponse {
+    let target = if is_safe(req.method()) {
+        req.uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+    } else {
+        "/"
+    };
+    let location = format!("/login?next={}", urlencode(target));
+    if req.headers().contains_key("HX-Request") {
+        HttpResponse::Unauthorized()
+            .insert_header(("HX-Redirect", location))
+            .finish()
+    } else {
+        HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, location))
+            .finish()
+    }
+}
+
+fn forbidden(message: &str) -> HttpResponse {
+    HttpResponse::build(StatusCode::FORBIDDEN)
+        .content_type("text/plain; charset=utf-8")
+        .body(message.to_owned())
+}
+
+fn urlencode(value: &str) -> String {
+    serde_urlencoded::to_string([("", value)])
+        .map(|s| s[1..].to_owned())
+        .unwrap_or_default()
+}
+
+/// The session of the current request; present on every page handler's
+/// request because the guard put it there.
+#[derive(Debug, Clone)]
+pub struct CurrentSession(pub Session);
+
+impl FromRequest for CurrentSession {
+    type Error = Error;
+    type Future = std::future::Ready<Result<Self, Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            req.extensions()
+                .get::<Session>()
+                .cloned()
+                .map(CurrentSession)
+                .ok_or_else(|| actix_web::error::ErrorUnauthorized("login required")),
+        )
+    }
+}

@@ -1,0 +1,184 @@
+//! Slows down and then refuses repeated failed logins from one address.
+//! The decisions are pure functions of the record and the clock.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct ThrottlePolicy {
+    /// Failures older than this are forgotten.
+    pub window: Duration,
+    /// Failures answered without delay.
+    pub free_failures: u32,
+    /// Added per failure past the free ones, up to `max_delay`.
+    pub delay_step: Duration,
+    pub max_delay: Duration,
+    /// At this many failures in the window the address is locked out…
+    pub lock_after: u32,
+    /// …for this long.
+    pub lock_for: Duration,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(15 * 60),
+            free_failures: 3,
+            delay_step: Duration::from_millis(250),
+            max_delay: Duration::from_secs(2),
+            lock_after: 8,
+            lock_for: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Record {
+    failures: u32,
+    first_failure: Instant,
+    locked_until: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Locked { retry_after: Duration },
+}
+
+impl ThrottlePolicy {
+    fn verdict(&self, record: Option<&Record>, now: Instant) -> Verdict {
+        match record.and_then(|r| r.locked_until) {
+            Some(until) if until > now => Verdict::Locked {
+                retry_after: until - now,
+            },
+            _ => Verdict::Allowed,
+        }
+    }
+
+    /// The record after one more failure, and how long to hold the answer.
+    fn fail(&self, record: Option<Record>, now: Instant) -> (Record, Duration) {
+        let mut record = match record {
+            Some(r)
+                if now.duration_since(r.first_failure) <= self.window
+                    && r.locked_until.is_none_or(|u| u > now) =>
+            {
+                r
+            }
+            _ => Record {
+                failures: 0,
+                first_failure: now,
+                locked_until: None,
+            },
+        };
+        record.failures += 1;
+        if record.failures >= self.lock_after {
+            record.locked_until = Some(now + self.lock_for);
+        }
+        let over = record.failures.saturating_sub(self.free_failures);
+        let delay = (self.delay_step * over).min(self.max_delay);
+        (record, delay)
+    }
+}
+
+/// Failed-login records per client address, in memory.
+#[derive(Debug, Default)]
+pub struct LoginThrottle {
+    policy: ThrottlePolicy,
+    records: Mutex<HashMap<IpAddr, Record>>,
+}
+
+impl LoginThrottle {
+    pub fn new(policy: ThrottlePolicy) -> Self {
+        Self {
+            policy,
+            records: Mutex::default(),
+        }
+    }
+
+    pub fn check(&self, ip: IpAddr) -> Verdict {
+        let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        self.policy.verdict(records.get(&ip), Instant::now())
+    }
+
+    /// Records a failure; returns how long to wait before answering.
+    pub fn failed(&self, ip: IpAddr) -> Duration {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let (record, delay) = self.policy.fail(records.get(&ip).copied(), now);
+        records.insert(ip, record);
+        // Keep the map from growing without bound under a spray of addresses.
+        if records.len() > 10_000 {
+            let window = self.policy.window;
+            records.retain(|_, r| {
+                now.duration_since(r.first_failure) <= window
+                    || r.locked_until.is_some_and(|u| u > now)
+            });
+        }
+        delay
+    }
+
+    pub fn succeeded(&self, ip: IpAddr) {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail_n(policy: &ThrottlePolicy, n: u32, now: Instant) -> (Option<Record>, Vec<Duration>) {
+        let mut record = None;
+        let mut delays = Vec::new();
+        for _ in 0..n {
+            let (r, d) = policy.fail(record, now);
+            record = Some(r);
+            delays.push(d);
+        }
+        (record, delays)
+    }
+
+    #[test]
+    fn the_first_failures_are_free_then_each_is_slower() {
+        let policy = ThrottlePolicy::default();
+        let (_, delays) = fail_n(&policy, 6, Instant::now());
+        let ms: Vec<u128> = delays.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [0, 0, 0, 250, 500, 750]);
+    }
+
+    #[test]
+    fn the_address_is_locked_after_too_many_failures_and_unlocked_later() {
+        let policy = ThrottlePolicy::default();
+        let now = Instant::now();
+        let (record, _) = fail_n(&policy, policy.lock_after - 1, now);
+        assert_eq!(policy.verdict(record.as_ref(), now), Verdict::Allowed);
+        let (record, _) = policy.fail(record, now);
+        assert_eq!(
+            policy.verdict(Some(&record), now),
+            Verdict::Locked {
+                retry_after: policy.lock_for
+            }
+        );
+        let later = now + policy.lock_for + Duration::from_secs(1);
+        assert_eq!(policy.verdict(Some(&record), later), Verdict::Allowed);
+        let (after, delay) = policy.fail(Some(record), later);
+        assert_eq!(
+            (after.failures, delay),
+            (1, Duration::ZERO),
+            "a fresh start after the lock"
+        );
+    }
+
+    #[test]
+    fn failures_outside_the_window_are_forgotten() {
+        let policy = ThrottlePolicy::default();
+        let now = Instant::now();
+        let (record, _) = fail_n(&policy, 5, now);
+        let (record, _) = policy.fail(record, now + policy.window + Duration::from_secs(1));
+        assert_eq!(record.failures, 1);
+    }
+}
