@@ -11,5 +11,6 @@ pub mod config;
 pub mod daemons;
 pub mod docker;
 pub mod domain;
+pub mod inventory;
 pub mod store;
 pub mod web;

@@ -5,9 +5,13 @@
 mod daemon_name;
 mod endpoint;
 mod field_errors;
+mod ids;
 mod new_daemon;
+mod protected;
 
 pub use daemon_name::DaemonName;
 pub use endpoint::{Endpoint, HostPort, TlsFiles};
 pub use field_errors::FieldErrors;
+pub use ids::{AppId, ImageId, EXAPP_CONTAINER_PREFIX};
 pub use new_daemon::{NewDaemon, NewDaemonInput};
+pub use protected::ProtectedPattern;

@@ -1,0 +1,232 @@
+//! Layer arithmetic: which layers an image is made of, what each weighs, and
+//! what removing an image (or a set of images) frees. Layers are identified
+//! by chain ID, as the Engine stores them: the same diff on another base is
+//! another layer on disk.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The diff ID of a layer without content (an empty tar).
+pub const EMPTY_LAYER_DIFF_ID: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    pub chain_id: String,
+    pub size: u64,
+}
+
+/// Chain IDs from diff IDs, base first: `chain(1) = diff(1)`,
+/// `chain(n) = sha256(chain(n-1) + " " + diff(n))`.
+pub fn chain_ids(diff_ids: &[String]) -> Vec<String> {
+    let mut chain: Vec<String> = Vec::with_capacity(diff_ids.len());
+    for diff in diff_ids {
+        let next = match chain.last() {
+            None => diff.clone(),
+            Some(parent) => {
+                let digest = Sha256::digest(format!("{parent} {diff}").as_bytes());
+                format!(
+                    "sha256:{}",
+                    digest
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                )
+            }
+        };
+        chain.push(next);
+    }
+    chain
+}
+
+/// Per-layer sizes from `RootFS.Layers` (base first) and the sizes of the
+/// image's history steps (newest first, as `/images/{id}/history` lists
+/// them). A step that made a layer carries that layer's size; metadata steps
+/// carry 0. Layers whose diff is the empty tar weigh 0; the others take the
+/// positive step sizes in build order. None when the two do not line up.
+pub fn layer_sizes(diff_ids: &[String], history_sizes_newest_first: &[i64]) -> Option<Vec<u64>> {
+    let mut positive = history_sizes_newest_first
+        .iter()
+        .rev()
+        .filter(|s| **s > 0)
+        .map(|s| *s as u64);
+    let sizes: Vec<u64> = diff_ids
+        .iter()
+        .map(|d| {
+            if d == EMPTY_LAYER_DIFF_ID {
+                Some(0)
+            } else {
+                Some(positive.next().unwrap_or(0))
+            }
+        })
+        .collect::<Option<_>>()?;
+    // Every positive step must have found its layer.
+    if positive.next().is_some() {
+        return None;
+    }
+    Some(sizes)
+}
+
+/// The layers of one image with their sizes.
+pub fn layers(diff_ids: &[String], history_sizes_newest_first: &[i64]) -> Option<Vec<Layer>> {
+    let sizes = layer_sizes(diff_ids, history_sizes_newest_first)?;
+    Some(
+        chain_ids(diff_ids)
+            .into_iter()
+            .zip(sizes)
+            .map(|(chain_id, size)| Layer { chain_id, size })
+            .collect(),
+    )
+}
+
+/// How many images use each layer.
+pub fn layer_users<'a>(images: impl IntoIterator<Item = &'a [Layer]>) -> HashMap<&'a str, usize> {
+    let mut users = HashMap::new();
+    for layers in images {
+        let distinct: HashSet<&str> = layers.iter().map(|l| l.chain_id.as_str()).collect();
+        for chain in distinct {
+            *users.entry(chain).or_insert(0) += 1;
+        }
+    }
+    users
+}
+
+/// Bytes freed by removing one image alone: its layers no other image uses.
+pub fn unique_bytes(layers: &[Layer], users: &HashMap<&str, usize>) -> u64 {
+    let mut seen = HashSet::new();
+    layers
+        .iter()
+        .filter(|l| seen.insert(l.chain_id.as_str()) && users.get(l.chain_id.as_str()) == Some(&1))
+        .map(|l| l.size)
+        .sum()
+}
+
+/// Bytes freed by removing a whole set: the layers used by images of the set
+/// and by no image outside it. Layers shared within the set count once.
+pub fn reclaimable<'a>(
+    set: impl IntoIterator<Item = &'a [Layer]>,
+    users: &HashMap<&str, usize>,
+) -> u64 {
+    let mut in_set: HashMap<&str, (usize, u64)> = HashMap::new();
+    for layers in set {
+        let distinct: HashMap<&str, u64> = layers
+            .iter()
+            .map(|l| (l.chain_id.as_str(), l.size))
+            .collect();
+        for (chain, size) in distinct {
+            in_set.entry(chain).or_insert((0, size)).0 += 1;
+        }
+    }
+    in_set
+        .iter()
+        .filter(|(chain, (count, _))| users.get(*chain) == Some(count))
+        .map(|(_, (_, size))| size)
+        .sum()
+}
+
+/// Total bytes of all distinct layers, what `/system/df` calls `LayersSize`.
+pub fn total_bytes<'a>(images: impl IntoIterator<Item = &'a [Layer]>) -> u64 {
+    let mut seen = HashMap::new();
+    for layers in images {
+        for l in layers {
+            seen.insert(l.chain_id.as_str(), l.size);
+        }
+    }
+    seen.values().sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(id: &str, size: u64) -> Layer {
+        Layer {
+            chain_id: id.into(),
+            size,
+        }
+    }
+
+    #[test]
+    fn chain_ids_follow_the_oci_definition() {
+        let diffs = vec!["sha256:aaa".to_string(), "sha256:bbb".to_string()];
+        let chain = chain_ids(&diffs);
+        assert_eq!(chain[0], "sha256:aaa");
+        let expected = Sha256::digest(b"sha256:aaa sha256:bbb");
+        assert_eq!(
+            chain[1],
+            format!(
+                "sha256:{}",
+                expected
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )
+        );
+    }
+
+    #[test]
+    fn the_same_diff_on_another_base_is_another_layer() {
+        let a = chain_ids(&["sha256:base1".into(), "sha256:same".into()]);
+        let b = chain_ids(&["sha256:base2".into(), "sha256:same".into()]);
+        assert_ne!(a[1], b[1]);
+    }
+
+    #[test]
+    fn metadata_steps_carry_no_layer() {
+        // Build order: import (100), COPY (50), LABEL (0); history lists newest first.
+        let sizes = layer_sizes(&["sha256:a".into(), "sha256:b".into()], &[0, 50, 100]).unwrap();
+        assert_eq!(sizes, [100, 50]);
+    }
+
+    #[test]
+    fn empty_layers_weigh_nothing_wherever_they_are() {
+        let diffs = vec![
+            "sha256:a".into(),
+            EMPTY_LAYER_DIFF_ID.to_string(),
+            "sha256:c".into(),
+        ];
+        assert_eq!(layer_sizes(&diffs, &[7, 0, 0, 100]).unwrap(), [100, 0, 7]);
+    }
+
+    #[test]
+    fn sizes_that_do_not_line_up_are_refused() {
+        assert_eq!(layer_sizes(&["sha256:a".into()], &[5, 6]), None);
+    }
+
+    #[test]
+    fn unique_bytes_count_only_layers_no_other_image_uses() {
+        let base = layer("base", 100);
+        let v1 = vec![base.clone(), layer("v1", 10)];
+        let v2 = vec![base.clone(), layer("v2", 20)];
+        let users = layer_users([v1.as_slice(), v2.as_slice()]);
+        assert_eq!(unique_bytes(&v1, &users), 10);
+        assert_eq!(unique_bytes(&v2, &users), 20);
+    }
+
+    #[test]
+    fn reclaimable_counts_layers_shared_only_inside_the_set_once() {
+        let shared = layer("shared", 100);
+        let old1 = vec![shared.clone(), layer("o1", 10)];
+        let old2 = vec![shared.clone(), layer("o2", 20)];
+        let current = vec![layer("base", 1000), layer("cur", 5)];
+        let users = layer_users([old1.as_slice(), old2.as_slice(), current.as_slice()]);
+        assert_eq!(
+            unique_bytes(&old1, &users) + unique_bytes(&old2, &users),
+            30,
+            "a sum of unique sizes misses the shared layer"
+        );
+        assert_eq!(reclaimable([old1.as_slice(), old2.as_slice()], &users), 130);
+    }
+
+    #[test]
+    fn reclaimable_leaves_out_layers_a_kept_image_needs() {
+        let base = layer("base", 1000);
+        let old = vec![base.clone(), layer("old", 10)];
+        let current = vec![base.clone(), layer("cur", 5)];
+        let users = layer_users([old.as_slice(), current.as_slice()]);
+        assert_eq!(reclaimable([old.as_slice()], &users), 10);
+        assert_eq!(total_bytes([old.as_slice(), current.as_slice()]), 1015);
+    }
+}

@@ -1,0 +1,469 @@
+//! PURE: from a daemon's snapshot and the janitor's memory of it (history),
+//! every image's owner, status, reason and sizes. No I/O here: the scan
+//! gathers the inputs and records what this module observed.
+
+pub mod layers;
+pub mod reference;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{AppId, ImageId, ProtectedPattern};
+pub use layers::Layer;
+
+/// What an image is to the janitor; the first that applies wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// An ExApp container (`nc_app_*`, any state) uses it.
+    Current,
+    /// Any other container, in any state, uses it.
+    InUse,
+    /// One of its references matches a protected pattern.
+    Protected,
+    /// Owned by an ExApp and none of the above.
+    Outdated,
+    /// Untagged, unowned and unused.
+    Dangling,
+    /// Everything else: not an ExApp's.
+    Foreign,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Current,
+        Status::InUse,
+        Status::Protected,
+        Status::Outdated,
+        Status::Dangling,
+        Status::Foreign,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Current => "current",
+            Status::InUse => "in_use",
+            Status::Protected => "protected",
+            Status::Outdated => "outdated",
+            Status::Dangling => "dangling",
+            Status::Foreign => "foreign",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Whose a shared layer's bytes are when disk use is split by status:
+    /// the most-needed image using it (lower rank = more needed).
+    fn keep_rank(self) -> u8 {
+        match self {
+            Status::Current => 0,
+            Status::InUse => 1,
+            Status::Protected => 2,
+            Status::Foreign => 3,
+            Status::Outdated => 4,
+            Status::Dangling => 5,
+        }
+    }
+}
+
+/// One image as the daemon lists it, with its layers (from the layer cache).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    pub id: ImageId,
+    /// Without Engine 20.10's `<none>:<none>` placeholders.
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    /// Unix seconds.
+    pub created: i64,
+    pub size: u64,
+    pub layers: Vec<Layer>,
+}
+
+/// One container, in any state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    /// Without Docker's leading `/`.
+    pub name: String,
+    pub image_id: ImageId,
+    /// `running`, `exited`, `created`, `paused`, …
+    pub state: String,
+    /// For `nc_app_*` containers: the ExApp and the reference it was created from.
+    pub exapp: Option<ExAppContainer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExAppContainer {
+    pub appid: AppId,
+    /// `Config.Image`: what AppAPI asked for, e.g. `ghcr.io/nextcloud/llm2:1.2.0-cuda`.
+    pub config_image: String,
+}
+
+/// Everything a daemon said in one scan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub images: Vec<ImageInfo>,
+    pub containers: Vec<ContainerInfo>,
+}
+
+/// What the janitor remembers of a daemon from earlier scans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// Images that were an ExApp's current image (the latest ExApp wins).
+    pub image_owners: HashMap<ImageId, AppId>,
+    /// Normalised repositories known for each ExApp.
+    pub repo_owners: HashMap<String, BTreeSet<AppId>>,
+    /// When each owned image was first seen outdated (unix seconds).
+    pub outdated_since: HashMap<ImageId, i64>,
+}
+
+/// One image with everything the janitor concluded about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassifiedImage {
+    pub info: ImageInfo,
+    pub owner: Option<AppId>,
+    pub status: Status,
+    /// Why this status, in words an admin can check.
+    pub reason: String,
+    /// Names of the containers using it, any state.
+    pub containers: Vec<String>,
+    pub outdated_since: Option<i64>,
+    /// Bytes freed by removing this image alone now.
+    pub unique_bytes: u64,
+}
+
+/// An ExApp's current image as seen in this snapshot, to remember.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentImage {
+    pub appid: AppId,
+    pub image_id: ImageId,
+    pub repositories: BTreeSet<String>,
+}
+
+/// What the scan must record so the next one remembers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observations {
+    pub current: Vec<CurrentImage>,
+    /// Owned images outdated now with no time on record: record `now`.
+    pub newly_outdated: Vec<ImageId>,
+    /// Images with a time on record that are not outdated now: forget it.
+    pub no_longer_outdated: Vec<ImageId>,
+}
+
+/// Disk use of one daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub images: usize,
+    /// All distinct layers (the daemon's `LayersSize`).
+    pub total_bytes: u64,
+    /// Each layer counted once, under the most-needed status among the
+    /// images using it (current, in use, protected, foreign, outdated, dangling).
+    pub bytes_by_status: BTreeMap<Status, u64>,
+    /// What removing every outdated image would free.
+    pub outdated_reclaimable: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inventory {
+    pub images: Vec<ClassifiedImage>,
+    pub totals: Totals,
+    pub observations: Observations,
+}
+
+/// Classifies every image of one daemon. `now` is unix seconds.
+pub fn classify(
+    snapshot: &Snapshot,
+    history: &History,
+    protected: &[ProtectedPattern],
+    now: i64,
+) -> Inventory {
+    let observations_current = current_images(snapshot);
+    let (image_owners, repo_owners) = merged_ownership(history, &observations_current);
+    let apps_with_container: BTreeSet<&AppId> = snapshot
+        .containers
+        .iter()
+        .filter_map(|c| c.exapp.as_ref().map(|e| &e.appid))
+        .collect();
+
+    let mut users: HashMap<&ImageId, Vec<&ContainerInfo>> = HashMap::new();
+    for c in &snapshot.containers {
+        users.entry(&c.image_id).or_default().push(c);
+    }
+    let layer_users = layers::layer_users(snapshot.images.iter().map(|i| i.layers.as_slice()));
+
+    let mut observations = Observations {
+        current: observations_current,
+        ..Default::default()
+    };
+    let mut images = Vec::with_capacity(snapshot.images.len());
+    for image in &snapshot.images {
+        let containers = users.get(&image.id).map(Vec::as_slice).unwrap_or(&[]);
+        let exapp_users: Vec<&ContainerInfo> = containers
+            .iter()
+            .copied()
+            .filter(|c| c.exapp.is_some())
+            .collect();
+        let other_users: Vec<&ContainerInfo> = containers
+            .iter()
+            .copied()
+            .filter(|c| c.exapp.is_none())
+            .collect();
+
+        let owner_by_container = exapp_users
+            .iter()
+            .filter_map(|c| c.exapp.as_ref())
+            .map(|e| &e.appid)
+            .min()
+            .cloned();
+        let owner_by_history = image_owners.get(&image.id).cloned();
+        let repo_match = repository_owner(image, &repo_owners);
+        let owner = owner_by_container
+            .clone()
+            .or(owner_by_history.clone())
+            .or(repo_match.as_ref().map(|(a, _)| a.clone()));
+        let protected_by = protected_match(image, protected);
+
+        let status = if !exapp_users.is_empty() {
+            Status::Current
+        } else if !other_users.is_empty() {
+            Status::InUse
+        } else if protected_by.is_some() {
+            Status::Protected
+        } else if owner.is_some() {
+            Status::Outdated
+        } else if image.repo_tags.is_empty() {
+            Status::Dangling
+        } else {
+            Status::Foreign
+        };
+
+        let outdated_since = if status == Status::Outdated {
+            Some(
+                history
+                    .outdated_since
+                    .get(&image.id)
+                    .copied()
+                    .unwrap_or_else(|| {
+                        observations.newly_outdated.push(image.id.clone());
+                        now
+                    }),
+            )
+        } else {
+            if history.outdated_since.contains_key(&image.id) {
+                observations.no_longer_outdated.push(image.id.clone());
+            }
+            None
+        };
+
+        let reason = match status {
+            Status::Current => {
+                let who: Vec<String> = exapp_users
+                    .iter()
+                    .map(|c| format!("{}, {}", c.name, c.state))
+                    .collect();
+                let app = owner_by_container
+                    .as_ref()
+                    .map(AppId::as_str)
+                    .unwrap_or("?");
+                format!("current image of {app} ({})", who.join("; "))
+            }
+            Status::InUse => in_use_reason(&other_users),
+            Status::Protected => format!(
+                "matches protected pattern {}",
+                protected_by.map(ProtectedPattern::as_str).unwrap_or("?")
+            ),
+            Status::Outdated => {
+                let app = owner.as_ref().expect("outdated images are owned");
+                let how = if owner_by_history.is_some() {
+                    format!("previous image of {app}")
+                } else {
+                    let repo = repo_match.as_ref().map(|(_, r)| r.as_str()).unwrap_or("?");
+                    format!("in {repo}, a repository of {app}")
+                };
+                let gone = if apps_with_container.contains(app) {
+                    String::new()
+                } else {
+                    format!(
+                        "; no {}{app} container exists (uninstalled?)",
+                        crate::domain::EXAPP_CONTAINER_PREFIX
+                    )
+                };
+                format!(
+                    "{how}{gone}; outdated since {}",
+                    rfc3339(outdated_since.unwrap_or(now))
+                )
+            }
+            Status::Dangling => "untagged, not an ExApp's, and no container uses it".to_owned(),
+            Status::Foreign => "not an ExApp's image".to_owned(),
+        };
+
+        let mut names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
+        names.sort();
+        images.push(ClassifiedImage {
+            info: image.clone(),
+            owner,
+            status,
+            reason,
+            containers: names,
+            outdated_since,
+            unique_bytes: layers::unique_bytes(&image.layers, &layer_users),
+        });
+    }
+
+    let totals = totals(&images, &layer_users);
+    Inventory {
+        images,
+        totals,
+        observations,
+    }
+}
+
+fn current_images(snapshot: &Snapshot) -> Vec<CurrentImage> {
+    let tags_of: HashMap<&ImageId, &ImageInfo> =
+        snapshot.images.iter().map(|i| (&i.id, i)).collect();
+    let mut current: Vec<CurrentImage> = snapshot
+        .containers
+        .iter()
+        .filter_map(|c| {
+            let exapp = c.exapp.as_ref()?;
+            let mut repositories: BTreeSet<String> = reference::repository(&exapp.config_image)
+                .into_iter()
+                .collect();
+            if let Some(image) = tags_of.get(&c.image_id) {
+                repositories.extend(
+                    image
+                        .repo_tags
+                        .iter()
+                        .filter_map(|t| reference::repository(t)),
+                );
+            }
+            Some(CurrentImage {
+                appid: exapp.appid.clone(),
+                image_id: c.image_id.clone(),
+                repositories,
+            })
+        })
+        .collect();
+    current.sort_by(|a, b| (&a.appid, &a.image_id).cmp(&(&b.appid, &b.image_id)));
+    current.dedup();
+    current
+}
+
+/// History plus what this snapshot shows, so that a first scan already knows
+/// the repositories of the ExApps running now.
+fn merged_ownership(
+    history: &History,
+    current: &[CurrentImage],
+) -> (HashMap<ImageId, AppId>, HashMap<String, BTreeSet<AppId>>) {
+    let mut images = history.image_owners.clone();
+    let mut repos = history.repo_owners.clone();
+    for c in current {
+        images.insert(c.image_id.clone(), c.appid.clone());
+        for r in &c.repositories {
+            repos.entry(r.clone()).or_default().insert(c.appid.clone());
+        }
+    }
+    (images, repos)
+}
+
+/// The ExApp whose known repository holds one of the image's references.
+fn repository_owner(
+    image: &ImageInfo,
+    repo_owners: &HashMap<String, BTreeSet<AppId>>,
+) -> Option<(AppId, String)> {
+    image
+        .repo_tags
+        .iter()
+        .chain(&image.repo_digests)
+        .filter_map(|r| reference::repository(r))
+        .filter_map(|repo| {
+            repo_owners
+                .get(&repo)
+                .and_then(|apps| apps.first())
+                .map(|app| (app.clone(), repo))
+        })
+        .min()
+}
+
+fn protected_match<'a>(
+    image: &ImageInfo,
+    patterns: &'a [ProtectedPattern],
+) -> Option<&'a ProtectedPattern> {
+    let references: Vec<String> = image
+        .repo_tags
+        .iter()
+        .chain(&image.repo_digests)
+        .flat_map(|r| [Some(r.clone()), reference::normalized(r)])
+        .flatten()
+        .collect();
+    patterns
+        .iter()
+        .find(|p| references.iter().any(|r| p.matches(r)))
+}
+
+fn in_use_reason(users: &[&ContainerInfo]) -> String {
+    match users {
+        [one] => format!("used by {} container {}", state_word(&one.state), one.name),
+        many => {
+            let mut parts: Vec<String> = many
+                .iter()
+                .map(|c| format!("{} ({})", c.name, state_word(&c.state)))
+                .collect();
+            parts.sort();
+            format!("used by containers {}", parts.join(", "))
+        }
+    }
+}
+
+/// Docker's states in the words an admin uses.
+fn state_word(state: &str) -> &str {
+    match state {
+        "exited" | "dead" => "stopped",
+        "created" => "never started",
+        other => other,
+    }
+}
+
+fn totals(images: &[ClassifiedImage], users: &HashMap<&str, usize>) -> Totals {
+    let mut owner_of_layer: HashMap<&str, (Status, u64)> = HashMap::new();
+    for image in images {
+        for layer in &image.info.layers {
+            let entry = owner_of_layer
+                .entry(layer.chain_id.as_str())
+                .or_insert((image.status, layer.size));
+            if image.status.keep_rank() < entry.0.keep_rank() {
+                entry.0 = image.status;
+            }
+        }
+    }
+    let mut bytes_by_status: BTreeMap<Status, u64> = Status::ALL.iter().map(|s| (*s, 0)).collect();
+    for (status, size) in owner_of_layer.values() {
+        *bytes_by_status.entry(*status).or_default() += size;
+    }
+    let outdated = images
+        .iter()
+        .filter(|i| i.status == Status::Outdated)
+        .map(|i| i.info.layers.as_slice());
+    Totals {
+        images: images.len(),
+        total_bytes: owner_of_layer.values().map(|(_, s)| s).sum(),
+        bytes_by_status,
+        outdated_reclaimable: layers::reclaimable(outdated, users),
+    }
+}
+
+/// Unix seconds as RFC 3339 (UTC).
+pub fn rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,321 @@
+//! Ownership and classification on constructed snapshots.
+
+use super::*;
+
+const NOW: i64 = 1_800_000_000;
+
+fn id(n: u8) -> ImageId {
+    ImageId::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+}
+
+fn app(name: &str) -> AppId {
+    AppId::parse(name).unwrap()
+}
+
+/// An image with one base layer shared by all and one layer of its own.
+fn image(n: u8, tags: &[&str]) -> ImageInfo {
+    ImageInfo {
+        id: id(n),
+        repo_tags: tags.iter().map(|t| t.to_string()).collect(),
+        repo_digests: vec![],
+        created: NOW - 1000,
+        size: 1100,
+        layers: vec![
+            Layer {
+                chain_id: "base".into(),
+                size: 1000,
+            },
+            Layer {
+                chain_id: format!("own{n}"),
+                size: 100,
+            },
+        ],
+    }
+}
+
+fn exapp(appid: &str, n: u8, config_image: &str, state: &str) -> ContainerInfo {
+    ContainerInfo {
+        name: format!("nc_app_{appid}"),
+        image_id: id(n),
+        state: state.into(),
+        exapp: Some(ExAppContainer {
+            appid: app(appid),
+            config_image: config_image.into(),
+        }),
+    }
+}
+
+fn other(name: &str, n: u8, state: &str) -> ContainerInfo {
+    ContainerInfo {
+        name: name.into(),
+        image_id: id(n),
+        state: state.into(),
+        exapp: None,
+    }
+}
+
+fn run(snapshot: &Snapshot, history: &History) -> Inventory {
+    classify(snapshot, history, &[], NOW)
+}
+
+fn status_of(inv: &Inventory, n: u8) -> &ClassifiedImage {
+    inv.images.iter().find(|i| i.info.id == id(n)).unwrap()
+}
+
+#[test]
+fn an_exapp_container_in_any_state_makes_its_image_current() {
+    for state in ["running", "exited", "created", "paused"] {
+        let snap = Snapshot {
+            images: vec![image(1, &["ghcr.io/nextcloud/llm2:1.0"])],
+            containers: vec![exapp("llm2", 1, "ghcr.io/nextcloud/llm2:1.0", state)],
+        };
+        let img = run(&snap, &History::default()).images.remove(0);
+        assert_eq!(
+            (img.status, img.owner),
+            (Status::Current, Some(app("llm2"))),
+            "{state}"
+        );
+        assert!(
+            img.reason.contains("current image of llm2") && img.reason.contains(state),
+            "{}",
+            img.reason
+        );
+    }
+}
+
+#[test]
+fn an_older_tag_of_the_exapp_repository_is_outdated_even_with_a_device_suffix() {
+    let snap = Snapshot {
+        images: vec![
+            image(1, &["ghcr.io/nextcloud/llm2:1.1.0-cuda"]),
+            image(2, &["ghcr.io/nextcloud/llm2:1.2.0-cuda"]),
+            image(
+                3,
+                &[
+                    "ghcr.io/nextcloud/llm2:1.0.0-cpu",
+                    "ghcr.io/nextcloud/llm2:1.0.0-rocm",
+                ],
+            ),
+        ],
+        containers: vec![exapp(
+            "llm2",
+            2,
+            "ghcr.io/nextcloud/llm2:1.2.0-cuda",
+            "running",
+        )],
+    };
+    let inv = run(&snap, &History::default());
+    for n in [1, 3] {
+        let img = status_of(&inv, n);
+        assert_eq!(
+            (img.status, img.owner.clone()),
+            (Status::Outdated, Some(app("llm2")))
+        );
+        assert!(
+            img.reason
+                .starts_with("in ghcr.io/nextcloud/llm2, a repository of llm2"),
+            "{}",
+            img.reason
+        );
+    }
+}
+
+#[test]
+fn docker_hub_names_match_however_they_are_written() {
+    let snap = Snapshot {
+        images: vec![
+            image(1, &["docker.io/acme/exapp:1"]),
+            image(2, &["acme/exapp:2"]),
+        ],
+        containers: vec![exapp("acme", 2, "acme/exapp:2", "running")],
+    };
+    assert_eq!(
+        status_of(&run(&snap, &History::default()), 1).status,
+        Status::Outdated
+    );
+}
+
+#[test]
+fn an_outdated_exapp_image_that_a_stopped_container_uses_is_in_use() {
+    let snap = Snapshot {
+        images: vec![
+            image(1, &["ghcr.io/nextcloud/app:1"]),
+            image(2, &["ghcr.io/nextcloud/app:2"]),
+        ],
+        containers: vec![
+            exapp("app", 2, "ghcr.io/nextcloud/app:2", "running"),
+            other("backup_tool", 1, "exited"),
+        ],
+    };
+    let img = run(&snap, &History::default()).images.remove(0);
+    assert_eq!((img.status, img.owner), (Status::InUse, Some(app("app"))));
+    assert_eq!(img.reason, "used by stopped container backup_tool");
+    assert_eq!(img.containers, ["backup_tool"]);
+}
+
+#[test]
+fn history_keeps_ownership_after_the_exapp_moved_to_another_repository() {
+    let mut history = History::default();
+    history.image_owners.insert(id(1), app("app"));
+    history
+        .repo_owners
+        .entry("ghcr.io/old/app".into())
+        .or_default()
+        .insert(app("app"));
+    let snap = Snapshot {
+        images: vec![
+            image(1, &["ghcr.io/old/app:1"]),
+            image(2, &["mirror.local:5000/new/app:2"]),
+        ],
+        containers: vec![exapp("app", 2, "mirror.local:5000/new/app:2", "running")],
+    };
+    let inv = run(&snap, &history);
+    let old = status_of(&inv, 1);
+    assert_eq!(
+        (old.status, old.owner.clone()),
+        (Status::Outdated, Some(app("app")))
+    );
+    assert!(
+        old.reason
+            .starts_with("previous image of app; outdated since"),
+        "{}",
+        old.reason
+    );
+    let current = &inv.observations.current[0];
+    assert!(
+        current.repositories.contains("mirror.local:5000/new/app"),
+        "the new repository is remembered"
+    );
+}
+
+#[test]
+fn an_untagged_previous_image_is_outdated_not_dangling() {
+    let mut history = History::default();
+    history.image_owners.insert(id(1), app("app"));
+    let snap = Snapshot {
+        images: vec![image(1, &[]), image(2, &["ghcr.io/nextcloud/app:latest"])],
+        containers: vec![exapp("app", 2, "ghcr.io/nextcloud/app:latest", "running")],
+    };
+    assert_eq!(status_of(&run(&snap, &history), 1).status, Status::Outdated);
+}
+
+#[test]
+fn the_images_of_an_uninstalled_exapp_are_outdated_and_say_so() {
+    let mut history = History::default();
+    history.image_owners.insert(id(1), app("gone"));
+    let snap = Snapshot {
+        images: vec![image(1, &["ghcr.io/x/gone:1"])],
+        containers: vec![],
+    };
+    let img = run(&snap, &history).images.remove(0);
+    assert_eq!(img.status, Status::Outdated);
+    assert!(
+        img.reason
+            .contains("no nc_app_gone container exists (uninstalled?)"),
+        "{}",
+        img.reason
+    );
+}
+
+#[test]
+fn a_protected_pattern_wins_over_outdated() {
+    let snap = Snapshot {
+        images: vec![
+            image(1, &["ghcr.io/nextcloud/llm2:1"]),
+            image(2, &["ghcr.io/nextcloud/llm2:2"]),
+        ],
+        containers: vec![exapp("llm2", 2, "ghcr.io/nextcloud/llm2:2", "running")],
+    };
+    let protected = [ProtectedPattern::parse("ghcr.io/nextcloud/llm2:1*").unwrap()];
+    let img = classify(&snap, &History::default(), &protected, NOW)
+        .images
+        .remove(0);
+    assert_eq!(img.status, Status::Protected);
+    assert_eq!(
+        img.reason,
+        "matches protected pattern ghcr.io/nextcloud/llm2:1*"
+    );
+}
+
+#[test]
+fn untagged_unowned_unused_images_are_dangling_and_others_foreign() {
+    let snap = Snapshot {
+        images: vec![image(1, &[]), image(2, &["postgres:16"])],
+        containers: vec![],
+    };
+    let inv = run(&snap, &History::default());
+    assert_eq!(
+        (status_of(&inv, 1).status, status_of(&inv, 2).status),
+        (Status::Dangling, Status::Foreign)
+    );
+    assert_eq!(status_of(&inv, 2).owner, None);
+}
+
+#[test]
+fn an_image_with_only_a_digest_is_matched_by_its_repository() {
+    let mut digest_only = image(1, &[]);
+    digest_only.repo_digests = vec!["ghcr.io/nextcloud/app@sha256:abc".into()];
+    let snap = Snapshot {
+        images: vec![digest_only, image(2, &["ghcr.io/nextcloud/app:2"])],
+        containers: vec![exapp("app", 2, "ghcr.io/nextcloud/app:2", "running")],
+    };
+    assert_eq!(
+        status_of(&run(&snap, &History::default()), 1).status,
+        Status::Outdated
+    );
+}
+
+#[test]
+fn outdated_since_is_kept_from_history_or_starts_now() {
+    let mut history = History::default();
+    history.image_owners.insert(id(1), app("app"));
+    history.image_owners.insert(id(3), app("app"));
+    history.outdated_since.insert(id(1), NOW - 7200);
+    let snap = Snapshot {
+        images: vec![image(1, &[]), image(2, &["ghcr.io/a/app:2"]), image(3, &[])],
+        containers: vec![exapp("app", 2, "ghcr.io/a/app:2", "running")],
+    };
+    let inv = run(&snap, &history);
+    assert_eq!(status_of(&inv, 1).outdated_since, Some(NOW - 7200));
+    assert_eq!(status_of(&inv, 3).outdated_since, Some(NOW));
+    assert_eq!(inv.observations.newly_outdated, [id(3)]);
+}
+
+#[test]
+fn an_image_that_is_current_again_forgets_when_it_was_outdated() {
+    let mut history = History::default();
+    history.outdated_since.insert(id(1), NOW - 7200);
+    let snap = Snapshot {
+        images: vec![image(1, &["ghcr.io/a/app:1"])],
+        containers: vec![exapp("app", 1, "ghcr.io/a/app:1", "running")],
+    };
+    assert_eq!(
+        run(&snap, &history).observations.no_longer_outdated,
+        [id(1)]
+    );
+}
+
+#[test]
+fn unique_bytes_and_totals_split_shared_layers_once() {
+    let snap = Snapshot {
+        images: vec![
+            image(1, &["ghcr.io/a/app:1"]),
+            image(2, &["ghcr.io/a/app:2"]),
+            image(3, &["postgres:16"]),
+        ],
+        containers: vec![exapp("app", 2, "ghcr.io/a/app:2", "running")],
+    };
+    let inv = run(&snap, &History::default());
+    assert_eq!(status_of(&inv, 1).unique_bytes, 100);
+    let t = &inv.totals;
+    assert_eq!(t.total_bytes, 1300);
+    assert_eq!(
+        t.bytes_by_status[&Status::Current],
+        1100,
+        "the shared base counts under current"
+    );
+    assert_eq!(t.bytes_by_status[&Status::Outdated], 100);
+    assert_eq!(t.bytes_by_status[&Status::Foreign], 100);
+    assert_eq!(t.bytes_by_status.values().sum::<u64>(), t.total_bytes);
+    assert_eq!(t.outdated_reclaimable, 100);
+}
