@@ -3,11 +3,14 @@
 
 use std::net::TcpListener;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::{self, ApiTokenSource, AuthError};
 use crate::config::{GlobalConfig, ServeConfig};
 use crate::daemons;
+use crate::policy::Policy;
+use crate::scan::{InventoryCache, ScanOptions};
 use crate::store::{Store, StoreError};
 
 /// Everything a request handler or command needs.
@@ -19,6 +22,10 @@ pub struct App {
     pub api_token: ApiTokenSource,
     /// A browser session ends after this long without a request.
     pub session_idle: Duration,
+    /// For the whole scan of one daemon.
+    pub scan_timeout: Duration,
+    /// Every daemon's last scan, shared by pages and API.
+    pub inventory: Arc<InventoryCache>,
 }
 
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -30,7 +37,23 @@ impl App {
             daemon_timeout: config.daemon_timeout(),
             api_token: ApiTokenSource::Stored,
             session_idle: DEFAULT_SESSION_IDLE,
+            scan_timeout: config.scan_timeout(),
+            inventory: Arc::default(),
         })
+    }
+
+    pub fn scan_options(&self) -> ScanOptions {
+        ScanOptions {
+            call_timeout: self.daemon_timeout,
+            scan_timeout: self.scan_timeout,
+            // Protected patterns come with the settings.
+            protected: Vec::new(),
+        }
+    }
+
+    /// The policy in force (the settings' values once they are stored).
+    pub fn policy(&self) -> Policy {
+        Policy::default()
     }
 }
 

@@ -12,6 +12,8 @@ use crate::config::{GlobalConfig, ServeConfig};
 use crate::daemons::DaemonSummary;
 use crate::daemons::{self, DaemonError};
 use crate::domain::NewDaemonInput;
+use crate::report::{self, ImageFilter, ImageObject};
+use crate::scan;
 use crate::store::StoredDaemon;
 
 #[derive(Debug, Parser)]
@@ -35,6 +37,12 @@ pub enum Command {
     Daemon {
         #[command(subcommand)]
         command: DaemonCommand,
+    },
+    /// Rescan every daemon and print its images (owner, status, sizes).
+    Scan {
+        /// Print the JSON array of image objects instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Manage the admin account.
     Admin {
@@ -156,6 +164,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             app::ServeError::Auth(AuthError::WeakPassword) => CliError::BadInput(e.to_string()),
             other => failed(other),
         }),
+        Command::Scan { json } => {
+            let app = App::open(&cli.global).await.map_err(failed)?;
+            let result = scan_command(&app, json).await;
+            app.store.close().await;
+            result
+        }
         Command::Admin { command } => {
             let app = App::open(&cli.global).await.map_err(failed)?;
             let result = admin_command(&app, command).await;
@@ -169,6 +183,98 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             result
         }
     }
+}
+
+async fn scan_command(app: &App, json: bool) -> Result<(), CliError> {
+    let results = scan::scan_all(&app.store, &app.scan_options())
+        .await
+        .map_err(failed)?;
+    let daemons: Vec<StoredDaemon> = results.iter().map(|(d, _)| d.clone()).collect();
+    let scans = app.inventory.current(&app.store).await.map_err(failed)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let images = report::image_objects(
+        &daemons,
+        &scans,
+        &app.policy(),
+        &ImageFilter::default(),
+        now,
+    );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&images).map_err(failed)?);
+    } else {
+        print_image_table(&images).map_err(failed)?;
+    }
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|(d, r)| r.as_ref().err().map(|e| format!("{}: {e}", d.name)))
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "could not scan {}",
+            failures.join("; ")
+        )))
+    }
+}
+
+fn print_image_table(images: &[ImageObject]) -> std::io::Result<()> {
+    use humansize::{format_size, DECIMAL};
+    let mut out = std::io::stdout().lock();
+    if images.is_empty() {
+        return writeln!(out, "no images");
+    }
+    let rows: Vec<[String; 7]> = images
+        .iter()
+        .map(|i| {
+            [
+                i.daemon.clone(),
+                i.repo_tags
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "<none>".into()),
+                i.short_id().to_owned(),
+                i.owner.clone().unwrap_or_else(|| "-".into()),
+                format!(
+                    "{}{}",
+                    i.status.as_str(),
+                    if i.removable { " *" } else { "" }
+                ),
+                format_size(i.size_bytes, DECIMAL),
+                format_size(i.unique_bytes, DECIMAL),
+            ]
+        })
+        .collect();
+    let header = ["DAEMON", "IMAGE", "ID", "OWNER", "STATUS", "SIZE", "UNIQUE"];
+    let widths: Vec<usize> = (0..7)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 7]| -> String {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_owned()
+    };
+    writeln!(out, "{}", line(header))?;
+    for r in &rows {
+        writeln!(
+            out,
+            "{}",
+            line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6]])
+        )?;
+    }
+    writeln!(out, "(* removable now)")?;
+    Ok(())
 }
 
 async fn admin_command(app: &App, command: AdminCommand) -> Result<(), CliError> {

@@ -28,11 +28,26 @@ pub struct GlobalConfig {
         value_parser = clap::value_parser!(u64).range(1..=300)
     )]
     pub daemon_timeout_secs: u64,
+
+    /// Seconds a whole scan of one daemon may take (thousands of new images
+    /// need one lookup each the first time).
+    #[arg(
+        long,
+        global = true,
+        env = "EXAPP_JANITOR_SCAN_TIMEOUT_SECS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub scan_timeout_secs: u64,
 }
 
 impl GlobalConfig {
     pub fn daemon_timeout(&self) -> Duration {
         Duration::from_secs(self.daemon_timeout_secs)
+    }
+
+    pub fn scan_timeout(&self) -> Duration {
+        Duration::from_secs(self.scan_timeout_secs)
     }
 }
 

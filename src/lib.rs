@@ -12,5 +12,8 @@ pub mod daemons;
 pub mod docker;
 pub mod domain;
 pub mod inventory;
+pub mod policy;
+pub mod report;
+pub mod scan;
 pub mod store;
 pub mod web;

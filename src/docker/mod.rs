@@ -1,5 +1,10 @@
 //! Talking to one Docker Engine over bollard: connecting to any of the three
-//! endpoint kinds and negotiating the API version. Imports only `domain`.
+//! endpoint kinds and negotiating the API version, then reading and
+//! removing. Imports only `domain`.
+
+mod listing;
+
+pub use listing::{LayerData, ListedContainer, ListedImage};
 
 use std::time::Duration;
 
@@ -36,6 +41,60 @@ pub enum DockerError {
     },
     #[error("the daemon answered without an API version")]
     NoApiVersion,
+    #[error("the daemon sent something invalid: {0}")]
+    Invalid(String),
+}
+
+impl DockerError {
+    /// Docker's 404: the thing is gone.
+    pub fn is_not_found(&self) -> bool {
+        self.status_code() == Some(404)
+    }
+
+    /// Docker's 409: a conflict, e.g. the image is in use.
+    pub fn is_conflict(&self) -> bool {
+        self.status_code() == Some(409)
+    }
+
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            DockerError::Engine {
+                source: bollard::errors::Error::DockerResponseServerError { status_code, .. },
+                ..
+            } => Some(*status_code),
+            _ => None,
+        }
+    }
+
+    /// The daemon's own words for a refused request, if it gave any.
+    pub fn daemon_message(&self) -> Option<&str> {
+        match self {
+            DockerError::Engine {
+                source: bollard::errors::Error::DockerResponseServerError { message, .. },
+                ..
+            } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// Worth retrying: the daemon could not be reached or had a bad moment.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DockerError::Timeout(_) => true,
+            DockerError::Engine { source, .. } => match source {
+                bollard::errors::Error::DockerResponseServerError { status_code, .. } => {
+                    *status_code >= 500
+                }
+                bollard::errors::Error::SocketNotFoundError(_)
+                | bollard::errors::Error::RequestTimeoutError
+                | bollard::errors::Error::HyperResponseError { .. }
+                | bollard::errors::Error::HyperLegacyError { .. }
+                | bollard::errors::Error::IOError { .. } => true,
+                _ => false,
+            },
+            DockerError::NoApiVersion | DockerError::Invalid(_) => false,
+        }
+    }
 }
 
 impl From<bollard::errors::Error> for DockerError {

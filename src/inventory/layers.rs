@@ -81,6 +81,34 @@ pub fn layers(diff_ids: &[String], history_sizes_newest_first: &[i64]) -> Option
     )
 }
 
+/// A fallback when `layers` refuses: positive step sizes in build order go
+/// to the layers in order, and whatever is left over to the top layer, so
+/// the image's total is still right.
+pub fn layers_in_order(diff_ids: &[String], history_sizes_newest_first: &[i64]) -> Vec<Layer> {
+    let mut positive: Vec<u64> = history_sizes_newest_first
+        .iter()
+        .rev()
+        .filter(|s| **s > 0)
+        .map(|s| *s as u64)
+        .collect();
+    let mut sizes = vec![0u64; diff_ids.len()];
+    if !sizes.is_empty() {
+        let rest: u64 = positive
+            .split_off(positive.len().min(sizes.len() - 1))
+            .iter()
+            .sum();
+        for (slot, size) in sizes.iter_mut().zip(&positive) {
+            *slot = *size;
+        }
+        *sizes.last_mut().expect("not empty") += rest;
+    }
+    chain_ids(diff_ids)
+        .into_iter()
+        .zip(sizes)
+        .map(|(chain_id, size)| Layer { chain_id, size })
+        .collect()
+}
+
 /// How many images use each layer.
 pub fn layer_users<'a>(images: impl IntoIterator<Item = &'a [Layer]>) -> HashMap<&'a str, usize> {
     let mut users = HashMap::new();
@@ -193,6 +221,12 @@ mod tests {
     #[test]
     fn sizes_that_do_not_line_up_are_refused() {
         assert_eq!(layer_sizes(&["sha256:a".into()], &[5, 6]), None);
+    }
+
+    #[test]
+    fn the_fallback_keeps_the_image_total() {
+        let layers = layers_in_order(&["sha256:a".into(), "sha256:b".into()], &[3, 2, 1]);
+        assert_eq!(layers.iter().map(|l| l.size).collect::<Vec<_>>(), [1, 5]);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use crate::domain::{DaemonName, Endpoint, NewDaemon, TlsFiles};
 /// A configured daemon with what the last contact attempt learned.
 #[derive(Debug, Clone)]
 pub struct StoredDaemon {
+    /// The row's key; what other tables refer to.
+    pub id: i64,
     pub name: DaemonName,
     pub endpoint: Endpoint,
     pub created_at: OffsetDateTime,
@@ -28,6 +30,7 @@ pub struct DaemonContact {
 }
 
 struct Row {
+    id: i64,
     name: String,
     endpoint: String,
     tls_ca: Option<String>,
@@ -63,6 +66,7 @@ impl TryFrom<Row> for StoredDaemon {
         };
         let endpoint = Endpoint::parse(&row.endpoint, tls).map_err(|e| corrupt(&row.name, e))?;
         Ok(Self {
+            id: row.id,
             name,
             endpoint,
             created_at: timestamp(row.created_at)?,
@@ -109,7 +113,7 @@ impl Store {
     pub async fn list_daemons(&self) -> Result<Vec<StoredDaemon>, StoreError> {
         sqlx::query_as!(
             Row,
-            "SELECT name, endpoint, tls_ca, tls_cert, tls_key, created_at, checked_at, reachable,
+            "SELECT id AS \"id!\", name, endpoint, tls_ca, tls_cert, tls_key, created_at, checked_at, reachable,
                     engine_version, api_version, last_error, last_error_at
              FROM daemons ORDER BY name"
         )
@@ -124,7 +128,7 @@ impl Store {
         let name = name.as_str();
         sqlx::query_as!(
             Row,
-            "SELECT name, endpoint, tls_ca, tls_cert, tls_key, created_at, checked_at, reachable,
+            "SELECT id AS \"id!\", name, endpoint, tls_ca, tls_cert, tls_key, created_at, checked_at, reachable,
                     engine_version, api_version, last_error, last_error_at
              FROM daemons WHERE name = ?",
             name

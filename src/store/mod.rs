@@ -3,6 +3,7 @@
 
 mod auth;
 mod daemons;
+mod inventory;
 mod meta;
 
 use std::io::Read;
@@ -14,6 +15,7 @@ use sqlx::SqlitePool;
 
 pub use auth::{CredentialKind, StoredSession};
 pub use daemons::{DaemonContact, StoredDaemon};
+pub use inventory::{CurrentRow, HistoryRows, ScanRow};
 
 pub const DB_FILE: &str = "exapp-janitor.db";
 

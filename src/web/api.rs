@@ -9,12 +9,16 @@ use super::BODY_LIMIT;
 use crate::app::App;
 use crate::daemons::{self, DaemonSummary};
 use crate::domain::NewDaemonInput;
+use crate::report::{self, ImageFilter, ImageFilterInput};
+use crate::scan;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
         .route("/daemons", web::get().to(list_daemons))
         .route("/daemons", web::post().to(add_daemon))
         .route("/daemons/{name}", web::delete().to(remove_daemon))
+        .route("/scan", web::post().to(scan))
+        .route("/images", web::get().to(images))
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::NotFound("no such API endpoint".into()))
         }));
@@ -80,4 +84,61 @@ async fn remove_daemon(
 ) -> Result<HttpResponse, ApiError> {
     daemons::remove(&app.store, &name).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// One daemon's outcome of `POST /api/v1/scan`.
+#[derive(serde::Serialize)]
+struct ScanSummary {
+    daemon: String,
+    ok: bool,
+    error: Option<String>,
+    images: usize,
+    total_bytes: u64,
+}
+
+async fn scan(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
+    let results = scan::scan_all(&app.store, &app.scan_options())
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let body: Vec<ScanSummary> = results
+        .iter()
+        .map(|(daemon, result)| match result {
+            Ok(scan) => ScanSummary {
+                daemon: daemon.name.to_string(),
+                ok: true,
+                error: None,
+                images: scan.images.len(),
+                total_bytes: scan.totals.total_bytes,
+            },
+            Err(e) => ScanSummary {
+                daemon: daemon.name.to_string(),
+                ok: false,
+                error: Some(e.to_string()),
+                images: 0,
+                total_bytes: 0,
+            },
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn images(
+    app: web::Data<App>,
+    query: web::Query<ImageFilterInput>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = ImageFilter::parse(&query).map_err(ApiError::Invalid)?;
+    let daemons = daemons::list(&app.store).await?;
+    let scans = app
+        .inventory
+        .current(&app.store)
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok(HttpResponse::Ok().json(report::image_objects(
+        &daemons,
+        &scans,
+        &app.policy(),
+        &filter,
+        now,
+    )))
 }

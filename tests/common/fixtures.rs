@@ -137,9 +137,18 @@ impl Fixtures {
         self.docker(&["run", "-d", "--network", "none", "--name", name, image])
     }
 
-    /// A container that exists but never started.
+    /// A container that exists but never started (any image: it never runs).
     pub fn create(&self, name: &str, image: &str) -> String {
-        self.docker(&["create", "--network", "none", "--name", name, image])
+        self.docker(&[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            name,
+            image,
+            "sleep",
+            "3600",
+        ])
     }
 }
 

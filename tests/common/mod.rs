@@ -115,7 +115,10 @@ fn client(cookies: bool) -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(cookies)
-        .timeout(Duration::from_secs(30))
+        // A kept-alive connection may be closed by the server just as it is
+        // reused (its keep-alive ends while fixtures are built): no pooling.
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(60))
         .build()
         .unwrap()
 }
@@ -126,6 +129,7 @@ pub async fn spawn_app() -> TestApp {
     let config = GlobalConfig {
         data_dir: data_dir.clone(),
         daemon_timeout_secs: TEST_DAEMON_TIMEOUT.as_secs(),
+        scan_timeout_secs: 60,
     };
     let app = App::open(&config).await.expect("open the store");
     auth::reset_admin_password(&app.store, &auth::Password::parse(TEST_PASSWORD).unwrap())

@@ -63,7 +63,7 @@ install_engine26() {
 cmd_install() {
   # docker.io brings dockerd 20.10, containerd, runc and the docker CLI;
   # busybox-static runs real containers; openssl makes the TLS certificates.
-  apt_install docker.io busybox-static openssl ca-certificates iproute2 procps python3
+  apt_install docker.io busybox-static openssl ca-certificates curl iproute2 procps python3
   install_engine26
 }
 

@@ -1,0 +1,134 @@
+//! Reading a daemon: images, containers (every state), the `nc_app_*`
+//! containers' references, and each image's layers. Everything a daemon
+//! says is untrusted: IDs are parsed, and a listing that cannot be trusted
+//! fails as a whole rather than leaving an image looking unused.
+
+use bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
+
+use super::{within, DaemonClient, DockerError};
+use crate::domain::{ImageId, EXAPP_CONTAINER_PREFIX};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedImage {
+    pub id: ImageId,
+    /// Without Engine 20.10's `<none>:<none>` / `<none>@<none>` placeholders.
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub created: i64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedContainer {
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    pub image_id: ImageId,
+    pub state: String,
+}
+
+/// What building an image's layer list needs: diff IDs (base first) and the
+/// sizes of its history steps (newest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerData {
+    pub diff_ids: Vec<String>,
+    pub history_sizes: Vec<i64>,
+}
+
+fn invalid(what: String) -> DockerError {
+    DockerError::Invalid(what)
+}
+
+fn real_references(refs: Vec<String>) -> Vec<String> {
+    refs.into_iter()
+        .filter(|r| !r.starts_with("<none>"))
+        .collect()
+}
+
+impl DaemonClient {
+    /// `GET /images/json`: tagged and dangling images (not untagged parents,
+    /// whose layers are always a prefix of a listed child's).
+    pub async fn list_images(&self) -> Result<Vec<ListedImage>, DockerError> {
+        let options = ListImagesOptions {
+            all: false,
+            ..Default::default()
+        };
+        let listed = within(self.timeout(), self.docker().list_images(Some(options))).await?;
+        listed
+            .into_iter()
+            .map(|i| {
+                Ok(ListedImage {
+                    id: ImageId::parse(&i.id).map_err(invalid)?,
+                    repo_tags: real_references(i.repo_tags),
+                    repo_digests: real_references(i.repo_digests),
+                    created: i.created,
+                    size: u64::try_from(i.size).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// `GET /containers/json?all=1`: every container in every state.
+    pub async fn list_containers(&self) -> Result<Vec<ListedContainer>, DockerError> {
+        let options = ListContainersOptions {
+            all: true,
+            ..Default::default()
+        };
+        let listed = within(self.timeout(), self.docker().list_containers(Some(options))).await?;
+        listed
+            .into_iter()
+            .map(|c| {
+                let id =
+                    c.id.ok_or_else(|| invalid("a container without an ID".into()))?;
+                let name = c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_owned())
+                    .unwrap_or_else(|| id.clone());
+                let image_id = c
+                    .image_id
+                    .as_deref()
+                    .ok_or_else(|| invalid(format!("container {name} has no image ID")))
+                    .and_then(|i| ImageId::parse(i).map_err(invalid))?;
+                let state = c
+                    .state
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                Ok(ListedContainer {
+                    id,
+                    name,
+                    image_id,
+                    state,
+                })
+            })
+            .collect()
+    }
+
+    /// `Config.Image` of an ExApp container: the reference AppAPI created it from.
+    pub async fn exapp_config_image(
+        &self,
+        container: &ListedContainer,
+    ) -> Result<Option<String>, DockerError> {
+        debug_assert!(container.name.starts_with(EXAPP_CONTAINER_PREFIX));
+        let inspected = within(
+            self.timeout(),
+            self.docker().inspect_container(&container.id, None),
+        )
+        .await?;
+        Ok(inspected.config.and_then(|c| c.image))
+    }
+
+    /// `GET /images/{id}/json` and `/history`: immutable per image ID.
+    pub async fn layer_data(&self, id: &ImageId) -> Result<LayerData, DockerError> {
+        let docker = self.docker();
+        let (inspect, history) = tokio::try_join!(
+            within(self.timeout(), docker.inspect_image(id.as_str())),
+            within(self.timeout(), docker.image_history(id.as_str())),
+        )?;
+        let diff_ids = inspect.root_fs.and_then(|r| r.layers).unwrap_or_default();
+        Ok(LayerData {
+            diff_ids,
+            history_sizes: history.into_iter().map(|h| h.size).collect(),
+        })
+    }
+}

@@ -1,0 +1,222 @@
+//! PURE: which images a cleanup removes now, and why each other one stays.
+//! Removable: `outdated` images outdated for at least `min_age_hours` and
+//! not among the `keep_previous` most recently outdated of their ExApp, plus
+//! `dangling` images when `remove_dangling` is on. Nothing else, ever.
+
+use std::collections::HashMap;
+
+use crate::domain::AppId;
+use crate::inventory::{rfc3339, ClassifiedImage, Status};
+
+/// The settings the policy reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub keep_previous: u32,
+    pub min_age_hours: u32,
+    pub remove_dangling: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            keep_previous: 0,
+            min_age_hours: 24,
+            remove_dangling: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub removable: bool,
+    /// Why it is (not) removable, for the admin.
+    pub why: String,
+}
+
+/// One decision per image, in the inventory's order. `now` is unix seconds.
+pub fn decide(policy: &Policy, images: &[ClassifiedImage], now: i64) -> Vec<Decision> {
+    let kept = kept_previous(policy.keep_previous, images);
+    images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| match image.status {
+            Status::Current | Status::InUse | Status::Protected | Status::Foreign => Decision {
+                removable: false,
+                why: "never removed".into(),
+            },
+            Status::Dangling if policy.remove_dangling => Decision {
+                removable: true,
+                why: "removable: dangling images are removed (remove_dangling is on)".into(),
+            },
+            Status::Dangling => Decision {
+                removable: false,
+                why: "kept: remove_dangling is off".into(),
+            },
+            Status::Outdated if kept[i] => Decision {
+                removable: false,
+                why: format!(
+                    "kept: one of the {} most recently outdated images of {} (keep_previous)",
+                    policy.keep_previous,
+                    image.owner.as_ref().map(AppId::as_str).unwrap_or("?")
+                ),
+            },
+            Status::Outdated => {
+                let since = image.outdated_since.unwrap_or(now);
+                let ready_at = since + i64::from(policy.min_age_hours) * 3600;
+                if now >= ready_at {
+                    Decision {
+                        removable: true,
+                        why: format!(
+                            "removable: outdated for at least {} h",
+                            policy.min_age_hours
+                        ),
+                    }
+                } else {
+                    Decision {
+                        removable: false,
+                        why: format!(
+                            "not yet: removable from {} (min_age_hours = {})",
+                            rfc3339(ready_at),
+                            policy.min_age_hours
+                        ),
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// Marks the `keep` most recently outdated images of each ExApp.
+fn kept_previous(keep: u32, images: &[ClassifiedImage]) -> Vec<bool> {
+    let mut by_app: HashMap<&AppId, Vec<usize>> = HashMap::new();
+    for (i, image) in images.iter().enumerate() {
+        if let (Status::Outdated, Some(owner)) = (image.status, &image.owner) {
+            by_app.entry(owner).or_default().push(i);
+        }
+    }
+    let mut kept = vec![false; images.len()];
+    for indices in by_app.values_mut() {
+        // Most recently outdated first; ties by newest image, then by ID so the choice is stable.
+        indices.sort_by(|&a, &b| {
+            let key = |i: usize| {
+                (
+                    images[i].outdated_since,
+                    images[i].info.created,
+                    images[i].info.id.clone(),
+                )
+            };
+            key(b).cmp(&key(a))
+        });
+        for &i in indices.iter().take(keep as usize) {
+            kept[i] = true;
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ImageId;
+    use crate::inventory::ImageInfo;
+
+    const NOW: i64 = 1_800_000_000;
+    const HOUR: i64 = 3600;
+
+    fn image(
+        n: u8,
+        status: Status,
+        owner: Option<&str>,
+        outdated_hours_ago: Option<i64>,
+    ) -> ClassifiedImage {
+        ClassifiedImage {
+            info: ImageInfo {
+                id: ImageId::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap(),
+                repo_tags: vec![],
+                repo_digests: vec![],
+                created: NOW - 100 * HOUR + i64::from(n),
+                size: 1,
+                layers: vec![],
+            },
+            owner: owner.map(|o| AppId::parse(o).unwrap()),
+            status,
+            reason: String::new(),
+            containers: vec![],
+            outdated_since: outdated_hours_ago.map(|h| NOW - h * HOUR),
+            unique_bytes: 1,
+        }
+    }
+
+    fn removable(policy: Policy, images: &[ClassifiedImage]) -> Vec<bool> {
+        decide(&policy, images, NOW)
+            .into_iter()
+            .map(|d| d.removable)
+            .collect()
+    }
+
+    #[test]
+    fn only_outdated_and_opted_in_dangling_images_are_ever_removable() {
+        let images = [
+            image(1, Status::Current, Some("a"), None),
+            image(2, Status::InUse, Some("a"), None),
+            image(3, Status::Protected, Some("a"), None),
+            image(4, Status::Foreign, None, None),
+            image(5, Status::Dangling, None, None),
+            image(6, Status::Outdated, Some("a"), Some(100)),
+        ];
+        let all_on = Policy {
+            keep_previous: 0,
+            min_age_hours: 0,
+            remove_dangling: true,
+        };
+        assert_eq!(
+            removable(all_on, &images),
+            [false, false, false, false, true, true]
+        );
+        assert_eq!(
+            removable(Policy::default(), &images),
+            [false, false, false, false, false, true]
+        );
+    }
+
+    #[test]
+    fn images_outdated_for_less_than_min_age_wait() {
+        let images = [
+            image(1, Status::Outdated, Some("a"), Some(23)),
+            image(2, Status::Outdated, Some("a"), Some(24)),
+        ];
+        let decisions = decide(&Policy::default(), &images, NOW);
+        assert!(!decisions[0].removable && decisions[0].why.starts_with("not yet: removable from"));
+        assert!(decisions[1].removable);
+        let lowered = Policy {
+            min_age_hours: 1,
+            ..Policy::default()
+        };
+        assert_eq!(removable(lowered, &images), [true, true]);
+    }
+
+    #[test]
+    fn keep_previous_keeps_the_most_recently_outdated_per_exapp() {
+        let images = [
+            image(1, Status::Outdated, Some("a"), Some(300)),
+            image(2, Status::Outdated, Some("a"), Some(200)),
+            image(3, Status::Outdated, Some("a"), Some(100)),
+            image(4, Status::Outdated, Some("b"), Some(300)),
+        ];
+        let keep_one = Policy {
+            keep_previous: 1,
+            ..Policy::default()
+        };
+        assert_eq!(removable(keep_one, &images), [true, true, false, false]);
+        let keep_five = Policy {
+            keep_previous: 5,
+            ..Policy::default()
+        };
+        assert_eq!(removable(keep_five, &images), [false; 4]);
+        let why = &decide(&keep_one, &images, NOW)[2].why;
+        assert_eq!(
+            why,
+            "kept: one of the 1 most recently outdated images of a (keep_previous)"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! The image objects of the public contract (DESIGN.md), across daemons,
+//! filtered: what `scan --json`, `GET /api/v1/images` and the Images page show.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::domain::{DaemonName, FieldErrors};
+use crate::inventory::{rfc3339, ClassifiedImage, Status};
+use crate::policy::{self, Policy};
+use crate::scan::CachedScan;
+use crate::store::StoredDaemon;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageObject {
+    pub daemon: String,
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub created_at: String,
+    pub size_bytes: u64,
+    pub unique_bytes: u64,
+    pub owner: Option<String>,
+    pub status: Status,
+    pub removable: bool,
+    pub reason: String,
+    pub containers: Vec<String>,
+    pub outdated_since: Option<String>,
+}
+
+impl ImageObject {
+    fn new(daemon: &DaemonName, image: &ClassifiedImage, decision: &policy::Decision) -> Self {
+        Self {
+            daemon: daemon.to_string(),
+            id: image.info.id.to_string(),
+            repo_tags: image.info.repo_tags.clone(),
+            repo_digests: image.info.repo_digests.clone(),
+            created_at: rfc3339(image.info.created),
+            size_bytes: image.info.size,
+            unique_bytes: image.unique_bytes,
+            owner: image.owner.as_ref().map(ToString::to_string),
+            status: image.status,
+            removable: decision.removable,
+            reason: format!("{}; {}", image.reason, decision.why),
+            containers: image.containers.clone(),
+            outdated_since: image.outdated_since.map(rfc3339),
+        }
+    }
+
+    /// The 12 hex digits Docker shows.
+    pub fn short_id(&self) -> &str {
+        self.id.get(7..19).unwrap_or(&self.id)
+    }
+}
+
+/// Which images to show. Parsed from query strings and flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageFilter {
+    pub daemon: Option<DaemonName>,
+    pub owner: Option<String>,
+    pub status: Option<Status>,
+    /// Case-insensitive substring of a reference, the ID, the owner or a container.
+    pub search: Option<String>,
+}
+
+/// The raw filter as a query string carries it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ImageFilterInput {
+    #[serde(default)]
+    pub daemon: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default, alias = "q")]
+    pub search: Option<String>,
+}
+
+impl ImageFilter {
+    pub fn parse(input: &ImageFilterInput) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let daemon = given(&input.daemon).and_then(|d| {
+            DaemonName::parse(&d)
+                .map_err(|e| errors.add("daemon", e))
+                .ok()
+        });
+        let owner = given(&input.owner);
+        if owner.as_ref().is_some_and(|o| o.len() > 64) {
+            errors.add("owner", "at most 64 characters");
+        }
+        let status = given(&input.status).and_then(|s| {
+            Status::parse(&s)
+                .ok_or_else(|| {
+                    errors.add(
+                        "status",
+                        "one of current, in_use, protected, outdated, dangling, foreign",
+                    )
+                })
+                .ok()
+        });
+        let search = given(&input.search);
+        if search.as_ref().is_some_and(|s| s.len() > 256) {
+            errors.add("search", "at most 256 characters");
+        }
+        errors.into_result(|| Self {
+            daemon,
+            owner,
+            status,
+            search: search.map(|s| s.to_lowercase()),
+        })
+    }
+
+    fn keeps_daemon(&self, name: &DaemonName) -> bool {
+        self.daemon.as_ref().is_none_or(|d| d == name)
+    }
+
+    fn keeps(&self, image: &ImageObject) -> bool {
+        self.owner
+            .as_ref()
+            .is_none_or(|o| image.owner.as_deref() == Some(o.as_str()))
+            && self.status.is_none_or(|s| image.status == s)
+            && self.search.as_ref().is_none_or(|q| {
+                image.id.contains(q.as_str())
+                    || image
+                        .owner
+                        .as_deref()
+                        .is_some_and(|o| o.to_lowercase().contains(q.as_str()))
+                    || image
+                        .repo_tags
+                        .iter()
+                        .chain(&image.repo_digests)
+                        .chain(&image.containers)
+                        .any(|r| r.to_lowercase().contains(q.as_str()))
+            })
+    }
+}
+
+/// Image objects of every daemon's last scan, in daemon order.
+pub fn image_objects(
+    daemons: &[StoredDaemon],
+    scans: &HashMap<i64, Arc<CachedScan>>,
+    policy: &Policy,
+    filter: &ImageFilter,
+    now: i64,
+) -> Vec<ImageObject> {
+    let mut out = Vec::new();
+    for daemon in daemons.iter().filter(|d| filter.keeps_daemon(&d.name)) {
+        let Some(scan) = scans.get(&daemon.id).and_then(|c| c.scan.clone()) else {
+            continue;
+        };
+        let decisions = policy::decide(policy, &scan.images, now);
+        out.extend(
+            scan.images
+                .iter()
+                .zip(&decisions)
+                .map(|(image, decision)| ImageObject::new(&daemon.name, image, decision))
+                .filter(|o| filter.keeps(o)),
+        );
+    }
+    out
+}

@@ -1,0 +1,279 @@
+//! Scanning: a daemon's snapshot plus the stored history and layer cache
+//! become its inventory, and what the scan observed is recorded. Daemons are
+//! scanned concurrently, each within its own timeout.
+
+mod cache;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use futures_util::{future::join_all, stream, StreamExt};
+use serde::{Deserialize, Serialize};
+
+pub use cache::{CachedScan, InventoryCache};
+
+use crate::docker::{DaemonClient, DockerError, ListedContainer};
+use crate::domain::{AppId, ImageId, ProtectedPattern};
+use crate::inventory::{
+    self, layers, ClassifiedImage, ContainerInfo, ExAppContainer, History, ImageInfo, Layer,
+    Snapshot, Totals,
+};
+use crate::store::{CurrentRow, HistoryRows, Store, StoreError, StoredDaemon};
+
+/// Layer lookups for images not yet in the cache, at most this many at once.
+const LAYER_FETCH_CONCURRENCY: usize = 8;
+
+/// What one successful scan of a daemon found; stored as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DaemonScan {
+    pub images: Vec<ClassifiedImage>,
+    pub totals: Totals,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{0}")]
+    Docker(#[from] DockerError),
+    #[error("the scan took longer than {} s", .0.as_secs())]
+    Timeout(Duration),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// For each Engine call.
+    pub call_timeout: Duration,
+    /// For the whole scan of one daemon.
+    pub scan_timeout: Duration,
+    pub protected: Vec<ProtectedPattern>,
+}
+
+/// Scans one daemon and stores the result (or the error).
+pub async fn scan_daemon(
+    store: &Store,
+    daemon: &StoredDaemon,
+    options: &ScanOptions,
+) -> Result<DaemonScan, ScanError> {
+    let started = Instant::now();
+    let outcome = match tokio::time::timeout(
+        options.scan_timeout,
+        scan_inner(store, daemon, options),
+    )
+    .await
+    {
+        Ok(result) => result,
+        Err(_) => Err(ScanError::Timeout(options.scan_timeout)),
+    };
+    let now = now_unix();
+    match &outcome {
+        Ok(scan) => {
+            let json = serde_json::to_string(scan).expect("an inventory serialises");
+            let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            store.save_scan(daemon.id, now, ms, &json).await?;
+            tracing::info!(daemon = %daemon.name, images = scan.images.len(), ms, "scanned");
+        }
+        Err(e) => {
+            tracing::warn!(daemon = %daemon.name, error = %e, "scan failed");
+            store
+                .save_scan_error(daemon.id, now, &e.to_string())
+                .await?;
+        }
+    }
+    outcome
+}
+
+/// Scans every daemon at once; one daemon's failure is only its own.
+pub async fn scan_all(
+    store: &Store,
+    options: &ScanOptions,
+) -> Result<Vec<(StoredDaemon, Result<DaemonScan, ScanError>)>, StoreError> {
+    let daemons = store.list_daemons().await?;
+    let results = join_all(daemons.iter().map(|d| scan_daemon(store, d, options))).await;
+    Ok(daemons.into_iter().zip(results).collect())
+}
+
+async fn scan_inner(
+    store: &Store,
+    daemon: &StoredDaemon,
+    options: &ScanOptions,
+) -> Result<DaemonScan, ScanError> {
+    let client = DaemonClient::connect(&daemon.endpoint, options.call_timeout).await;
+    let client = match client {
+        Ok(c) => {
+            let e = c.engine();
+            store
+                .record_contact_ok(&daemon.name, &e.engine_version, &e.api_version)
+                .await?;
+            c
+        }
+        Err(e) => {
+            store
+                .record_contact_error(&daemon.name, &e.to_string())
+                .await?;
+            return Err(e.into());
+        }
+    };
+    let (images, containers) = tokio::try_join!(client.list_images(), client.list_containers())?;
+    let containers = with_exapp_references(&client, containers).await?;
+    let layers = layers_of(store, daemon.id, &client, &images).await?;
+
+    let snapshot = Snapshot {
+        images: images
+            .into_iter()
+            .map(|i| ImageInfo {
+                layers: layers.get(&i.id).cloned().unwrap_or_default(),
+                id: i.id,
+                repo_tags: i.repo_tags,
+                repo_digests: i.repo_digests,
+                created: i.created,
+                size: i.size,
+            })
+            .collect(),
+        containers,
+    };
+    let history = history_from(store.load_history(daemon.id).await?);
+    let now = now_unix();
+    let result = inventory::classify(&snapshot, &history, &options.protected, now);
+
+    let obs = &result.observations;
+    let current: Vec<CurrentRow> = obs
+        .current
+        .iter()
+        .map(|c| CurrentRow {
+            appid: c.appid.to_string(),
+            image_id: c.image_id.to_string(),
+            repositories: c.repositories.iter().cloned().collect(),
+        })
+        .collect();
+    let ids = |v: &[ImageId]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+    store
+        .record_history(
+            daemon.id,
+            now,
+            &current,
+            &ids(&obs.newly_outdated),
+            &ids(&obs.no_longer_outdated),
+        )
+        .await?;
+    let present: HashSet<&str> = snapshot.images.iter().map(|i| i.id.as_str()).collect();
+    store.prune_layers(daemon.id, &present).await?;
+
+    Ok(DaemonScan {
+        images: result.images,
+        totals: result.totals,
+    })
+}
+
+/// Containers as the inventory sees them; `nc_app_*` ones with the
+/// reference they were created from (one inspect each).
+async fn with_exapp_references(
+    client: &DaemonClient,
+    listed: Vec<ListedContainer>,
+) -> Result<Vec<ContainerInfo>, DockerError> {
+    let mut containers = Vec::with_capacity(listed.len());
+    for c in listed {
+        let exapp = match AppId::from_container_name(&c.name) {
+            Some(appid) => {
+                // A container removed since the listing keeps its image
+                // current for this scan: the safe side.
+                let config_image = match client.exapp_config_image(&c).await {
+                    Ok(image) => image.unwrap_or_default(),
+                    Err(e) if e.is_not_found() => String::new(),
+                    Err(e) => return Err(e),
+                };
+                Some(ExAppContainer {
+                    appid,
+                    config_image,
+                })
+            }
+            None => None,
+        };
+        containers.push(ContainerInfo {
+            name: c.name,
+            image_id: c.image_id,
+            state: c.state,
+            exapp,
+        });
+    }
+    Ok(containers)
+}
+
+/// Layers of every listed image: from the cache, or fetched (and cached)
+/// for images seen for the first time.
+async fn layers_of(
+    store: &Store,
+    daemon_id: i64,
+    client: &DaemonClient,
+    images: &[crate::docker::ListedImage],
+) -> Result<HashMap<ImageId, Vec<Layer>>, ScanError> {
+    let mut known: HashMap<ImageId, Vec<Layer>> = store
+        .cached_layers(daemon_id)
+        .await?
+        .into_iter()
+        .filter_map(|(id, json)| {
+            Some((ImageId::parse(&id).ok()?, serde_json::from_str(&json).ok()?))
+        })
+        .collect();
+    let missing: Vec<&ImageId> = images
+        .iter()
+        .map(|i| &i.id)
+        .filter(|id| !known.contains_key(*id))
+        .collect();
+    let fetched: Vec<(ImageId, Result<Vec<Layer>, DockerError>)> = stream::iter(missing)
+        .map(|id| async move {
+            let data = client.layer_data(id).await;
+            let layers = data.map(|d| {
+                layers::layers(&d.diff_ids, &d.history_sizes).unwrap_or_else(|| {
+                    tracing::warn!(image = %id, "history sizes do not line up with the layers; counting them in order");
+                    layers::layers_in_order(&d.diff_ids, &d.history_sizes)
+                })
+            });
+            (id.clone(), layers)
+        })
+        .buffer_unordered(LAYER_FETCH_CONCURRENCY)
+        .collect()
+        .await;
+    let mut to_cache = Vec::with_capacity(fetched.len());
+    for (id, layers) in fetched {
+        let layers = layers?;
+        to_cache.push((
+            id.to_string(),
+            serde_json::to_string(&layers).expect("layers serialise"),
+        ));
+        known.insert(id, layers);
+    }
+    if !to_cache.is_empty() {
+        store.put_layers(daemon_id, &to_cache).await?;
+    }
+    Ok(known)
+}
+
+fn history_from(rows: HistoryRows) -> History {
+    let mut history = History::default();
+    // Rows come oldest first, so the latest ExApp to run an image wins.
+    for (appid, image_id, _) in rows.images {
+        if let (Ok(app), Ok(id)) = (AppId::parse(&appid), ImageId::parse(&image_id)) {
+            history.image_owners.insert(id, app);
+        }
+    }
+    for (appid, repository) in rows.repositories {
+        if let Ok(app) = AppId::parse(&appid) {
+            history
+                .repo_owners
+                .entry(repository)
+                .or_insert_with(BTreeSet::new)
+                .insert(app);
+        }
+    }
+    for (image_id, since) in rows.outdated {
+        if let Ok(id) = ImageId::parse(&image_id) {
+            history.outdated_since.insert(id, since);
+        }
+    }
+    history
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

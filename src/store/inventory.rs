@@ -1,0 +1,268 @@
+//! The tables behind the inventory: the layer cache, the image history and
+//! each daemon's last scan. Values the inventory computes are stored as
+//! plain strings (IDs, JSON); the scan turns them back into types.
+
+use std::collections::HashSet;
+
+use super::{Store, StoreError};
+
+/// What the janitor remembers of one daemon (see `inventory::History`).
+#[derive(Debug, Clone, Default)]
+pub struct HistoryRows {
+    /// (appid, image_id, last_seen_at)
+    pub images: Vec<(String, String, i64)>,
+    /// (appid, repository)
+    pub repositories: Vec<(String, String)>,
+    /// (image_id, since)
+    pub outdated: Vec<(String, i64)>,
+}
+
+/// One ExApp's current image as a scan saw it.
+#[derive(Debug, Clone)]
+pub struct CurrentRow {
+    pub appid: String,
+    pub image_id: String,
+    pub repositories: Vec<String>,
+}
+
+/// The last scan of one daemon.
+#[derive(Debug, Clone)]
+pub struct ScanRow {
+    pub daemon_id: i64,
+    pub scanned_at: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub inventory: Option<String>,
+    pub error: Option<String>,
+    pub error_at: Option<i64>,
+    pub attempted_at: i64,
+    pub generation: i64,
+}
+
+impl Store {
+    /// Cached layer lists (JSON) of a daemon's images, by image ID.
+    pub async fn cached_layers(&self, daemon_id: i64) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query!(
+            "SELECT image_id, layers FROM image_layers WHERE daemon_id = ?",
+            daemon_id
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.image_id, r.layers)).collect())
+    }
+
+    pub async fn put_layers(
+        &self,
+        daemon_id: i64,
+        entries: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for (image_id, layers) in entries {
+            sqlx::query!(
+                "INSERT INTO image_layers (daemon_id, image_id, layers) VALUES (?, ?, ?)
+                 ON CONFLICT (daemon_id, image_id) DO UPDATE SET layers = excluded.layers",
+                daemon_id,
+                image_id,
+                layers
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets cached layers of images the daemon no longer has.
+    pub async fn prune_layers(
+        &self,
+        daemon_id: i64,
+        present: &HashSet<&str>,
+    ) -> Result<u64, StoreError> {
+        let cached = self.cached_layers(daemon_id).await?;
+        let gone: Vec<&String> = cached
+            .iter()
+            .map(|(id, _)| id)
+            .filter(|id| !present.contains(id.as_str()))
+            .collect();
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool().begin().await?;
+        for image_id in &gone {
+            sqlx::query!(
+                "DELETE FROM image_layers WHERE daemon_id = ? AND image_id = ?",
+                daemon_id,
+                image_id
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(gone.len() as u64)
+    }
+
+    pub async fn load_history(&self, daemon_id: i64) -> Result<HistoryRows, StoreError> {
+        let images = sqlx::query!(
+            "SELECT appid, image_id, last_seen_at FROM exapp_images WHERE daemon_id = ? ORDER BY last_seen_at",
+            daemon_id
+        )
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(|r| (r.appid, r.image_id, r.last_seen_at))
+        .collect();
+        let repositories = sqlx::query!(
+            "SELECT appid, repository FROM exapp_repositories WHERE daemon_id = ?",
+            daemon_id
+        )
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(|r| (r.appid, r.repository))
+        .collect();
+        let outdated = sqlx::query!(
+            "SELECT image_id, since FROM outdated_images WHERE daemon_id = ?",
+            daemon_id
+        )
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(|r| (r.image_id, r.since))
+        .collect();
+        Ok(HistoryRows {
+            images,
+            repositories,
+            outdated,
+        })
+    }
+
+    /// Records what a scan observed, all or nothing.
+    pub async fn record_history(
+        &self,
+        daemon_id: i64,
+        now: i64,
+        current: &[CurrentRow],
+        newly_outdated: &[String],
+        no_longer_outdated: &[String],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for c in current {
+            sqlx::query!(
+                "INSERT INTO exapp_images (daemon_id, appid, image_id, first_seen_at, last_seen_at)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (daemon_id, appid, image_id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+                daemon_id,
+                c.appid,
+                c.image_id,
+                now,
+                now
+            )
+            .execute(&mut *tx)
+            .await?;
+            for repository in &c.repositories {
+                sqlx::query!(
+                    "INSERT INTO exapp_repositories (daemon_id, appid, repository, first_seen_at, last_seen_at)
+                     VALUES (?, ?, ?, ?, ?)
+                     ON CONFLICT (daemon_id, appid, repository) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+                    daemon_id,
+                    c.appid,
+                    repository,
+                    now,
+                    now
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for image_id in newly_outdated {
+            sqlx::query!(
+                "INSERT INTO outdated_images (daemon_id, image_id, since) VALUES (?, ?, ?)
+                 ON CONFLICT (daemon_id, image_id) DO NOTHING",
+                daemon_id,
+                image_id,
+                now
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        for image_id in no_longer_outdated {
+            sqlx::query!(
+                "DELETE FROM outdated_images WHERE daemon_id = ? AND image_id = ?",
+                daemon_id,
+                image_id
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn save_scan(
+        &self,
+        daemon_id: i64,
+        at: i64,
+        duration_ms: i64,
+        inventory: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            "INSERT INTO daemon_scans (daemon_id, scanned_at, duration_ms, inventory, attempted_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (daemon_id) DO UPDATE SET scanned_at = excluded.scanned_at,
+                 duration_ms = excluded.duration_ms, inventory = excluded.inventory,
+                 attempted_at = excluded.attempted_at, generation = generation + 1",
+            daemon_id,
+            at,
+            duration_ms,
+            inventory,
+            at
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed scan; the last good inventory stays.
+    pub async fn save_scan_error(
+        &self,
+        daemon_id: i64,
+        at: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            "INSERT INTO daemon_scans (daemon_id, error, error_at, attempted_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (daemon_id) DO UPDATE SET error = excluded.error, error_at = excluded.error_at,
+                 attempted_at = excluded.attempted_at, generation = generation + 1",
+            daemon_id,
+            error,
+            at,
+            at
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// (daemon_id, generation) of every daemon's last scan: cheap, to see
+    /// whether a cached inventory is still the latest.
+    pub async fn scan_versions(&self) -> Result<Vec<(i64, i64)>, StoreError> {
+        Ok(
+            sqlx::query!("SELECT daemon_id, generation FROM daemon_scans")
+                .fetch_all(self.pool())
+                .await?
+                .into_iter()
+                .map(|r| (r.daemon_id, r.generation))
+                .collect(),
+        )
+    }
+
+    pub async fn load_scan(&self, daemon_id: i64) -> Result<Option<ScanRow>, StoreError> {
+        Ok(sqlx::query_as!(
+            ScanRow,
+            "SELECT daemon_id, scanned_at, duration_ms, inventory, error, error_at, attempted_at, generation
+             FROM daemon_scans WHERE daemon_id = ?",
+            daemon_id
+        )
+        .fetch_optional(self.pool())
+        .await?)
+    }
+}
