@@ -105,10 +105,24 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
     if let Some(name) = daemons::add_local_on_first_start(&app.store, candidate).await? {
         tracing::info!(daemon = %name, "first start: added the local Docker daemon");
     }
+    spawn_rescans(app.clone(), config.rescan_interval());
     let listener = TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {
         addr: config.listen,
         source,
     })?;
     let server = crate::web::server(app, listener).map_err(ServeError::Server)?;
     server.await.map_err(ServeError::Server)
+}
+
+/// Scans every daemon at start and then every `interval`, so the pages show
+/// what is on the daemons even when nobody presses "Rescan".
+fn spawn_rescans(app: App, interval: Duration) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = crate::scan::scan_all(&app.store, &app.scan_options()).await {
+                tracing::error!(error = %e, "periodic scan failed");
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
 }

@@ -66,9 +66,22 @@ pub struct ServeConfig {
         value_parser = clap::value_parser!(u64).range(1..=10080)
     )]
     pub session_idle_minutes: u64,
+
+    /// Seconds between scans of every daemon (the first runs at start).
+    #[arg(
+        long,
+        env = "EXAPP_JANITOR_RESCAN_INTERVAL_SECS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(10..=86400)
+    )]
+    pub rescan_interval_secs: u64,
 }
 
 impl ServeConfig {
+    pub fn rescan_interval(&self) -> Duration {
+        Duration::from_secs(self.rescan_interval_secs)
+    }
+
     pub fn session_idle(&self) -> Duration {
         Duration::from_secs(self.session_idle_minutes * 60)
     }

@@ -13,12 +13,15 @@ const PAGES: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/daemons"),
     ("GET", "/settings"),
+    ("GET", "/images"),
+    ("GET", "/exapps"),
     ("GET", "/daemons/x/card"),
     ("GET", "/daemons/x/remove"),
     ("POST", "/daemons"),
     ("POST", "/daemons/x/test"),
     ("POST", "/daemons/x/remove"),
     ("POST", "/settings/api-token"),
+    ("POST", "/scan"),
     ("POST", "/logout"),
 ];
 
@@ -27,6 +30,8 @@ const API: &[(&str, &str)] = &[
     ("GET", "/api/v1/daemons"),
     ("POST", "/api/v1/daemons"),
     ("DELETE", "/api/v1/daemons/x"),
+    ("POST", "/api/v1/scan"),
+    ("GET", "/api/v1/images"),
 ];
 
 fn method(name: &str) -> reqwest::Method {

@@ -215,21 +215,25 @@ async fn layers_of(
             Some((ImageId::parse(&id).ok()?, serde_json::from_str(&json).ok()?))
         })
         .collect();
-    let missing: Vec<&ImageId> = images
+    let missing: Vec<ImageId> = images
         .iter()
-        .map(|i| &i.id)
-        .filter(|id| !known.contains_key(*id))
+        .map(|i| i.id.clone())
+        .filter(|id| !known.contains_key(id))
         .collect();
+    // Owned values in the closure: a borrowing one trips the compiler's
+    // proof that the scan future is Send.
     let fetched: Vec<(ImageId, Result<Vec<Layer>, DockerError>)> = stream::iter(missing)
-        .map(|id| async move {
-            let data = client.layer_data(id).await;
-            let layers = data.map(|d| {
-                layers::layers(&d.diff_ids, &d.history_sizes).unwrap_or_else(|| {
-                    tracing::warn!(image = %id, "history sizes do not line up with the layers; counting them in order");
-                    layers::layers_in_order(&d.diff_ids, &d.history_sizes)
-                })
-            });
-            (id.clone(), layers)
+        .map(|id| {
+            let client = client.clone();
+            async move {
+                let layers = client.layer_data(&id).await.map(|d| {
+                    layers::layers(&d.diff_ids, &d.history_sizes).unwrap_or_else(|| {
+                        tracing::warn!(image = %id, "history sizes do not line up with the layers; counting them in order");
+                        layers::layers_in_order(&d.diff_ids, &d.history_sizes)
+                    })
+                });
+                (id, layers)
+            }
         })
         .buffer_unordered(LAYER_FETCH_CONCURRENCY)
         .collect()

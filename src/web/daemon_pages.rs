@@ -1,4 +1,4 @@
-//! The overview and the Daemons page, and the htmx fragments they swap in.
+//! The Daemons page: add (with inline errors), test the connection, remove.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -14,55 +14,11 @@ use crate::daemons::{self, DaemonError, DaemonSummary};
 use crate::domain::{FieldErrors, NewDaemonInput};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(overview))
-        .route("/daemons", web::get().to(daemons_page))
+    cfg.route("/daemons", web::get().to(daemons_page))
         .route("/daemons", web::post().to(add_daemon))
-        .route("/daemons/{name}/card", web::get().to(daemon_card))
         .route("/daemons/{name}/test", web::post().to(test_daemon))
         .route("/daemons/{name}/remove", web::get().to(confirm_remove))
         .route("/daemons/{name}/remove", web::post().to(remove_daemon));
-}
-
-#[derive(Template)]
-#[template(path = "overview.html")]
-struct Overview {
-    layout: Layout,
-    daemons: Vec<DaemonSummary>,
-    /// Cards render the last known state at once and then refresh
-    /// themselves one by one, so a slow daemon never holds up the page.
-    refresh: bool,
-}
-
-async fn overview(app: web::Data<App>, session: CurrentSession) -> Result<HttpResponse, PageError> {
-    let daemons = daemons::list(&app.store).await?;
-    Ok(html(
-        StatusCode::OK,
-        &Overview {
-            layout: Layout::page("overview", &session),
-            daemons: daemons.iter().map(DaemonSummary::from).collect(),
-            refresh: true,
-        },
-    ))
-}
-
-/// Fragments answer with askama_web's responder: always 200, HTML.
-#[derive(Template, WebTemplate)]
-#[template(path = "fragments/daemon_card.html")]
-struct DaemonCard {
-    d: DaemonSummary,
-    refresh: bool,
-}
-
-async fn daemon_card(
-    app: web::Data<App>,
-    name: web::Path<String>,
-) -> Result<DaemonCard, PageError> {
-    let daemon = daemons::get(&app.store, &name).await?;
-    let checked = daemons::check(&app.store, daemon, app.daemon_timeout).await;
-    Ok(DaemonCard {
-        d: DaemonSummary::from(&checked),
-        refresh: false,
-    })
 }
 
 #[derive(Template, WebTemplate)]

@@ -6,9 +6,12 @@ mod api;
 mod assets;
 mod daemon_pages;
 mod errors;
+mod format;
 mod guard;
+mod image_pages;
 mod layout;
 mod login;
+mod overview;
 mod settings;
 pub mod throttle;
 
@@ -61,7 +64,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
         .service(web::scope("/api/v1").configure(api::routes))
         .configure(login::routes)
+        .configure(overview::routes)
         .configure(daemon_pages::routes)
+        .configure(image_pages::routes)
         .configure(settings::routes)
         .default_service(web::to(not_found));
 }

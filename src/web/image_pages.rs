@@ -1,0 +1,472 @@
+//! The Images page (one table across daemons: filter, search, sort, more
+//! rows on demand, updated in place with htmx) and the ExApps page.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::errors::{html, PageError};
+use super::format;
+use super::guard::CurrentSession;
+use super::layout::Layout;
+use crate::app::App;
+use crate::daemons;
+use crate::domain::FieldErrors;
+use crate::inventory::Status;
+use crate::report::{self, ImageFilter, ImageFilterInput, ImageObject};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/images", web::get().to(images_page))
+        .route("/exapps", web::get().to(exapps_page));
+}
+
+/// Rows sent at once; "Show more" fetches the next ones.
+const PAGE_SIZE: usize = 250;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SortKey {
+    Daemon,
+    Image,
+    Owner,
+    Status,
+    Created,
+    Size,
+    Unique,
+}
+
+impl SortKey {
+    const ALL: [(SortKey, &'static str); 7] = [
+        (SortKey::Image, "image"),
+        (SortKey::Daemon, "daemon"),
+        (SortKey::Owner, "owner"),
+        (SortKey::Status, "status"),
+        (SortKey::Created, "created"),
+        (SortKey::Size, "size"),
+        (SortKey::Unique, "unique"),
+    ];
+
+    fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(_, n)| *n == raw).map(|(k, _)| *k)
+    }
+
+    fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("unique")
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ImagesQuery {
+    #[serde(flatten)]
+    filter: ImageFilterInput,
+    sort: Option<String>,
+    dir: Option<String>,
+    offset: Option<String>,
+}
+
+struct ParsedQuery {
+    filter: ImageFilter,
+    raw: ImageFilterInput,
+    sort: SortKey,
+    descending: bool,
+    offset: usize,
+}
+
+fn parse_query(q: &ImagesQuery) -> Result<ParsedQuery, FieldErrors> {
+    let mut errors = FieldErrors::new();
+    let filter = ImageFilter::parse(&q.filter).map_err(|e| {
+        for (f, m) in e.iter() {
+            errors.add(f, m);
+        }
+    });
+    let sort = match q.sort.as_deref().filter(|s| !s.is_empty()) {
+        None => SortKey::Unique,
+        Some(s) => SortKey::parse(s).unwrap_or_else(|| {
+            errors.add("sort", "unknown column");
+            SortKey::Unique
+        }),
+    };
+    let descending = match q.dir.as_deref() {
+        None | Some("") => matches!(sort, SortKey::Created | SortKey::Size | SortKey::Unique),
+        Some("desc") => true,
+        Some("asc") => false,
+        Some(_) => {
+            errors.add("dir", "asc or desc");
+            false
+        }
+    };
+    let offset = match q.offset.as_deref() {
+        None | Some("") => 0,
+        Some(o) => o
+            .parse::<usize>()
+            .ok()
+            .filter(|o| *o <= 10_000_000)
+            .unwrap_or_else(|| {
+                errors.add("offset", "a row number");
+                0
+            }),
+    };
+    match filter {
+        Ok(filter) if errors.is_empty() => Ok(ParsedQuery {
+            filter,
+            raw: q.filter.clone(),
+            sort,
+            descending,
+            offset,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// One table row, ready to print.
+pub struct Row {
+    pub daemon: String,
+    pub first_ref: String,
+    pub more_refs: Vec<String>,
+    pub short_id: String,
+    pub id: String,
+    pub owner: String,
+    pub status: &'static str,
+    pub status_label: &'static str,
+    pub removable: bool,
+    pub reason: String,
+    pub created: String,
+    pub size: String,
+    pub unique: String,
+    pub containers: String,
+}
+
+fn status_label(s: Status) -> &'static str {
+    match s {
+        Status::Current => "current",
+        Status::InUse => "in use",
+        Status::Protected => "protected",
+        Status::Outdated => "outdated",
+        Status::Dangling => "dangling",
+        Status::Foreign => "foreign",
+    }
+}
+
+impl From<&ImageObject> for Row {
+    fn from(i: &ImageObject) -> Self {
+        let mut refs = i.repo_tags.iter().chain(&i.repo_digests).cloned();
+        Self {
+            daemon: i.daemon.clone(),
+            first_ref: refs.next().unwrap_or_else(|| "<none>".into()),
+            more_refs: refs.collect(),
+            short_id: i.short_id().to_owned(),
+            id: i.id.clone(),
+            owner: i.owner.clone().unwrap_or_default(),
+            status: i.status.as_str(),
+            status_label: status_label(i.status),
+            removable: i.removable,
+            reason: i.reason.clone(),
+            created: format::datetime_text(&i.created_at),
+            size: format::bytes(i.size_bytes),
+            unique: format::bytes(i.unique_bytes),
+            containers: i.containers.join(", "),
+        }
+    }
+}
+
+fn sort(images: &mut [ImageObject], key: SortKey, descending: bool) {
+    let first_ref = |i: &ImageObject| {
+        i.repo_tags
+            .first()
+            .or(i.repo_digests.first())
+            .cloned()
+            .unwrap_or_default()
+    };
+    images.sort_by(|a, b| {
+        let order = match key {
+            SortKey::Daemon => a.daemon.cmp(&b.daemon),
+            SortKey::Image => first_ref(a).cmp(&first_ref(b)),
+            SortKey::Owner => a.owner.cmp(&b.owner),
+            SortKey::Status => a.status.cmp(&b.status),
+            SortKey::Created => a.created_at.cmp(&b.created_at),
+            SortKey::Size => a.size_bytes.cmp(&b.size_bytes),
+            SortKey::Unique => a.unique_bytes.cmp(&b.unique_bytes),
+        };
+        let order = if descending { order.reverse() } else { order };
+        order
+            .then_with(|| a.id.cmp(&b.id))
+            .then_with(|| a.daemon.cmp(&b.daemon))
+    });
+}
+
+/// A column header: its link sorts by it, toggling the direction.
+pub struct Column {
+    pub label: &'static str,
+    pub href: String,
+    /// `ascending`, `descending` or `none`, for aria-sort.
+    pub aria_sort: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+fn query_string(q: &ImageFilterInput, sort: SortKey, descending: bool, offset: usize) -> String {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    for (k, v) in [
+        ("daemon", &q.daemon),
+        ("owner", &q.owner),
+        ("status", &q.status),
+        ("q", &q.search),
+    ] {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+            pairs.push((k, v.to_owned()));
+        }
+    }
+    pairs.push(("sort", sort.name().to_owned()));
+    pairs.push(("dir", if descending { "desc" } else { "asc" }.to_owned()));
+    if offset > 0 {
+        pairs.push(("offset", offset.to_string()));
+    }
+    serde_urlencoded::to_string(&pairs).unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "images.html")]
+struct ImagesPage {
+    layout: Layout,
+    r: Results,
+    daemons: Vec<Choice>,
+    owners: Vec<Choice>,
+    statuses: Vec<Choice>,
+    search: String,
+    errors: FieldErrors,
+}
+
+/// The part htmx swaps when a filter changes: summary, table, more link.
+#[derive(Template)]
+#[template(path = "fragments/image_results_alone.html")]
+struct Results {
+    total: usize,
+    columns: Vec<Column>,
+    rows: Vec<Row>,
+    more: Option<More>,
+}
+
+pub struct More {
+    pub href: String,
+    pub remaining: usize,
+}
+
+#[derive(Template)]
+#[template(path = "fragments/image_rows.html")]
+struct Rows {
+    rows: Vec<Row>,
+    more: Option<More>,
+}
+
+async fn images_page(
+    app: web::Data<App>,
+    session: CurrentSession,
+    req: HttpRequest,
+    query: web::Query<ImagesQuery>,
+) -> Result<HttpResponse, PageError> {
+    let target = req
+        .headers()
+        .get("HX-Target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let is_htmx = req.headers().contains_key("HX-Request");
+    let (parsed, errors) = match parse_query(&query) {
+        Ok(p) => (p, FieldErrors::new()),
+        Err(errors) => (
+            parse_query(&ImagesQuery::default()).expect("the default query is valid"),
+            errors,
+        ),
+    };
+    let daemons = daemons::list(&app.store).await?;
+    let scans = app
+        .inventory
+        .current(&app.store)
+        .await
+        .map_err(PageError::internal)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let policy = app.policy();
+    let mut images = report::image_objects(&daemons, &scans, &policy, &parsed.filter, now);
+    sort(&mut images, parsed.sort, parsed.descending);
+
+    let total = images.len();
+    let page_end = (parsed.offset + PAGE_SIZE).min(total);
+    let rows: Vec<Row> = images
+        .get(parsed.offset..page_end)
+        .unwrap_or(&[])
+        .iter()
+        .map(Row::from)
+        .collect();
+    let more = (page_end < total).then(|| More {
+        href: format!(
+            "/images?{}",
+            query_string(&parsed.raw, parsed.sort, parsed.descending, page_end)
+        ),
+        remaining: total - page_end,
+    });
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+
+    if is_htmx && target == "more" {
+        return Ok(html(status, &Rows { rows, more }));
+    }
+    let columns = SortKey::ALL
+        .iter()
+        .map(|(key, _)| {
+            let active = *key == parsed.sort;
+            let descending = if active {
+                !parsed.descending
+            } else {
+                matches!(key, SortKey::Created | SortKey::Size | SortKey::Unique)
+            };
+            Column {
+                label: match key {
+                    SortKey::Image => "Image",
+                    SortKey::Daemon => "Daemon",
+                    SortKey::Owner => "Owner",
+                    SortKey::Status => "Status",
+                    SortKey::Created => "Created",
+                    SortKey::Size => "Size",
+                    SortKey::Unique => "Frees alone",
+                },
+                href: format!("/images?{}", query_string(&parsed.raw, *key, descending, 0)),
+                aria_sort: match (active, parsed.descending) {
+                    (false, _) => "none",
+                    (true, true) => "descending",
+                    (true, false) => "ascending",
+                },
+            }
+        })
+        .collect();
+    let results = Results {
+        total,
+        columns,
+        rows,
+        more,
+    };
+    if is_htmx && target == "results" {
+        return Ok(html(status, &results));
+    }
+
+    // Choices for the filter form, from everything known (not just the filtered rows).
+    let all = report::image_objects(&daemons, &scans, &policy, &ImageFilter::default(), now);
+    let selected = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
+    let daemon_choices = daemons
+        .iter()
+        .map(|d| Choice {
+            value: d.name.to_string(),
+            label: d.name.to_string(),
+            selected: selected(&parsed.raw.daemon, d.name.as_str()),
+        })
+        .collect();
+    let owners: std::collections::BTreeSet<String> =
+        all.iter().filter_map(|i| i.owner.clone()).collect();
+    let owner_choices = owners
+        .into_iter()
+        .map(|o| Choice {
+            selected: selected(&parsed.raw.owner, &o),
+            label: o.clone(),
+            value: o,
+        })
+        .collect();
+    let status_choices = Status::ALL
+        .iter()
+        .map(|s| Choice {
+            value: s.as_str().to_owned(),
+            label: status_label(*s).to_owned(),
+            selected: selected(&parsed.raw.status, s.as_str()),
+        })
+        .collect();
+    let page = ImagesPage {
+        layout: Layout::page("images", &session),
+        r: results,
+        daemons: daemon_choices,
+        owners: owner_choices,
+        statuses: status_choices,
+        search: parsed.raw.search.clone().unwrap_or_default(),
+        errors,
+    };
+    Ok(html(status, &page))
+}
+
+/// An ExApp's images on one daemon: current ones, then earlier ones.
+type CurrentAndEarlier<'a> = (Vec<&'a ImageObject>, Vec<&'a ImageObject>);
+
+/// One ExApp on one daemon: its current image and the earlier ones.
+pub struct ExAppView {
+    pub appid: String,
+    pub daemon: String,
+    pub current: Vec<Row>,
+    pub earlier: Vec<Row>,
+    pub earlier_bytes: String,
+}
+
+#[derive(Template)]
+#[template(path = "exapps.html")]
+struct ExAppsPage {
+    layout: Layout,
+    exapps: Vec<ExAppView>,
+}
+
+async fn exapps_page(
+    app: web::Data<App>,
+    session: CurrentSession,
+) -> Result<HttpResponse, PageError> {
+    let daemons = daemons::list(&app.store).await?;
+    let scans = app
+        .inventory
+        .current(&app.store)
+        .await
+        .map_err(PageError::internal)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut images = report::image_objects(
+        &daemons,
+        &scans,
+        &app.policy(),
+        &ImageFilter::default(),
+        now,
+    );
+    sort(&mut images, SortKey::Created, true);
+    let mut groups: BTreeMap<(String, String), CurrentAndEarlier> = BTreeMap::new();
+    for image in &images {
+        if let Some(owner) = &image.owner {
+            let group = groups
+                .entry((owner.clone(), image.daemon.clone()))
+                .or_default();
+            if image.status == Status::Current {
+                group.0.push(image);
+            } else {
+                group.1.push(image);
+            }
+        }
+    }
+    let exapps = groups
+        .into_iter()
+        .map(|((appid, daemon), (current, earlier))| ExAppView {
+            appid,
+            daemon,
+            earlier_bytes: format::bytes(earlier.iter().map(|i| i.unique_bytes).sum()),
+            current: current.into_iter().map(Row::from).collect(),
+            earlier: earlier.into_iter().map(Row::from).collect(),
+        })
+        .collect();
+    let page = ExAppsPage {
+        layout: Layout::page("exapps", &session),
+        exapps,
+    };
+    Ok(html(StatusCode::OK, &page))
+}
