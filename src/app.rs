@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use crate::auth::{self, ApiTokenSource, AuthError};
 use crate::config::{GlobalConfig, ServeConfig};
 use crate::daemons;
@@ -26,6 +28,10 @@ pub struct App {
     pub scan_timeout: Duration,
     /// Every daemon's last scan, shared by pages and API.
     pub inventory: Arc<InventoryCache>,
+    /// Wakes this process's job worker when work is enqueued.
+    pub jobs_wakeup: Arc<Notify>,
+    /// How long a claimed job stays claimed without a heartbeat.
+    pub job_lease: Duration,
 }
 
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -39,7 +45,14 @@ impl App {
             session_idle: DEFAULT_SESSION_IDLE,
             scan_timeout: config.scan_timeout(),
             inventory: Arc::default(),
+            jobs_wakeup: Arc::default(),
+            job_lease: config.job_lease(),
         })
+    }
+
+    /// Protected patterns in force (from the settings once they are stored).
+    pub async fn protected_patterns(&self) -> Vec<crate::domain::ProtectedPattern> {
+        Vec::new()
     }
 
     pub fn scan_options(&self) -> ScanOptions {
@@ -106,6 +119,7 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
         tracing::info!(daemon = %name, "first start: added the local Docker daemon");
     }
     spawn_rescans(app.clone(), config.rescan_interval());
+    crate::jobs::Worker::new(app.clone()).spawn();
     let listener = TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {
         addr: config.listen,
         source,

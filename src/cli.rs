@@ -12,6 +12,7 @@ use crate::config::{GlobalConfig, ServeConfig};
 use crate::daemons::DaemonSummary;
 use crate::daemons::{self, DaemonError};
 use crate::domain::NewDaemonInput;
+use crate::jobs;
 use crate::report::{self, ImageFilter, ImageObject};
 use crate::scan;
 use crate::store::StoredDaemon;
@@ -41,6 +42,21 @@ pub enum Command {
     /// Rescan every daemon and print its images (owner, status, sizes).
     Scan {
         /// Print the JSON array of image objects instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove outdated ExApp images: preview with --dry-run, or run and wait.
+    Clean {
+        /// Only this daemon.
+        #[arg(long)]
+        daemon: Option<String>,
+        /// Show what would be removed and what that frees; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Use this min_age_hours for this run only.
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..=jobs::MAX_HOURS))]
+        min_age_hours: Option<i64>,
+        /// Print the preview or the finished run as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -170,6 +186,21 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             app.store.close().await;
             result
         }
+        Command::Clean {
+            daemon,
+            dry_run,
+            min_age_hours,
+            json,
+        } => {
+            let app = App::open(&cli.global).await.map_err(failed)?;
+            let input = jobs::CleanupRequestInput {
+                daemon,
+                min_age_hours,
+            };
+            let result = clean_command(&app, &input, dry_run, json).await;
+            app.store.close().await;
+            result
+        }
         Command::Admin { command } => {
             let app = App::open(&cli.global).await.map_err(failed)?;
             let result = admin_command(&app, command).await;
@@ -275,6 +306,128 @@ fn print_image_table(images: &[ImageObject]) -> std::io::Result<()> {
     }
     writeln!(out, "(* removable now)")?;
     Ok(())
+}
+
+async fn clean_command(
+    app: &App,
+    input: &jobs::CleanupRequestInput,
+    dry_run: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    use humansize::{format_size, DECIMAL};
+    let request =
+        jobs::CleanupRequest::parse(input).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let cleanup_error = |e: jobs::CleanupError| match e {
+        jobs::CleanupError::UnknownDaemon(_) => CliError::BadInput(e.to_string()),
+        other => failed(other),
+    };
+    if dry_run {
+        let preview = jobs::preview(app, &request, app.policy())
+            .await
+            .map_err(cleanup_error)?;
+        if json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&preview).map_err(failed)?
+            );
+        } else {
+            print_image_table(&preview.images).map_err(failed)?;
+            println!(
+                "would remove {} image(s), freeing {}",
+                preview.images.len(),
+                format_size(preview.bytes_reclaimable, DECIMAL)
+            );
+        }
+        return Ok(());
+    }
+    let run = jobs::start_run(app, jobs::Trigger::Manual, "cli", &request, app.policy())
+        .await
+        .map_err(cleanup_error)?;
+    // The CLI works its own queue; a server on the same data dir may claim
+    // jobs too (claims are atomic).
+    let worker = jobs::Worker::new(app.clone()).spawn();
+    let finished = follow_run(app, run.id, !json).await;
+    worker.abort();
+    let run = finished?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&run).map_err(failed)?);
+    } else {
+        println!(
+            "run {}: {} removed, {} skipped, {} failed, {} cancelled; freed {} (predicted {})",
+            run.id,
+            run.counts.succeeded,
+            run.counts.skipped,
+            run.counts.failed,
+            run.counts.cancelled,
+            format_size(u64::try_from(run.bytes_freed).unwrap_or(0), DECIMAL),
+            format_size(u64::try_from(run.bytes_predicted).unwrap_or(0), DECIMAL),
+        );
+    }
+    if run.counts.failed > 0 {
+        Err(CliError::Failed(format!(
+            "{} job(s) of run {} failed",
+            run.counts.failed, run.id
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// Waits for a run to finish: a progress bar on a terminal, a line per
+/// finished job otherwise (`show` false: silent).
+async fn follow_run(app: &App, run_id: i64, show: bool) -> Result<jobs::RunView, CliError> {
+    use std::io::IsTerminal;
+    let terminal = show && std::io::stderr().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    let mut reported = std::collections::HashSet::new();
+    loop {
+        let run = jobs::run_view(&app.store, run_id)
+            .await
+            .map_err(failed)?
+            .ok_or_else(|| CliError::Failed(format!("run {run_id} disappeared")))?;
+        let total = run.jobs.len() as u64;
+        let done =
+            (run.counts.succeeded + run.counts.skipped + run.counts.failed + run.counts.cancelled)
+                as u64;
+        if terminal {
+            let bar = bar.get_or_insert_with(|| {
+                let b = indicatif::ProgressBar::new(total);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} images {msg}")
+                        .expect("a valid template"),
+                );
+                b
+            });
+            bar.set_position(done);
+        } else if show {
+            for job in run
+                .jobs
+                .iter()
+                .filter(|j| !matches!(j.status.as_str(), "queued" | "running"))
+            {
+                if reported.insert(job.id) {
+                    let what = job
+                        .image_refs
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| job.image_id.clone());
+                    let why = job
+                        .error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default();
+                    eprintln!("{} {} on {}{}", job.status, what, job.daemon, why);
+                }
+            }
+        }
+        if run.finished() {
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            return Ok(run);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 async fn admin_command(app: &App, command: AdminCommand) -> Result<(), CliError> {

@@ -39,6 +39,17 @@ pub struct GlobalConfig {
         value_parser = clap::value_parser!(u64).range(1..=3600)
     )]
     pub scan_timeout_secs: u64,
+
+    /// Seconds a claimed cleanup job stays claimed without a heartbeat; after
+    /// a crash its job returns to the queue this long after the last one.
+    #[arg(
+        long,
+        global = true,
+        env = "EXAPP_JANITOR_JOB_LEASE_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(3..=3600)
+    )]
+    pub job_lease_secs: u64,
 }
 
 impl GlobalConfig {
@@ -48,6 +59,10 @@ impl GlobalConfig {
 
     pub fn scan_timeout(&self) -> Duration {
         Duration::from_secs(self.scan_timeout_secs)
+    }
+
+    pub fn job_lease(&self) -> Duration {
+        Duration::from_secs(self.job_lease_secs)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod daemons;
 pub mod docker;
 pub mod domain;
 pub mod inventory;
+pub mod jobs;
 pub mod policy;
 pub mod report;
 pub mod scan;

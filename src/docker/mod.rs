@@ -3,8 +3,10 @@
 //! removing. Imports only `domain`.
 
 mod listing;
+mod removal;
 
 pub use listing::{LayerData, ListedContainer, ListedImage};
+pub use removal::{LiveImage, Removed};
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! module per table group. Imports only `domain`.
 
 mod auth;
+mod cleanup;
 mod daemons;
 mod inventory;
 mod meta;
@@ -14,6 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use auth::{CredentialKind, StoredSession};
+pub use cleanup::{JobEnd, JobRow, NewJob, NewRun, RunRow};
 pub use daemons::{DaemonContact, StoredDaemon};
 pub use inventory::{CurrentRow, HistoryRows, ScanRow};
 

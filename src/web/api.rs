@@ -8,7 +8,8 @@ use super::errors::ApiError;
 use super::BODY_LIMIT;
 use crate::app::App;
 use crate::daemons::{self, DaemonSummary};
-use crate::domain::NewDaemonInput;
+use crate::domain::{FieldErrors, NewDaemonInput};
+use crate::jobs::{self, CancelError, CleanupError, CleanupRequest, CleanupRequestInput, Trigger};
 use crate::report::{self, ImageFilter, ImageFilterInput};
 use crate::scan;
 
@@ -19,6 +20,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/daemons/{name}", web::delete().to(remove_daemon))
         .route("/scan", web::post().to(scan))
         .route("/images", web::get().to(images))
+        .route("/cleanup/preview", web::post().to(cleanup_preview))
+        .route("/cleanup/runs", web::post().to(cleanup_start))
+        .route("/cleanup/runs", web::get().to(cleanup_runs))
+        .route("/cleanup/runs/{id}", web::get().to(cleanup_run))
+        .route("/cleanup/jobs/{id}/cancel", web::post().to(cleanup_cancel))
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::NotFound("no such API endpoint".into()))
         }));
@@ -141,4 +147,74 @@ async fn images(
         &filter,
         now,
     )))
+}
+
+/// `{"daemon"?, "min_age_hours"?}`; an empty body means `{}`.
+fn cleanup_request(body: &[u8]) -> Result<CleanupRequest, ApiError> {
+    let input: CleanupRequestInput = if body.iter().all(u8::is_ascii_whitespace) {
+        CleanupRequestInput::default()
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    CleanupRequest::parse(&input).map_err(ApiError::Invalid)
+}
+
+fn cleanup_error(e: CleanupError) -> ApiError {
+    match e {
+        CleanupError::UnknownDaemon(_) => {
+            ApiError::Invalid(FieldErrors::single("daemon", e.to_string()))
+        }
+        other => ApiError::Internal(Box::new(other)),
+    }
+}
+
+async fn cleanup_preview(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let request = cleanup_request(&body)?;
+    let preview = jobs::preview(&app, &request, app.policy())
+        .await
+        .map_err(cleanup_error)?;
+    Ok(HttpResponse::Ok().json(preview))
+}
+
+async fn cleanup_start(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let request = cleanup_request(&body)?;
+    let run = jobs::start_run(&app, Trigger::Manual, "api", &request, app.policy())
+        .await
+        .map_err(cleanup_error)?;
+    Ok(HttpResponse::Accepted().json(run))
+}
+
+async fn cleanup_runs(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
+    let runs = jobs::run_views(&app.store, 50)
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok(HttpResponse::Ok().json(runs))
+}
+
+async fn cleanup_run(app: web::Data<App>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::NotFound(format!("there is no run {id}"));
+    let run_id: i64 = id.parse().map_err(|_| not_found())?;
+    match jobs::run_view(&app.store, run_id)
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?
+    {
+        Some(run) => Ok(HttpResponse::Ok().json(run)),
+        None => Err(not_found()),
+    }
+}
+
+async fn cleanup_cancel(
+    app: web::Data<App>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let job_id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("there is no job {id}")))?;
+    match jobs::cancel_job(&app.store, job_id).await {
+        Ok(job) => Ok(HttpResponse::Ok().json(job)),
+        Err(e @ CancelError::NotFound(_)) => Err(ApiError::NotFound(e.to_string())),
+        Err(e @ CancelError::NotQueued { .. }) => Err(ApiError::Conflict(e.to_string())),
+        Err(CancelError::Store(e)) => Err(ApiError::Internal(Box::new(e))),
+    }
 }

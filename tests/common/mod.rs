@@ -130,6 +130,7 @@ pub async fn spawn_app() -> TestApp {
         data_dir: data_dir.clone(),
         daemon_timeout_secs: TEST_DAEMON_TIMEOUT.as_secs(),
         scan_timeout_secs: 60,
+        job_lease_secs: 5,
     };
     let app = App::open(&config).await.expect("open the store");
     auth::reset_admin_password(&app.store, &auth::Password::parse(TEST_PASSWORD).unwrap())

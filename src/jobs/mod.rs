@@ -1,0 +1,383 @@
+//! Cleanup: the preview, runs and their jobs (a queue in SQLite), and the
+//! worker that carries them out. Everything that deletes goes through here;
+//! the web layer only enqueues.
+
+mod remove;
+mod worker;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use remove::Outcome;
+pub use worker::Worker;
+
+use crate::app::App;
+use crate::domain::{DaemonName, FieldErrors};
+use crate::inventory::{layers, rfc3339};
+use crate::policy::Policy;
+use crate::report::{self, ImageFilter, ImageObject};
+use crate::scan::{self, ScanError};
+use crate::store::{JobRow, NewJob, NewRun, RunRow, Store, StoreError};
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Manual,
+    Schedule,
+    Update,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+            Trigger::Update => "update",
+        }
+    }
+}
+
+/// `{"daemon"?, "min_age_hours"?}` as a client sent it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupRequestInput {
+    #[serde(default)]
+    pub daemon: Option<String>,
+    #[serde(default)]
+    pub min_age_hours: Option<i64>,
+}
+
+/// A valid cleanup request: which daemon (all when None), and a
+/// `min_age_hours` for this one preview or run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CleanupRequest {
+    pub daemon: Option<DaemonName>,
+    pub min_age_hours: Option<u32>,
+}
+
+/// Ten years, the longest any age setting may be.
+pub const MAX_HOURS: i64 = 87_600;
+
+impl CleanupRequest {
+    pub fn parse(input: &CleanupRequestInput) -> Result<Self, FieldErrors> {
+        let mut errors = FieldErrors::new();
+        let daemon = input
+            .daemon
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .and_then(|d| {
+                DaemonName::parse(d)
+                    .map_err(|e| errors.add("daemon", e))
+                    .ok()
+            });
+        let min_age_hours = input.min_age_hours.and_then(|h| {
+            if (0..=MAX_HOURS).contains(&h) {
+                Some(h as u32)
+            } else {
+                errors.add(
+                    "min_age_hours",
+                    format!("a number of hours from 0 to {MAX_HOURS}"),
+                );
+                None
+            }
+        });
+        errors.into_result(|| Self {
+            daemon,
+            min_age_hours,
+        })
+    }
+
+    fn policy(&self, base: Policy) -> Policy {
+        Policy {
+            min_age_hours: self.min_age_hours.unwrap_or(base.min_age_hours),
+            ..base
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CleanupError {
+    #[error("there is no daemon named {0:?}")]
+    UnknownDaemon(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Scan(#[from] ScanError),
+}
+
+/// What a cleanup would remove now, and what that frees.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preview {
+    pub images: Vec<ImageObject>,
+    /// Layers used only by these images, each counted once.
+    pub bytes_reclaimable: u64,
+}
+
+/// Rescans the daemons concerned, then applies the policy. A daemon that
+/// cannot be scanned is left out (its error is logged and shown on its card).
+pub async fn preview(
+    app: &App,
+    request: &CleanupRequest,
+    policy: Policy,
+) -> Result<Preview, CleanupError> {
+    let daemons = app.store.list_daemons().await?;
+    if let Some(name) = &request.daemon {
+        if !daemons.iter().any(|d| &d.name == name) {
+            return Err(CleanupError::UnknownDaemon(name.to_string()));
+        }
+    }
+    let chosen: Vec<_> = daemons
+        .iter()
+        .filter(|d| request.daemon.as_ref().is_none_or(|n| &d.name == n))
+        .cloned()
+        .collect();
+    let options = app.scan_options();
+    let scanned = futures_util::future::join_all(
+        chosen
+            .iter()
+            .map(|d| scan::scan_daemon(&app.store, d, &options)),
+    )
+    .await;
+    let ok: Vec<_> = chosen
+        .into_iter()
+        .zip(scanned)
+        .filter_map(|(d, r)| r.is_ok().then_some(d))
+        .collect();
+    let scans = app.inventory.current(&app.store).await?;
+    let policy = request.policy(policy);
+    let now = now_unix();
+    let filter = ImageFilter::default();
+    let mut images = Vec::new();
+    let mut bytes = 0;
+    for daemon in &ok {
+        let objects: Vec<ImageObject> =
+            report::image_objects(std::slice::from_ref(daemon), &scans, &policy, &filter, now)
+                .into_iter()
+                .filter(|i| i.removable)
+                .collect();
+        if let Some(scan) = scans.get(&daemon.id).and_then(|c| c.scan.clone()) {
+            let users = layers::layer_users(scan.images.iter().map(|i| i.info.layers.as_slice()));
+            let set = scan
+                .images
+                .iter()
+                .filter(|i| objects.iter().any(|o| o.id == i.info.id.as_str()))
+                .map(|i| i.info.layers.as_slice());
+            bytes += layers::reclaimable(set, &users);
+        }
+        images.extend(objects);
+    }
+    Ok(Preview {
+        images,
+        bytes_reclaimable: bytes,
+    })
+}
+
+/// Previews and enqueues one job per removable image; wakes the worker.
+pub async fn start_run(
+    app: &App,
+    trigger: Trigger,
+    requested_by: &str,
+    request: &CleanupRequest,
+    policy: Policy,
+) -> Result<RunView, CleanupError> {
+    let preview = preview(app, request, policy).await?;
+    let daemons = app.store.list_daemons().await?;
+    let daemon_ids: HashMap<&str, i64> = daemons.iter().map(|d| (d.name.as_str(), d.id)).collect();
+    let jobs: Vec<NewJob> = preview
+        .images
+        .iter()
+        .filter_map(|i| {
+            Some(NewJob {
+                daemon_id: *daemon_ids.get(i.daemon.as_str())?,
+                image_id: i.id.clone(),
+                image_refs: serde_json::to_string(
+                    &i.repo_tags
+                        .iter()
+                        .chain(&i.repo_digests)
+                        .collect::<Vec<_>>(),
+                )
+                .ok()?,
+                owner: i.owner.clone(),
+            })
+        })
+        .collect();
+    let min_age = i64::from(request.min_age_hours.unwrap_or(policy.min_age_hours));
+    let run = NewRun {
+        trigger: trigger.as_str(),
+        requested_by,
+        daemon: request.daemon.as_ref().map(DaemonName::as_str),
+        min_age_hours: min_age,
+        bytes_predicted: i64::try_from(preview.bytes_reclaimable).unwrap_or(i64::MAX),
+    };
+    let (run_id, queued) = app.store.create_run(&run, &jobs, now_ms()).await?;
+    tracing::info!(
+        run_id,
+        trigger = trigger.as_str(),
+        requested_by,
+        queued,
+        "cleanup run enqueued"
+    );
+    app.jobs_wakeup.notify_waiters();
+    Ok(run_view(&app.store, run_id)
+        .await?
+        .expect("the run was just created"))
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobView {
+    pub id: i64,
+    pub daemon: String,
+    pub image_id: String,
+    pub image_refs: Vec<String>,
+    pub owner: Option<String>,
+    pub status: String,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub bytes_freed: Option<i64>,
+    pub finished_at: Option<String>,
+}
+
+impl From<JobRow> for JobView {
+    fn from(j: JobRow) -> Self {
+        Self {
+            id: j.id,
+            daemon: j.daemon_name,
+            image_id: j.image_id,
+            image_refs: serde_json::from_str(&j.image_refs).unwrap_or_default(),
+            owner: j.owner,
+            status: j.status,
+            attempts: j.attempts,
+            error: j.error,
+            bytes_freed: j.bytes_freed,
+            finished_at: j.finished_at.map(rfc3339),
+        }
+    }
+}
+
+/// A run as the API shows it (DESIGN.md's run object, plus who and when).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    pub id: i64,
+    pub trigger: String,
+    /// `queued`, `running` or `finished`.
+    pub status: &'static str,
+    pub requested_by: String,
+    pub daemon: Option<String>,
+    pub min_age_hours: i64,
+    pub created_at: String,
+    pub bytes_predicted: i64,
+    pub bytes_freed: i64,
+    pub counts: JobCounts,
+    pub jobs: Vec<JobView>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct JobCounts {
+    pub queued: usize,
+    pub running: usize,
+    pub succeeded: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+}
+
+impl RunView {
+    fn new(run: RunRow, jobs: Vec<JobRow>) -> Self {
+        let mut counts = JobCounts::default();
+        for j in &jobs {
+            match j.status.as_str() {
+                "queued" => counts.queued += 1,
+                "running" => counts.running += 1,
+                "succeeded" => counts.succeeded += 1,
+                "skipped" => counts.skipped += 1,
+                "failed" => counts.failed += 1,
+                _ => counts.cancelled += 1,
+            }
+        }
+        let active = counts.queued + counts.running;
+        let status = if active == 0 {
+            "finished"
+        } else if active == jobs.len()
+            && counts.running == 0
+            && jobs.iter().all(|j| j.attempts == 0)
+        {
+            "queued"
+        } else {
+            "running"
+        };
+        Self {
+            id: run.id,
+            trigger: run.trigger,
+            status,
+            requested_by: run.requested_by,
+            daemon: run.daemon,
+            min_age_hours: run.min_age_hours,
+            created_at: rfc3339(run.created_at),
+            bytes_predicted: run.bytes_predicted,
+            bytes_freed: jobs.iter().filter_map(|j| j.bytes_freed).sum(),
+            counts,
+            jobs: jobs.into_iter().map(JobView::from).collect(),
+        }
+    }
+
+    pub fn finished(&self) -> bool {
+        self.status == "finished"
+    }
+}
+
+pub async fn run_view(store: &Store, run_id: i64) -> Result<Option<RunView>, StoreError> {
+    let Some(run) = store.run(run_id).await? else {
+        return Ok(None);
+    };
+    Ok(Some(RunView::new(run, store.jobs_of_run(run_id).await?)))
+}
+
+/// The newest runs first.
+pub async fn run_views(store: &Store, limit: i64) -> Result<Vec<RunView>, StoreError> {
+    let mut views = Vec::new();
+    for run in store.runs(limit).await? {
+        let jobs = store.jobs_of_run(run.id).await?;
+        views.push(RunView::new(run, jobs));
+    }
+    Ok(views)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("there is no job {0}")]
+    NotFound(i64),
+    #[error("job {id} is {status}; only a queued job can be cancelled")]
+    NotQueued { id: i64, status: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub async fn cancel_job(store: &Store, job_id: i64) -> Result<JobView, CancelError> {
+    if !store.cancel_job(job_id).await? {
+        return match store.job(job_id).await? {
+            None => Err(CancelError::NotFound(job_id)),
+            Some(job) => Err(CancelError::NotQueued {
+                id: job_id,
+                status: job.status,
+            }),
+        };
+    }
+    let job = store
+        .job(job_id)
+        .await?
+        .ok_or(CancelError::NotFound(job_id))?;
+    Ok(job.into())
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub(crate) fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}

@@ -1,0 +1,363 @@
+//! The job queue: cleanup runs and their jobs. Claims are single UPDATE
+//! statements, so two workers (server and CLI) never get the same job; a
+//! claim carries a lease that an unfinished job loses when its worker dies.
+
+use super::{now_unix, Store, StoreError};
+
+/// A job to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub daemon_id: i64,
+    pub image_id: String,
+    /// JSON array of the references the preview showed.
+    pub image_refs: String,
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRun<'a> {
+    pub trigger: &'a str,
+    pub requested_by: &'a str,
+    pub daemon: Option<&'a str>,
+    pub min_age_hours: i64,
+    pub bytes_predicted: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub id: i64,
+    pub trigger: String,
+    pub requested_by: String,
+    pub daemon: Option<String>,
+    pub min_age_hours: i64,
+    pub bytes_predicted: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub id: i64,
+    pub run_id: i64,
+    pub daemon_id: i64,
+    pub daemon_name: String,
+    pub image_id: String,
+    pub image_refs: String,
+    pub owner: Option<String>,
+    pub status: String,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub bytes_freed: Option<i64>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEnd {
+    Succeeded,
+    Skipped,
+    Failed,
+}
+
+impl JobEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobEnd::Succeeded => "succeeded",
+            JobEnd::Skipped => "skipped",
+            JobEnd::Failed => "failed",
+        }
+    }
+}
+
+const JOB_COLUMNS: &str =
+    "j.id, j.run_id, j.daemon_id, d.name AS daemon_name, j.image_id, j.image_refs, j.owner, \
+     j.status, j.attempts, j.error, j.bytes_freed, j.started_at, j.finished_at";
+
+impl Store {
+    /// Creates a run and its jobs at once. An image that already has an
+    /// active job is not queued again; returns the run ID and how many jobs
+    /// were queued.
+    pub async fn create_run(
+        &self,
+        run: &NewRun<'_>,
+        jobs: &[NewJob],
+        now_ms: i64,
+    ) -> Result<(i64, usize), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let created_at = now_unix();
+        let run_id = sqlx::query_scalar!(
+            "INSERT INTO cleanup_runs (trigger, requested_by, daemon, min_age_hours, bytes_predicted, created_at)
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            run.trigger,
+            run.requested_by,
+            run.daemon,
+            run.min_age_hours,
+            run.bytes_predicted,
+            created_at
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut queued = 0;
+        for job in jobs {
+            let done = sqlx::query!(
+                "INSERT INTO cleanup_jobs (run_id, daemon_id, image_id, image_refs, owner, not_before)
+                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                run_id,
+                job.daemon_id,
+                job.image_id,
+                job.image_refs,
+                job.owner,
+                now_ms
+            )
+            .execute(&mut *tx)
+            .await?;
+            queued += done.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok((run_id, queued))
+    }
+
+    /// Claims the oldest ready job of a daemon for `owner`, unless a job of
+    /// that daemon is already running under a live lease (one at a time per
+    /// daemon, across processes). One statement: atomic.
+    pub async fn claim_job(
+        &self,
+        daemon_id: i64,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let expires = now_ms + lease_ms;
+        let started = now_unix();
+        let claimed = sqlx::query_scalar!(
+            r#"UPDATE cleanup_jobs
+               SET status = 'running', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1,
+                   started_at = COALESCE(started_at, ?)
+               WHERE id = (SELECT id FROM cleanup_jobs
+                           WHERE daemon_id = ? AND status = 'queued' AND not_before <= ?
+                           ORDER BY id LIMIT 1)
+                 AND NOT EXISTS (SELECT 1 FROM cleanup_jobs
+                                 WHERE daemon_id = ? AND status = 'running' AND lease_expires_at > ?)
+               RETURNING id AS "id!""#,
+            owner,
+            expires,
+            started,
+            daemon_id,
+            now_ms,
+            daemon_id,
+            now_ms
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(claimed)
+    }
+
+    /// Extends a lease this owner still holds; false when it was lost.
+    pub async fn extend_lease(
+        &self,
+        job_id: i64,
+        owner: &str,
+        until_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query!(
+            "UPDATE cleanup_jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
+            until_ms,
+            job_id,
+            owner
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends a job this owner holds. False (and nothing changed) when the
+    /// lease was lost meanwhile: the job then belongs to someone else.
+    pub async fn finish_job(
+        &self,
+        job_id: i64,
+        owner: &str,
+        end: JobEnd,
+        error: Option<&str>,
+        bytes_freed: i64,
+    ) -> Result<bool, StoreError> {
+        let (status, now) = (end.as_str(), now_unix());
+        let done = sqlx::query!(
+            "UPDATE cleanup_jobs SET status = ?, error = ?, bytes_freed = ?, finished_at = ?,
+                 lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = ? AND lease_owner = ? AND status = 'running'",
+            status,
+            error,
+            bytes_freed,
+            now,
+            job_id,
+            owner
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Puts a job this owner holds back in the queue until `not_before_ms`.
+    pub async fn retry_job(
+        &self,
+        job_id: i64,
+        owner: &str,
+        error: &str,
+        not_before_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query!(
+            "UPDATE cleanup_jobs SET status = 'queued', error = ?, not_before = ?, lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = ? AND lease_owner = ? AND status = 'running'",
+            error,
+            not_before_ms,
+            job_id,
+            owner
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Jobs whose worker died (lease expired) go back to the queue.
+    pub async fn requeue_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query!(
+            "UPDATE cleanup_jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL
+             WHERE status = 'running' AND lease_expires_at <= ?",
+            now_ms
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Cancels a queued job; false if it is not queued (running or ended).
+    pub async fn cancel_job(&self, job_id: i64) -> Result<bool, StoreError> {
+        let now = now_unix();
+        let done = sqlx::query!(
+            "UPDATE cleanup_jobs SET status = 'cancelled', finished_at = ?, error = 'cancelled by the admin'
+             WHERE id = ? AND status = 'queued'",
+            now,
+            job_id
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Daemons with a job ready to run now.
+    pub async fn daemons_with_ready_jobs(&self, now_ms: i64) -> Result<Vec<i64>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            "SELECT DISTINCT daemon_id FROM cleanup_jobs WHERE status = 'queued' AND not_before <= ?",
+            now_ms
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// When the next queued job becomes ready or a lease runs out (unix ms):
+    /// how long a worker may sleep.
+    pub async fn next_job_event(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT MIN(t) AS "t: i64" FROM (
+                 SELECT MIN(not_before) AS t FROM cleanup_jobs WHERE status = 'queued'
+                 UNION ALL
+                 SELECT MIN(lease_expires_at) FROM cleanup_jobs WHERE status = 'running')"#
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    pub async fn job(&self, job_id: i64) -> Result<Option<JobRow>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM cleanup_jobs j JOIN daemons d ON d.id = j.daemon_id WHERE j.id = ?");
+        Ok(sqlx::query_as::<_, JobRowSql>(&sql)
+            .bind(job_id)
+            .fetch_optional(self.pool())
+            .await?
+            .map(Into::into))
+    }
+
+    pub async fn jobs_of_run(&self, run_id: i64) -> Result<Vec<JobRow>, StoreError> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM cleanup_jobs j JOIN daemons d ON d.id = j.daemon_id WHERE j.run_id = ? ORDER BY j.id"
+        );
+        Ok(sqlx::query_as::<_, JobRowSql>(&sql)
+            .bind(run_id)
+            .fetch_all(self.pool())
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    pub async fn run(&self, run_id: i64) -> Result<Option<RunRow>, StoreError> {
+        Ok(sqlx::query_as!(
+            RunRow,
+            "SELECT id, trigger, requested_by, daemon, min_age_hours, bytes_predicted, created_at
+             FROM cleanup_runs WHERE id = ?",
+            run_id
+        )
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// The newest runs first.
+    pub async fn runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+        Ok(sqlx::query_as!(
+            RunRow,
+            "SELECT id, trigger, requested_by, daemon, min_age_hours, bytes_predicted, created_at
+             FROM cleanup_runs ORDER BY id DESC LIMIT ?",
+            limit
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// The start of the newest run with this trigger (unix seconds).
+    pub async fn last_run_at(&self, trigger: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT MAX(created_at) AS "at: i64" FROM cleanup_runs WHERE trigger = ?"#,
+            trigger
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+}
+
+/// The row as SQL returns it (the join's column list is shared, so these
+/// queries are checked at run time, not compile time).
+#[derive(sqlx::FromRow)]
+struct JobRowSql {
+    id: i64,
+    run_id: i64,
+    daemon_id: i64,
+    daemon_name: String,
+    image_id: String,
+    image_refs: String,
+    owner: Option<String>,
+    status: String,
+    attempts: i64,
+    error: Option<String>,
+    bytes_freed: Option<i64>,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+}
+
+impl From<JobRowSql> for JobRow {
+    fn from(r: JobRowSql) -> Self {
+        Self {
+            id: r.id,
+            run_id: r.run_id,
+            daemon_id: r.daemon_id,
+            daemon_name: r.daemon_name,
+            image_id: r.image_id,
+            image_refs: r.image_refs,
+            owner: r.owner,
+            status: r.status,
+            attempts: r.attempts,
+            error: r.error,
+            bytes_freed: r.bytes_freed,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        }
+    }
+}
