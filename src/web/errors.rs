@@ -48,6 +48,8 @@ struct ErrorPage<'a> {
 pub enum PageError {
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
     #[error("something went wrong; the server log has the details")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -71,6 +73,7 @@ impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
             PageError::NotFound(_) => StatusCode::NOT_FOUND,
+            PageError::BadRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +84,7 @@ impl ResponseError for PageError {
         }
         let title = match self {
             PageError::NotFound(_) => "Not found",
+            PageError::BadRequest(_) => "Invalid request",
             PageError::Internal(_) => "Error",
         };
         html(

@@ -4,6 +4,7 @@
 
 mod api;
 mod assets;
+mod cleanup_pages;
 mod daemon_pages;
 mod errors;
 mod format;
@@ -67,6 +68,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(overview::routes)
         .configure(daemon_pages::routes)
         .configure(image_pages::routes)
+        .configure(cleanup_pages::routes)
         .configure(settings::routes)
         .default_service(web::to(not_found));
 }

@@ -245,6 +245,29 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Starts a job worker in this process (the server alone only enqueues).
+    pub fn start_worker(&self) -> tokio::task::JoinHandle<()> {
+        exapp_janitor::jobs::Worker::new(self.app.clone()).spawn()
+    }
+
+    /// Polls a run until it has finished (or panics after `limit`).
+    pub async fn wait_for_run(&self, run_id: i64, limit: Duration) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let run = self
+                .get_json(&format!("/api/v1/cleanup/runs/{run_id}"))
+                .await;
+            if run["status"] == "finished" {
+                return run;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "run {run_id} did not finish within {limit:?}: {run}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn daemon_names(&self) -> Vec<String> {
         self.app
             .store

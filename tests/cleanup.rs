@@ -1,0 +1,398 @@
+//! The cleanup engine on real engines: preview, runs, the job queue and the
+//! removal protocol, and the safety invariants. Tests here run one at a time
+//! (a run removes every removable image of its daemon, other tests' too).
+
+mod common;
+
+use std::time::Duration;
+
+use common::fixtures::Fixtures;
+use common::*;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// An ExApp on `engine`: a running container on `current`, and `outdated`
+/// earlier versions of the same repository. Returns (current tag, outdated tags).
+fn exapp(fx: &Fixtures, name: &str, outdated: usize) -> (String, Vec<String>) {
+    let base = fx.unique("busybox:1");
+    fx.busybox(&base);
+    let repo = format!("ghcr.io/{}/{name}", fx.unique("nc"));
+    let old: Vec<String> = (0..outdated).map(|i| format!("{repo}:0.{i}.0")).collect();
+    for (i, tag) in old.iter().enumerate() {
+        fx.build(tag, &base, 1000 + i);
+    }
+    let current = format!("{repo}:1.0.0");
+    fx.build(&current, &base, 2000);
+    fx.run(
+        &format!("nc_app_{}", fx.unique(name).replace('-', "_")),
+        &current,
+    );
+    (current, old)
+}
+
+fn image_exists(fx: &Fixtures, reference: &str) -> bool {
+    !fx.docker(&["images", "-q", reference]).is_empty()
+}
+
+async fn app_with(daemons: &[(&str, String)]) -> TestApp {
+    let app = spawn_app().await;
+    for (name, endpoint) in daemons {
+        let (status, body) = app
+            .post_json(
+                "/api/v1/daemons",
+                &json!({"name": name, "endpoint": endpoint}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    app
+}
+
+async fn start(app: &TestApp, body: Value) -> Value {
+    let (status, run) = app.post_json("/api/v1/cleanup/runs", &body).await;
+    assert_eq!(status, 202, "{run}");
+    run
+}
+
+fn jobs(run: &Value) -> &Vec<Value> {
+    run["jobs"].as_array().unwrap()
+}
+
+fn job_for<'a>(run: &'a Value, tag: &str) -> &'a Value {
+    jobs(run)
+        .iter()
+        .find(|j| j["image_refs"].as_array().unwrap().iter().any(|r| r == tag))
+        .unwrap_or_else(|| panic!("no job for {tag}: {run}"))
+}
+
+#[tokio::test]
+async fn a_run_removes_exactly_the_previewed_images_and_nothing_else() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    for engine in [engine_a_sock(), engine_b_sock()] {
+        let app = app_with(&[("d", engine.clone())]).await;
+        app.start_worker();
+        let fx = Fixtures::new(&engine);
+        let (current, old) = exapp(&fx, "exact", 3);
+        let foreign = fx.unique("postgres:16");
+        fx.import(&foreign, &[("pg", 3000)]);
+        // An old version a backup container still uses (stopped).
+        fx.create(&fx.unique("backup"), &old[0]);
+
+        // Default policy: outdated for less than 24 h, so nothing yet.
+        let (_, preview) = app.post_json("/api/v1/cleanup/preview", &json!({})).await;
+        assert!(
+            !preview["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|i| old.contains(&i["repo_tags"][0].as_str().unwrap().to_owned())),
+            "{preview}"
+        );
+
+        let (status, preview) = app
+            .post_json("/api/v1/cleanup/preview", &json!({"min_age_hours": 0}))
+            .await;
+        assert_eq!(status, 200, "{preview}");
+        let previewed: Vec<String> = preview["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect();
+        let tags: Vec<&str> = preview["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["repo_tags"][0].as_str())
+            .collect();
+        for t in &old[1..] {
+            assert!(
+                tags.contains(&t.as_str()),
+                "{t} should be removable: {preview}"
+            );
+        }
+        for keep in [&old[0], &current, &foreign] {
+            assert!(
+                !tags.contains(&keep.as_str()),
+                "{keep} must not be removable"
+            );
+        }
+
+        let run = start(&app, json!({"min_age_hours": 0})).await;
+        assert_eq!(run["trigger"], "manual");
+        let run = app
+            .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
+            .await;
+        let removed: Vec<String> = jobs(&run)
+            .iter()
+            .map(|j| j["image_id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(removed, previewed, "the run is the preview");
+        for j in jobs(&run) {
+            assert_eq!(j["status"], "succeeded", "{j}");
+        }
+        for t in &old[1..] {
+            assert!(!image_exists(&fx, t), "{t} is still there");
+        }
+        for keep in [&old[0], &current, &foreign] {
+            assert!(image_exists(&fx, keep), "{keep} was removed");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_container_created_from_a_queued_image_skips_its_job() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = engine_b_sock();
+    let app = app_with(&[("d", engine.clone())]).await;
+    let fx = Fixtures::new(&engine);
+    let (_, old) = exapp(&fx, "raced", 1);
+    let run = start(&app, json!({"min_age_hours": 0})).await;
+    job_for(&run, &old[0]);
+    // Between the preview and the removal, someone starts using the image.
+    let user = fx.unique("late_user");
+    fx.create(&user, &old[0]);
+    app.start_worker();
+    let run = app
+        .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
+        .await;
+    let job = job_for(&run, &old[0]);
+    assert_eq!(job["status"], "skipped", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("in use now by container {user}")),
+        "{job}"
+    );
+    assert!(image_exists(&fx, &old[0]));
+}
+
+#[tokio::test]
+async fn clean_now_twice_at_once_queues_each_image_once() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = engine_a_sock();
+    let app = app_with(&[("d", engine.clone())]).await;
+    let fx = Fixtures::new(&engine);
+    let (_, old) = exapp(&fx, "twice", 2);
+    let body = json!({"min_age_hours": 0});
+    let (a, b) = tokio::join!(
+        app.post_json("/api/v1/cleanup/runs", &body),
+        app.post_json("/api/v1/cleanup/runs", &body)
+    );
+    assert_eq!((a.0, b.0), (202, 202));
+    for tag in &old {
+        let queued: usize = [&a.1, &b.1]
+            .iter()
+            .map(|run| {
+                jobs(run)
+                    .iter()
+                    .filter(|j| j["image_refs"].as_array().unwrap().iter().any(|r| r == tag))
+                    .count()
+            })
+            .sum();
+        assert_eq!(queued, 1, "{tag} queued {queued} times");
+    }
+    app.start_worker();
+    for run in [&a.1, &b.1] {
+        app.wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
+            .await;
+    }
+    assert!(old.iter().all(|t| !image_exists(&fx, t)));
+}
+
+#[tokio::test]
+async fn an_image_with_two_tags_is_removed_whole_and_a_tag_another_image_took_is_left_alone() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = engine_b_sock();
+    let app = app_with(&[("d", engine.clone())]).await;
+    let fx = Fixtures::new(&engine);
+    let (current, old) = exapp(&fx, "tags", 2);
+    let second_tag = format!("{}-cpu", old[0]);
+    fx.docker(&["tag", &old[0], &second_tag]);
+    let run = start(&app, json!({"min_age_hours": 0})).await;
+    // Before the job runs, the tag of the other outdated image moves to the current image.
+    let old1_id = fx.docker(&["images", "-q", "--no-trunc", &old[1]]);
+    fx.docker(&["tag", &current, &old[1]]);
+    app.start_worker();
+    let run = app
+        .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
+        .await;
+    for j in jobs(&run) {
+        assert_eq!(j["status"], "succeeded", "{j}");
+    }
+    assert!(
+        !image_exists(&fx, &old[0]) && !image_exists(&fx, &second_tag),
+        "both tags and the image are gone"
+    );
+    assert!(
+        fx.docker(&["images", "-q", "--no-trunc", &old1_id])
+            .is_empty(),
+        "the old image itself is gone"
+    );
+    let moved = fx.docker(&["image", "inspect", "-f", "{{.Id}}", &old[1]]);
+    let current_id = fx.docker(&["image", "inspect", "-f", "{{.Id}}", &current]);
+    assert_eq!(
+        moved, current_id,
+        "the moved tag still names the current image"
+    );
+}
+
+#[tokio::test]
+async fn a_queued_job_can_be_cancelled_and_then_nothing_happens_to_its_image() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = engine_a_sock();
+    let app = app_with(&[("d", engine.clone())]).await;
+    let fx = Fixtures::new(&engine);
+    let (_, old) = exapp(&fx, "cancel", 1);
+    let run = start(&app, json!({"min_age_hours": 0})).await;
+    let job_id = job_for(&run, &old[0])["id"].as_i64().unwrap();
+    let (status, job) = app
+        .post_json(&format!("/api/v1/cleanup/jobs/{job_id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(
+        (status, job["status"].as_str()),
+        (200, Some("cancelled")),
+        "{job}"
+    );
+    let (status, _) = app
+        .post_json(&format!("/api/v1/cleanup/jobs/{job_id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 409, "only a queued job can be cancelled");
+    app.start_worker();
+    app.wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
+        .await;
+    assert!(image_exists(&fx, &old[0]));
+    let (status, _) = app
+        .post_json("/api/v1/cleanup/jobs/999999/cancel", &json!({}))
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_stopped_daemon_retries_its_jobs_without_holding_up_the_other() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let app = app_with(&[("steady", engine_a_sock()), ("spare", SpareEngine::sock())]).await;
+    let (steady, spare) = (
+        Fixtures::new(&engine_a_sock()),
+        Fixtures::new(&SpareEngine::sock()),
+    );
+    let (_, steady_old) = exapp(&steady, "steady", 1);
+    let (_, spare_old) = exapp(&spare, "spare", 1);
+    let run = start(&app, json!({"min_age_hours": 0})).await;
+    let run_id = run["id"].as_i64().unwrap();
+    job_for(&run, &spare_old[0]);
+    SpareEngine::stop();
+    app.start_worker();
+
+    // The steady daemon's job finishes while the spare one is down.
+    let started = std::time::Instant::now();
+    loop {
+        let run = app
+            .get_json(&format!("/api/v1/cleanup/runs/{run_id}"))
+            .await;
+        if job_for(&run, &steady_old[0])["status"] == "succeeded" {
+            let spare_job = job_for(&run, &spare_old[0]);
+            assert!(
+                matches!(spare_job["status"].as_str(), Some("queued" | "running")),
+                "{spare_job}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < RUN_LIMIT,
+            "the steady daemon was held up: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let run = app
+        .get_json(&format!("/api/v1/cleanup/runs/{run_id}"))
+        .await;
+    let spare_job = job_for(&run, &spare_old[0]).clone();
+    assert!(
+        spare_job["attempts"].as_i64().unwrap() >= 1 && spare_job["error"].is_string(),
+        "it tried: {spare_job}"
+    );
+
+    SpareEngine::restart();
+    let run = app.wait_for_run(run_id, RUN_LIMIT).await;
+    let spare_job = job_for(&run, &spare_old[0]);
+    assert_eq!(spare_job["status"], "succeeded", "{spare_job}");
+    assert!(spare_job["attempts"].as_i64().unwrap() >= 2, "{spare_job}");
+    assert!(!image_exists(&spare, &spare_old[0]));
+}
+
+#[tokio::test]
+async fn bad_cleanup_requests_are_refused_and_queue_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let app = app_with(&[("d", engine_a_sock())]).await;
+    for (body, field) in [
+        (json!({"min_age_hours": -1}), "min_age_hours"),
+        (json!({"min_age_hours": 87601}), "min_age_hours"),
+        (json!({"daemon": "ghost"}), "daemon"),
+        (json!({"daemon": "bad name"}), "daemon"),
+    ] {
+        let (status, answer) = app.post_json("/api/v1/cleanup/runs", &body).await;
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert!(answer["fields"][field].is_string(), "{answer}");
+    }
+    for raw in [
+        &b"{"[..],
+        br#"{"min_age_hours": "soon"}"#,
+        br#"{"force": true}"#,
+    ] {
+        let response = app
+            .http
+            .post(app.url("/api/v1/cleanup/runs"))
+            .bearer_auth(&app.api_token)
+            .header("Content-Type", "application/json")
+            .body(raw.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{}", String::from_utf8_lossy(raw));
+    }
+    assert_eq!(app.get_json("/api/v1/cleanup/runs").await, json!([]));
+}
+
+#[tokio::test]
+async fn clean_now_in_the_browser_previews_confirms_and_follows_the_run() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = engine_b_sock();
+    let app = app_with(&[("d", engine.clone())]).await;
+    app.start_worker();
+    let fx = Fixtures::new(&engine);
+    let (_, old) = exapp(&fx, "browser", 1);
+    let (status, page) = app.get_text("/cleanup?daemon=d&min_age_hours=0").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(&old[0]) && page.contains(r#"id="confirm-cleanup""#),
+        "{page}"
+    );
+    let response = app
+        .post_form("/cleanup/runs", &[("daemon", "d"), ("min_age_hours", "0")])
+        .await;
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let run_id: i64 = location.trim_start_matches("/runs/").parse().unwrap();
+    let (_, live) = app.get_text(&format!("/runs/{run_id}/live")).await;
+    assert!(live.contains(r#"id="run-live""#));
+    app.wait_for_run(run_id, RUN_LIMIT).await;
+    let (_, live) = app.get_text(&format!("/runs/{run_id}/live")).await;
+    assert!(
+        live.contains("<strong>finished</strong>") && !live.contains("hx-trigger"),
+        "stops polling: {live}"
+    );
+    let (_, runs) = app.get_text("/runs").await;
+    assert!(
+        runs.contains(&format!(r#"href="/runs/{run_id}""#)) && runs.contains("web"),
+        "{runs}"
+    );
+    let (status, _) = app.get_text("/cleanup?min_age_hours=-5").await;
+    assert_eq!(status, 422);
+}
