@@ -15,6 +15,10 @@ const PAGES: &[(&str, &str)] = &[
     ("GET", "/settings"),
     ("GET", "/images"),
     ("GET", "/exapps"),
+    ("GET", "/cleanup"),
+    ("GET", "/runs"),
+    ("GET", "/runs/1"),
+    ("GET", "/runs/1/live"),
     ("GET", "/daemons/x/card"),
     ("GET", "/daemons/x/remove"),
     ("POST", "/daemons"),
@@ -22,6 +26,7 @@ const PAGES: &[(&str, &str)] = &[
     ("POST", "/daemons/x/remove"),
     ("POST", "/settings/api-token"),
     ("POST", "/scan"),
+    ("POST", "/cleanup/runs"),
     ("POST", "/logout"),
 ];
 
@@ -32,6 +37,11 @@ const API: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/daemons/x"),
     ("POST", "/api/v1/scan"),
     ("GET", "/api/v1/images"),
+    ("POST", "/api/v1/cleanup/preview"),
+    ("POST", "/api/v1/cleanup/runs"),
+    ("GET", "/api/v1/cleanup/runs"),
+    ("GET", "/api/v1/cleanup/runs/1"),
+    ("POST", "/api/v1/cleanup/jobs/1/cancel"),
 ];
 
 fn method(name: &str) -> reqwest::Method {

@@ -2,91 +2,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Stdio;
 
 use common::*;
 use serde_json::Value;
 
-const TOKEN: &str = "serve-test-token-0123456789";
-
-/// A `serve` process; killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-    /// Every log line so far.
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl Server {
-    async fn api(&self, path: &str) -> Value {
-        reqwest::Client::new()
-            .get(format!("{}{path}", self.address))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    fn log_lines_containing(&self, needle: &str) -> Vec<String> {
-        let log = self.log.lock().unwrap();
-        log.iter().filter(|l| l.contains(needle)).cloned().collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(data_dir: &Path, docker_host: Option<&str>) -> Server {
-    start_server_with(data_dir, docker_host, Some(TEST_PASSWORD))
-}
-
-fn start_server_with(data_dir: &Path, docker_host: Option<&str>, password: Option<&str>) -> Server {
-    let mut command = cli(data_dir);
-    command
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("EXAPP_JANITOR_API_TOKEN", TOKEN)
-        .env_remove("EXAPP_JANITOR_ADMIN_PASSWORD")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null());
-    if let Some(password) = password {
-        command.env("EXAPP_JANITOR_ADMIN_PASSWORD", password);
-    }
-    if let Some(host) = docker_host {
-        command.env("DOCKER_HOST", host);
-    }
-    let mut child = command.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line.clone());
-            if let Some((_, addr)) = line.split_once("listening on ") {
-                let _ = tx.send(addr.trim().to_owned());
-            }
-        }
-    });
-    let address = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("serve did not start listening");
-    Server {
-        child,
-        address,
-        log,
-    }
-}
+use common::server::{start_server, start_server_with};
 
 #[tokio::test]
 async fn serve_on_an_empty_data_dir_creates_the_database_and_answers() {

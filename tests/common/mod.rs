@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod server;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,666 @@
+//! Scan benchmark (not a test): scans one daemon holding 1,000 images and
+//! 100 containers, cold (empty store, so one inspect and one history call per
+//! image) and warm (the same store again), and in the same run times
+//! `docker system df -v` against the same daemon. Goal: a warm rescan takes
+//! less than half of `docker system df -v`.
+//!
+//! ```sh
+//! EXAPP_JANITOR_BENCH_ENGINE=unix:///tmp/engines/a/docker.sock \
+//!     SQLX_OFFLINE=true cargo bench --bench scan
+//! ```
+//!
+//! `tests/harness/bench.sh` starts isolated engines and runs this against
+//! each. The fixture (`tests/harness/bench_fixture.py`: one `docker load`
+//! plus 100 `docker create`) is built on the engine when missing and left
+//! there, so a second run measures at once. Optional:
+//! `EXAPP_JANITOR_BENCH_RUNS` (warm rescans and `df -v` runs, default 5),
+//! `EXAPP_JANITOR_BENCH_COLD_RUNS` (cold scans, each on a fresh store, default 3).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use exapp_janitor::daemons;
+use exapp_janitor::docker::{DaemonClient, ListedImage};
+use exapp_janitor::domain::{AppId, Endpoint, ImageId, NewDaemonInput};
+use exapp_janitor::inventory::{
+    self, layers, ContainerInfo, ExAppContainer, History, ImageInfo, Layer, Snapshot,
+};
+use exapp_janitor::scan::{self, DaemonScan, ScanOptions};
+use exapp_janitor::store::{CurrentRow, HistoryRows, Store, StoredDaemon};
+use futures_util::{stream, StreamExt};
+use serde::Deserialize;
+
+const ENGINE_VAR: &str = "EXAPP_JANITOR_BENCH_ENGINE";
+/// What the scan does for layers it has not cached (src/scan/mod.rs).
+const SCAN_LAYER_CONCURRENCY: usize = 8;
+
+fn fail(message: impl std::fmt::Display) -> ! {
+    eprintln!("scan bench: error: {message}");
+    std::process::exit(1);
+}
+
+fn env_count(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| fail(format!("{name} must be a positive number, not {v:?}"))),
+        Err(_) => default,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench` (and any filter); nothing to choose here.
+    let engine = match std::env::var(ENGINE_VAR) {
+        Ok(e) if e.starts_with("unix:///") => e,
+        Ok(e) => fail(format!(
+            "{ENGINE_VAR}={e:?} is not a unix:///…/docker.sock URL"
+        )),
+        Err(_) => fail(format!(
+            "{ENGINE_VAR} is not set. It names the Docker Engine to benchmark, as a \
+             unix:///…/docker.sock URL; tests/harness/bench.sh starts isolated engines and \
+             sets it. Never point it at a daemon you care about: the benchmark loads 1,000 \
+             images and creates 100 containers there."
+        )),
+    };
+    let runs = env_count("EXAPP_JANITOR_BENCH_RUNS", 5);
+    let cold_runs = env_count("EXAPP_JANITOR_BENCH_COLD_RUNS", 3);
+
+    let docker = DockerCli {
+        host: engine.clone(),
+    };
+    let version = docker.run(&[
+        "version",
+        "-f",
+        "{{.Server.Version}} (API {{.Server.APIVersion}})",
+    ]);
+    println!("scan benchmark against {engine}");
+    println!("engine: {}", version.trim());
+    ensure_fixture(&docker);
+    let containers = docker.run(&["ps", "-aq"]).lines().count();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap_or_else(|e| fail(e));
+    runtime.block_on(bench(&docker, containers, runs, cold_runs));
+}
+
+// ---------------------------------------------------------------------------
+// The fixture
+
+#[derive(Debug, Deserialize)]
+struct Plan {
+    label: String,
+    label_value: String,
+    images: Vec<String>,
+    containers: Vec<PlannedContainer>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PlannedContainer {
+    name: String,
+    image: String,
+}
+
+fn fixture_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/harness/bench_fixture.py")
+}
+
+fn python(args: &[&str]) -> Plan {
+    let output = Command::new("python3")
+        .arg(fixture_script())
+        .args(args)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| fail(format!("cannot run python3: {e}")));
+    if !output.status.success() {
+        fail(format!("bench_fixture.py {args:?} failed"));
+    }
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| fail(format!("bench_fixture.py printed no plan: {e}")))
+}
+
+/// Loads the images and creates the containers the plan names, unless the
+/// engine has them already (images are recognised by the fixture's label).
+fn ensure_fixture(docker: &DockerCli) {
+    let plan = python(&["plan"]);
+    let filter = format!("label={}={}", plan.label, plan.label_value);
+    let loaded = || -> HashSet<String> {
+        docker
+            .run(&[
+                "images",
+                "--filter",
+                &filter,
+                "--format",
+                "{{.Repository}}:{{.Tag}}",
+            ])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let present = loaded();
+    let missing = plan.images.iter().filter(|r| !present.contains(*r)).count();
+    if missing > 0 {
+        println!(
+            "fixture: {missing} of {} images missing; writing and loading the archive",
+            plan.images.len()
+        );
+        let dir = tempfile::tempdir().unwrap_or_else(|e| fail(e));
+        let archive = dir.path().join("bench-images.tar");
+        let started = Instant::now();
+        python(&["write", &archive.to_string_lossy()]);
+        docker.run(&["load", "-q", "-i", &archive.to_string_lossy()]);
+        println!(
+            "fixture: loaded in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let now = loaded();
+        if let Some(r) = plan.images.iter().find(|r| !now.contains(*r)) {
+            fail(format!("{r} is still missing after docker load"));
+        }
+    }
+
+    let existing: HashMap<String, String> = docker
+        .run(&["ps", "-a", "--format", "{{.Names}}\t{{.Image}}"])
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(n, i)| (n.to_owned(), i.to_owned()))
+        .collect();
+    let started = Instant::now();
+    let mut created = 0;
+    for c in &plan.containers {
+        match existing.get(&c.name) {
+            Some(image) if *image == c.image => {}
+            Some(image) => fail(format!(
+                "container {} exists with image {image}, not {}; use a fresh engine",
+                c.name, c.image
+            )),
+            None => {
+                docker.run(&[
+                    "create",
+                    "--network",
+                    "none",
+                    "--name",
+                    &c.name,
+                    &c.image,
+                    "sleep",
+                    "1",
+                ]);
+                created += 1;
+            }
+        }
+    }
+    if created > 0 {
+        println!(
+            "fixture: created {created} containers in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+struct DockerCli {
+    host: String,
+}
+
+impl DockerCli {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("docker");
+        command
+            .arg("-H")
+            .arg(&self.host)
+            .args(args)
+            .env("DOCKER_CLI_HINTS", "false")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs the docker CLI; its stdout, or the end of the benchmark.
+    fn run(&self, args: &[&str]) -> String {
+        let output = self
+            .command(args)
+            .output()
+            .unwrap_or_else(|e| fail(format!("cannot run the docker CLI: {e}")));
+        if !output.status.success() {
+            fail(format!(
+                "docker {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// `docker system df -v`, output discarded; how long it took.
+    fn time_df(&self) -> Duration {
+        let started = Instant::now();
+        let status = self
+            .command(&["system", "df", "-v"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| fail(format!("cannot run the docker CLI: {e}")));
+        let elapsed = started.elapsed();
+        if !status.success() {
+            fail("docker system df -v failed");
+        }
+        elapsed
+    }
+}
+
+/// `GET /system/df` straight on the socket (no CLI start, no formatting):
+/// how much of `docker system df -v` is the Engine's own work.
+fn time_raw_df(socket: &Path) -> Duration {
+    let started = Instant::now();
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)
+        .unwrap_or_else(|e| fail(format!("cannot connect to {}: {e}", socket.display())));
+    stream
+        .write_all(b"GET /system/df HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .unwrap_or_else(|e| fail(e));
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .unwrap_or_else(|e| fail(e));
+    let elapsed = started.elapsed();
+    if !response.starts_with(b"HTTP/1.0 200") && !response.starts_with(b"HTTP/1.1 200") {
+        fail("GET /system/df did not answer 200");
+    }
+    elapsed
+}
+
+// ---------------------------------------------------------------------------
+// Measuring
+
+fn options() -> ScanOptions {
+    ScanOptions {
+        call_timeout: Duration::from_secs(30),
+        scan_timeout: Duration::from_secs(600),
+        protected: vec![],
+    }
+}
+
+async fn fresh_store(engine: &str) -> (tempfile::TempDir, Store, StoredDaemon) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| fail(e));
+    let store = Store::open(dir.path()).await.unwrap_or_else(|e| fail(e));
+    let daemon = daemons::add(
+        &store,
+        &NewDaemonInput {
+            name: "bench".into(),
+            endpoint: engine.to_owned(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| fail(e));
+    (dir, store, daemon)
+}
+
+async fn timed_scan(store: &Store, daemon: &StoredDaemon) -> (Duration, DaemonScan) {
+    let started = Instant::now();
+    let result = scan::scan_daemon(store, daemon, &options()).await;
+    let elapsed = started.elapsed();
+    match result {
+        Ok(scan) => (elapsed, scan),
+        Err(e) => fail(format!("the scan failed: {e}")),
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+    n: usize,
+}
+
+fn stats(samples: &[Duration]) -> Stats {
+    let mut ms: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let n = ms.len();
+    let median = if n % 2 == 1 {
+        ms[n / 2]
+    } else {
+        (ms[n / 2 - 1] + ms[n / 2]) / 2.0
+    };
+    Stats {
+        median,
+        min: ms[0],
+        max: ms[n - 1],
+        n,
+    }
+}
+
+async fn bench(docker: &DockerCli, containers: usize, runs: usize, cold_runs: usize) {
+    let engine = docker.host.as_str();
+    let socket = PathBuf::from(engine.trim_start_matches("unix://"));
+
+    // Cold: every scan on a fresh store, so every image's layers are fetched.
+    let mut cold = Vec::new();
+    let mut last = None;
+    for _ in 0..cold_runs {
+        if let Some((_, old_store, _, _)) = last.take() {
+            let old_store: Store = old_store;
+            old_store.close().await;
+        }
+        let (dir, store, daemon) = fresh_store(engine).await;
+        let (elapsed, scan) = timed_scan(&store, &daemon).await;
+        cold.push(elapsed);
+        last = Some((dir, store, daemon, scan));
+    }
+    // The warm rescans use the last cold run's store.
+    let (_dir, store, daemon, cold_scan) = last.expect("at least one cold run");
+    let images = cold_scan.images.len();
+    let mut by_status: std::collections::BTreeMap<&str, usize> = Default::default();
+    for image in &cold_scan.images {
+        *by_status.entry(image.status.as_str()).or_default() += 1;
+    }
+    let inventory_json = serde_json::to_string(&cold_scan).expect("an inventory serialises");
+
+    // Warm rescans and `df -v`, interleaved so that load from other work on
+    // the machine falls on both alike. One untimed `df -v` first.
+    docker.time_df();
+    let (mut warm, mut df, mut raw_df) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (elapsed, scan) = timed_scan(&store, &daemon).await;
+        if scan.images.len() != images {
+            fail("a rescan saw another number of images");
+        }
+        warm.push(elapsed);
+        df.push(docker.time_df());
+        raw_df.push(time_raw_df(&socket));
+    }
+    let (cold, warm, df, raw_df) = (stats(&cold), stats(&warm), stats(&df), stats(&raw_df));
+
+    println!();
+    println!("images {images}, containers {containers} (scan of one daemon; times in ms)");
+    let statuses: Vec<String> = by_status.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    println!("statuses: {}", statuses.join(", "));
+    println!();
+    println!(
+        "{:<36} {:>9} {:>9} {:>9} {:>5}",
+        "", "median", "min", "max", "runs"
+    );
+    let row = |name: &str, s: &Stats| {
+        println!(
+            "{name:<36} {:>9.1} {:>9.1} {:>9.1} {:>5}",
+            s.median, s.min, s.max, s.n
+        );
+    };
+    row("cold scan (empty store)", &cold);
+    row("warm rescan", &warm);
+    row("docker system df -v", &df);
+    row("GET /system/df (socket, no CLI)", &raw_df);
+    println!();
+    println!("warm / df -v = {:.2}", warm.median / df.median);
+    println!("cold / df -v = {:.2}", cold.median / df.median);
+    let met = warm.median < 0.5 * df.median;
+    println!(
+        "goal warm < 0.5 x df -v ({:.1} ms): {}",
+        0.5 * df.median,
+        if met { "MET" } else { "NOT MET" }
+    );
+    println!("stored inventory: {} bytes of JSON", inventory_json.len());
+
+    breakdown(&store, &daemon, runs).await;
+    store.close().await;
+}
+
+// ---------------------------------------------------------------------------
+// Where a rescan's time goes: its steps one by one, through the same public
+// functions the scan calls (src/scan/mod.rs), each timed alone.
+
+type Samples = Vec<(String, Duration)>;
+
+async fn breakdown(store: &Store, daemon: &StoredDaemon, runs: usize) {
+    let timeout = options().call_timeout;
+    let mut samples: Samples = Vec::new();
+    for _ in 0..runs {
+        warm_steps(store, daemon, timeout, &mut samples).await;
+    }
+    println!();
+    println!("where a warm rescan's time goes (each step alone, median of {runs}):");
+    let mut order: Vec<&str> = Vec::new();
+    for (name, _) in &samples {
+        if !order.contains(&name.as_str()) {
+            order.push(name);
+        }
+    }
+    for name in order {
+        let times: Vec<Duration> = samples
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, d)| *d)
+            .collect();
+        println!("  {name:<66} {:>8.1} ms", stats(&times).median);
+    }
+
+    // What a cold scan adds: every image's inspect + history.
+    let client = DaemonClient::connect(&daemon.endpoint, timeout)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    let images = client.list_images().await.unwrap_or_else(|e| fail(e));
+    println!();
+    println!("what a cold scan adds (once each):");
+    for concurrency in [SCAN_LAYER_CONCURRENCY, 1, 32] {
+        let started = Instant::now();
+        fetch_layers(&client, &images, concurrency).await;
+        let note = if concurrency == SCAN_LAYER_CONCURRENCY {
+            " (as the scan does)"
+        } else {
+            ""
+        };
+        println!(
+            "  {:<66} {:>8.1} ms",
+            format!(
+                "inspect + history of {} images, {concurrency} at a time{note}",
+                images.len()
+            ),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+}
+
+async fn fetch_layers(
+    client: &DaemonClient,
+    images: &[ListedImage],
+    concurrency: usize,
+) -> Vec<Vec<Layer>> {
+    stream::iter(images)
+        .map(|i| async move {
+            let d = client.layer_data(&i.id).await.unwrap_or_else(|e| fail(e));
+            layers::layers(&d.diff_ids, &d.history_sizes)
+                .unwrap_or_else(|| layers::layers_in_order(&d.diff_ids, &d.history_sizes))
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
+}
+
+async fn warm_steps(store: &Store, daemon: &StoredDaemon, timeout: Duration, out: &mut Samples) {
+    let endpoint: &Endpoint = &daemon.endpoint;
+    let t = Instant::now();
+    let client = DaemonClient::connect(endpoint, timeout)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    out.push(("connect: GET /version (negotiation)".into(), t.elapsed()));
+
+    let t = Instant::now();
+    let e = client.engine();
+    store
+        .record_contact_ok(&daemon.name, &e.engine_version, &e.api_version)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    out.push(("store: record_contact_ok".into(), t.elapsed()));
+
+    let t = Instant::now();
+    let images = client.list_images().await.unwrap_or_else(|e| fail(e));
+    out.push(("GET /images/json".into(), t.elapsed()));
+
+    let t = Instant::now();
+    let listed = client.list_containers().await.unwrap_or_else(|e| fail(e));
+    out.push(("GET /containers/json?all=1".into(), t.elapsed()));
+
+    let t = Instant::now();
+    let (images_ab, containers_ab) =
+        tokio::try_join!(client.list_images(), client.list_containers())
+            .unwrap_or_else(|e| fail(e));
+    out.push((
+        "both listings at once (as the scan does)".into(),
+        t.elapsed(),
+    ));
+    drop((images_ab, containers_ab));
+
+    let exapps = listed
+        .iter()
+        .filter(|c| AppId::from_container_name(&c.name).is_some())
+        .count();
+    let t = Instant::now();
+    let mut containers = Vec::with_capacity(listed.len());
+    for c in &listed {
+        let exapp = match AppId::from_container_name(&c.name) {
+            Some(appid) => {
+                let config_image = client
+                    .exapp_config_image(c)
+                    .await
+                    .unwrap_or_else(|e| fail(e))
+                    .unwrap_or_default();
+                Some(ExAppContainer {
+                    appid,
+                    config_image,
+                })
+            }
+            None => None,
+        };
+        containers.push(ContainerInfo {
+            name: c.name.clone(),
+            image_id: c.image_id.clone(),
+            state: c.state.clone(),
+            exapp,
+        });
+    }
+    out.push((
+        format!("GET /containers/{{id}}/json x {exapps} nc_app_*, one after another"),
+        t.elapsed(),
+    ));
+
+    let t = Instant::now();
+    let cached = store
+        .cached_layers(daemon.id)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    out.push(("store: cached_layers (read)".into(), t.elapsed()));
+    let t = Instant::now();
+    let known: HashMap<ImageId, Vec<Layer>> = cached
+        .into_iter()
+        .filter_map(|(id, json)| {
+            Some((ImageId::parse(&id).ok()?, serde_json::from_str(&json).ok()?))
+        })
+        .collect();
+    out.push(("layer cache: parse JSON".into(), t.elapsed()));
+    if images.iter().any(|i| !known.contains_key(&i.id)) {
+        fail("the layer cache misses images after a scan");
+    }
+
+    let snapshot = Snapshot {
+        images: images
+            .iter()
+            .map(|i| ImageInfo {
+                layers: known.get(&i.id).cloned().unwrap_or_default(),
+                id: i.id.clone(),
+                repo_tags: i.repo_tags.clone(),
+                repo_digests: i.repo_digests.clone(),
+                created: i.created,
+                size: i.size,
+            })
+            .collect(),
+        containers,
+    };
+
+    let t = Instant::now();
+    let rows = store
+        .load_history(daemon.id)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    out.push(("store: load_history".into(), t.elapsed()));
+    let history = history_from(rows);
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let t = Instant::now();
+    let result = inventory::classify(&snapshot, &history, &[], now);
+    out.push(("inventory::classify".into(), t.elapsed()));
+
+    let obs = &result.observations;
+    let current: Vec<CurrentRow> = obs
+        .current
+        .iter()
+        .map(|c| CurrentRow {
+            appid: c.appid.to_string(),
+            image_id: c.image_id.to_string(),
+            repositories: c.repositories.iter().cloned().collect(),
+        })
+        .collect();
+    let ids = |v: &[ImageId]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let t = Instant::now();
+    store
+        .record_history(
+            daemon.id,
+            now,
+            &current,
+            &ids(&obs.newly_outdated),
+            &ids(&obs.no_longer_outdated),
+        )
+        .await
+        .unwrap_or_else(|e| fail(e));
+    out.push(("store: record_history".into(), t.elapsed()));
+
+    let present: HashSet<&str> = snapshot.images.iter().map(|i| i.id.as_str()).collect();
+    let t = Instant::now();
+    store
+        .prune_layers(daemon.id, &present)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    out.push((
+        "store: prune_layers (reads the layer cache again)".into(),
+        t.elapsed(),
+    ));
+
+    let scan = DaemonScan {
+        images: result.images,
+        totals: result.totals,
+    };
+    let t = Instant::now();
+    let json = serde_json::to_string(&scan).expect("an inventory serialises");
+    out.push(("serialise the inventory (JSON)".into(), t.elapsed()));
+    let t = Instant::now();
+    store
+        .save_scan(daemon.id, now, 0, &json)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    out.push(("store: save_scan".into(), t.elapsed()));
+}
+
+/// As the scan turns stored rows into the inventory's history.
+fn history_from(rows: HistoryRows) -> History {
+    let mut history = History::default();
+    for (appid, image_id, _) in rows.images {
+        if let (Ok(app), Ok(id)) = (AppId::parse(&appid), ImageId::parse(&image_id)) {
+            history.image_owners.insert(id, app);
+        }
+    }
+    for (appid, repository) in rows.repositories {
+        if let Ok(app) = AppId::parse(&appid) {
+            history
+                .repo_owners
+                .entry(repository)
+                .or_insert_with(BTreeSet::new)
+                .insert(app);
+        }
+    }
+    for (image_id, since) in rows.outdated {
+        if let Ok(id) = ImageId::parse(&image_id) {
+            history.outdated_since.insert(id, since);
+        }
+    }
+    history
+}

@@ -1,0 +1,114 @@
+//! A server killed with SIGKILL in the middle of a run: after a restart,
+//! every job ends exactly once and nothing outside the run is touched.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::fixtures::Fixtures;
+use common::server::start_server_env;
+use common::*;
+use serde_json::{json, Value};
+
+fn image_exists(fx: &Fixtures, reference: &str) -> bool {
+    !fx.docker(&["images", "-q", reference]).is_empty()
+}
+
+#[tokio::test]
+async fn a_run_survives_a_killed_server() {
+    let engine = engine_a_sock();
+    let fx = Fixtures::new(&engine);
+    let base = fx.unique("busybox:1");
+    fx.busybox(&base);
+    let repo = format!("ghcr.io/{}/crash", fx.unique("nc"));
+    let old: Vec<String> = (0..24).map(|i| format!("{repo}:0.{i}")).collect();
+    for (i, tag) in old.iter().enumerate() {
+        fx.build(tag, &base, 500 + i);
+    }
+    let current = format!("{repo}:1.0");
+    fx.build(&current, &base, 900);
+    fx.run(
+        &format!("nc_app_{}", fx.unique("crash").replace('-', "_")),
+        &current,
+    );
+    let bystander = fx.unique("bystander:1");
+    fx.import(&bystander, &[("x", 100)]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("EXAPP_JANITOR_JOB_LEASE_SECS", "3")];
+    let mut server = start_server_env(dir.path(), None, Some(TEST_PASSWORD), &env);
+    let (status, body) = server
+        .api_post("/api/v1/daemons", &json!({"name": "d", "endpoint": engine}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, run) = server
+        .api_post(
+            "/api/v1/cleanup/runs",
+            &json!({"min_age_hours": 0, "daemon": "d"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run_id = run["id"].as_i64().unwrap();
+    let queued: Vec<String> = run["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["image_id"].as_str().unwrap().to_owned())
+        .collect();
+
+    // Kill it once the first removals are done and the rest are not.
+    let started = Instant::now();
+    loop {
+        let run = server.api(&format!("/api/v1/cleanup/runs/{run_id}")).await;
+        let done = run["counts"]["succeeded"].as_u64().unwrap();
+        if done >= 1 {
+            assert!(
+                run["status"] != "finished",
+                "the run finished before the kill; make it bigger"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no job ran: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill_hard();
+
+    let server = start_server_env(dir.path(), None, Some(TEST_PASSWORD), &env);
+    let started = Instant::now();
+    let run: Value = loop {
+        let run = server.api(&format!("/api/v1/cleanup/runs/{run_id}")).await;
+        if run["status"] == "finished" {
+            break run;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the run did not finish after the restart: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let jobs = run["jobs"].as_array().unwrap();
+    let ids: Vec<&str> = jobs
+        .iter()
+        .map(|j| j["image_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        queued.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the same jobs, each once"
+    );
+    for job in jobs {
+        assert_eq!(job["status"], "succeeded", "{job}");
+        assert!(job["attempts"].as_i64().unwrap() <= 2, "{job}");
+    }
+    for tag in &old {
+        assert!(!image_exists(&fx, tag), "{tag} is still there");
+    }
+    assert!(
+        image_exists(&fx, &current) && image_exists(&fx, &bystander),
+        "nothing outside the run was touched"
+    );
+}
