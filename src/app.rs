@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use crate::auth::{self, ApiTokenSource, AuthError};
 use crate::config::{GlobalConfig, ServeConfig};
 use crate::daemons;
+use crate::domain::Settings;
 use crate::policy::Policy;
 use crate::scan::{InventoryCache, ScanOptions};
 use crate::store::{Store, StoreError};
@@ -32,6 +33,8 @@ pub struct App {
     pub jobs_wakeup: Arc<Notify>,
     /// How long a claimed job stays claimed without a heartbeat.
     pub job_lease: Duration,
+    /// Wakes the scheduler when the settings change.
+    pub settings_changed: Arc<Notify>,
 }
 
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -47,26 +50,42 @@ impl App {
             inventory: Arc::default(),
             jobs_wakeup: Arc::default(),
             job_lease: config.job_lease(),
+            settings_changed: Arc::default(),
         })
     }
 
-    /// Protected patterns in force (from the settings once they are stored).
+    /// Protected patterns in force.
     pub async fn protected_patterns(&self) -> Vec<crate::domain::ProtectedPattern> {
-        Vec::new()
+        self.current_settings().await.protected_patterns
     }
 
-    pub fn scan_options(&self) -> ScanOptions {
+    pub async fn scan_options(&self) -> ScanOptions {
         ScanOptions {
             call_timeout: self.daemon_timeout,
             scan_timeout: self.scan_timeout,
-            // Protected patterns come with the settings.
-            protected: Vec::new(),
+            protected: self.protected_patterns().await,
         }
     }
 
-    /// The policy in force (the settings' values once they are stored).
-    pub fn policy(&self) -> Policy {
-        Policy::default()
+    /// The settings in force; the defaults if they cannot be read (logged).
+    pub async fn current_settings(&self) -> Settings {
+        match crate::settings::load(self).await {
+            Ok(view) => view.settings(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the settings; using the defaults");
+                Settings::default()
+            }
+        }
+    }
+
+    /// The removal policy from the settings in force.
+    pub async fn policy(&self) -> Policy {
+        let s = self.current_settings().await;
+        Policy {
+            keep_previous: s.keep_previous,
+            min_age_hours: s.min_age_hours,
+            remove_dangling: s.remove_dangling,
+        }
     }
 }
 
@@ -118,25 +137,19 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
     if let Some(name) = daemons::add_local_on_first_start(&app.store, candidate).await? {
         tracing::info!(daemon = %name, "first start: added the local Docker daemon");
     }
-    spawn_rescans(app.clone(), config.rescan_interval());
+    crate::watch::spawn(
+        app.clone(),
+        crate::watch::WatchConfig {
+            settle: config.update_settle(),
+            rescan_interval: config.rescan_interval(),
+        },
+    );
     crate::jobs::Worker::new(app.clone()).spawn();
+    crate::schedule::spawn(app.clone());
     let listener = TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {
         addr: config.listen,
         source,
     })?;
     let server = crate::web::server(app, listener).map_err(ServeError::Server)?;
     server.await.map_err(ServeError::Server)
-}
-
-/// Scans every daemon at start and then every `interval`, so the pages show
-/// what is on the daemons even when nobody presses "Rescan".
-fn spawn_rescans(app: App, interval: Duration) {
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = crate::scan::scan_all(&app.store, &app.scan_options()).await {
-                tracing::error!(error = %e, "periodic scan failed");
-            }
-            tokio::time::sleep(interval).await;
-        }
-    });
 }

@@ -15,6 +15,7 @@ use crate::domain::NewDaemonInput;
 use crate::jobs;
 use crate::report::{self, ImageFilter, ImageObject};
 use crate::scan;
+use crate::settings::{self, SettingsError};
 use crate::store::StoredDaemon;
 
 #[derive(Debug, Parser)]
@@ -60,10 +61,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show or change the settings (interval, cleanup on update, retention).
+    Settings {
+        #[command(subcommand)]
+        command: SettingsCommand,
+    },
     /// Manage the admin account.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCommand {
+    /// Print the settings and the schedule.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change settings: KEY=VALUE ...; a list is a JSON array, e.g.
+    /// protected_patterns='["ghcr.io/nextcloud/llm2:*"]'. All or nothing.
+    Set {
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        assignments: Vec<String>,
     },
 }
 
@@ -201,6 +222,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             app.store.close().await;
             result
         }
+        Command::Settings { command } => {
+            let app = App::open(&cli.global).await.map_err(failed)?;
+            let result = settings_command(&app, command).await;
+            app.store.close().await;
+            result
+        }
         Command::Admin { command } => {
             let app = App::open(&cli.global).await.map_err(failed)?;
             let result = admin_command(&app, command).await;
@@ -217,7 +244,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 async fn scan_command(app: &App, json: bool) -> Result<(), CliError> {
-    let results = scan::scan_all(&app.store, &app.scan_options())
+    let results = scan::scan_all(&app.store, &app.scan_options().await)
         .await
         .map_err(failed)?;
     let daemons: Vec<StoredDaemon> = results.iter().map(|(d, _)| d.clone()).collect();
@@ -226,7 +253,7 @@ async fn scan_command(app: &App, json: bool) -> Result<(), CliError> {
     let images = report::image_objects(
         &daemons,
         &scans,
-        &app.policy(),
+        &app.policy().await,
         &ImageFilter::default(),
         now,
     );
@@ -322,7 +349,7 @@ async fn clean_command(
         other => failed(other),
     };
     if dry_run {
-        let preview = jobs::preview(app, &request, app.policy())
+        let preview = jobs::preview(app, &request, app.policy().await)
             .await
             .map_err(cleanup_error)?;
         if json {
@@ -340,9 +367,15 @@ async fn clean_command(
         }
         return Ok(());
     }
-    let run = jobs::start_run(app, jobs::Trigger::Manual, "cli", &request, app.policy())
-        .await
-        .map_err(cleanup_error)?;
+    let run = jobs::start_run(
+        app,
+        jobs::Trigger::Manual,
+        "cli",
+        &request,
+        app.policy().await,
+    )
+    .await
+    .map_err(cleanup_error)?;
     // The CLI works its own queue; a server on the same data dir may claim
     // jobs too (claims are atomic).
     let worker = jobs::Worker::new(app.clone()).spawn();
@@ -428,6 +461,63 @@ async fn follow_run(app: &App, run_id: i64, show: bool) -> Result<jobs::RunView,
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+async fn settings_command(app: &App, command: SettingsCommand) -> Result<(), CliError> {
+    let view = match command {
+        SettingsCommand::Show { json } => {
+            let view = settings::load(app).await.map_err(failed)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view).map_err(failed)?);
+                return Ok(());
+            }
+            view
+        }
+        SettingsCommand::Set { assignments } => {
+            let mut change = serde_json::Map::new();
+            for a in &assignments {
+                let (key, value) = a
+                    .split_once('=')
+                    .ok_or_else(|| CliError::BadInput(format!("{a:?}: expected KEY=VALUE")))?;
+                // A JSON value (number, true/false, [list]) as such; anything else as text.
+                let value = serde_json::from_str(value)
+                    .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
+                change.insert(key.trim().to_owned(), value);
+            }
+            settings::update(app, &change).await.map_err(|e| match e {
+                SettingsError::Invalid(fields) => {
+                    let lines: Vec<String> =
+                        fields.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+                    CliError::BadInput(lines.join("\n"))
+                }
+                SettingsError::Store(e) => failed(e),
+            })?
+        }
+    };
+    let time = |t: Option<i64>| {
+        t.map(crate::inventory::rfc3339)
+            .unwrap_or_else(|| "-".into())
+    };
+    let patterns: Vec<&str> = view.protected_patterns.iter().map(|p| p.as_str()).collect();
+    println!("interval_hours      {}", view.interval_hours);
+    println!("cleanup_on_update   {}", view.cleanup_on_update);
+    println!("keep_previous       {}", view.keep_previous);
+    println!("min_age_hours       {}", view.min_age_hours);
+    println!("remove_dangling     {}", view.remove_dangling);
+    println!(
+        "protected_patterns  {}",
+        serde_json::to_string(&patterns).map_err(failed)?
+    );
+    println!(
+        "next_run_at         {}",
+        if view.interval_hours == 0 {
+            "never (interval_hours = 0)".into()
+        } else {
+            time(view.next_run_at)
+        }
+    );
+    println!("last_run_at         {}", time(view.last_run_at));
+    Ok(())
 }
 
 async fn admin_command(app: &App, command: AdminCommand) -> Result<(), CliError> {

@@ -90,9 +90,23 @@ pub struct ServeConfig {
         value_parser = clap::value_parser!(u64).range(10..=86400)
     )]
     pub rescan_interval_secs: u64,
+
+    /// Seconds an updated ExApp's new container must run (and be healthy, if
+    /// it has a healthcheck) before cleanup on update removes its old images.
+    #[arg(
+        long,
+        env = "EXAPP_JANITOR_UPDATE_SETTLE_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(0..=3600)
+    )]
+    pub update_settle_secs: u64,
 }
 
 impl ServeConfig {
+    pub fn update_settle(&self) -> Duration {
+        Duration::from_secs(self.update_settle_secs)
+    }
+
     pub fn rescan_interval(&self) -> Duration {
         Duration::from_secs(self.rescan_interval_secs)
     }

@@ -16,5 +16,8 @@ pub mod jobs;
 pub mod policy;
 pub mod report;
 pub mod scan;
+pub mod schedule;
+pub mod settings;
 pub mod store;
+pub mod watch;
 pub mod web;

@@ -2,9 +2,11 @@
 //! endpoint kinds and negotiating the API version, then reading and
 //! removing. Imports only `domain`.
 
+mod events;
 mod listing;
 mod removal;
 
+pub use events::{ContainerEvent, RunState};
 pub use listing::{LayerData, ListedContainer, ListedImage};
 pub use removal::{LiveImage, Removed};
 

@@ -8,6 +8,7 @@ mod field_errors;
 mod ids;
 mod new_daemon;
 mod protected;
+mod settings;
 
 pub use daemon_name::DaemonName;
 pub use endpoint::{Endpoint, HostPort, TlsFiles};
@@ -15,3 +16,4 @@ pub use field_errors::FieldErrors;
 pub use ids::{AppId, ImageId, EXAPP_CONTAINER_PREFIX};
 pub use new_daemon::{NewDaemon, NewDaemonInput};
 pub use protected::ProtectedPattern;
+pub use settings::{Settings, MAX_HOURS, SETTING_KEYS};

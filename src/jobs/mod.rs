@@ -13,7 +13,7 @@ pub use remove::Outcome;
 pub use worker::Worker;
 
 use crate::app::App;
-use crate::domain::{DaemonName, FieldErrors};
+use crate::domain::{AppId, DaemonName, FieldErrors};
 use crate::inventory::{layers, rfc3339};
 use crate::policy::Policy;
 use crate::report::{self, ImageFilter, ImageObject};
@@ -55,6 +55,8 @@ pub struct CleanupRequestInput {
 pub struct CleanupRequest {
     pub daemon: Option<DaemonName>,
     pub min_age_hours: Option<u32>,
+    /// Only this ExApp's images (cleanup right after its update).
+    pub owner: Option<AppId>,
 }
 
 /// Ten years, the longest any age setting may be.
@@ -87,6 +89,7 @@ impl CleanupRequest {
         errors.into_result(|| Self {
             daemon,
             min_age_hours,
+            owner: None,
         })
     }
 
@@ -134,7 +137,7 @@ pub async fn preview(
         .filter(|d| request.daemon.as_ref().is_none_or(|n| &d.name == n))
         .cloned()
         .collect();
-    let options = app.scan_options();
+    let options = app.scan_options().await;
     let scanned = futures_util::future::join_all(
         chosen
             .iter()

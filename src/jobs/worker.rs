@@ -121,7 +121,8 @@ impl Worker {
         }
         if did_work {
             if let Ok(Some(daemon)) = self.daemon(daemon_id).await {
-                let _ = scan::scan_daemon(&self.app.store, &daemon, &self.app.scan_options()).await;
+                let _ = scan::scan_daemon(&self.app.store, &daemon, &self.app.scan_options().await)
+                    .await;
             }
         }
     }

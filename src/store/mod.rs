@@ -6,6 +6,7 @@ mod cleanup;
 mod daemons;
 mod inventory;
 mod meta;
+mod settings;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ pub use auth::{CredentialKind, StoredSession};
 pub use cleanup::{JobEnd, JobRow, NewJob, NewRun, RunRow};
 pub use daemons::{DaemonContact, StoredDaemon};
 pub use inventory::{CurrentRow, HistoryRows, ScanRow};
+pub use settings::SettingsRow;
 
 pub const DB_FILE: &str = "exapp-janitor.db";
 

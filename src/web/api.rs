@@ -12,6 +12,7 @@ use crate::domain::{FieldErrors, NewDaemonInput};
 use crate::jobs::{self, CancelError, CleanupError, CleanupRequest, CleanupRequestInput, Trigger};
 use crate::report::{self, ImageFilter, ImageFilterInput};
 use crate::scan;
+use crate::settings::{self, SettingsError};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
@@ -20,6 +21,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/daemons/{name}", web::delete().to(remove_daemon))
         .route("/scan", web::post().to(scan))
         .route("/images", web::get().to(images))
+        .route("/settings", web::get().to(get_settings))
+        .route("/settings", web::patch().to(patch_settings))
         .route("/cleanup/preview", web::post().to(cleanup_preview))
         .route("/cleanup/runs", web::post().to(cleanup_start))
         .route("/cleanup/runs", web::get().to(cleanup_runs))
@@ -103,7 +106,7 @@ struct ScanSummary {
 }
 
 async fn scan(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
-    let results = scan::scan_all(&app.store, &app.scan_options())
+    let results = scan::scan_all(&app.store, &app.scan_options().await)
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     let body: Vec<ScanSummary> = results
@@ -143,7 +146,7 @@ async fn images(
     Ok(HttpResponse::Ok().json(report::image_objects(
         &daemons,
         &scans,
-        &app.policy(),
+        &app.policy().await,
         &filter,
         now,
     )))
@@ -171,7 +174,7 @@ fn cleanup_error(e: CleanupError) -> ApiError {
 
 async fn cleanup_preview(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let request = cleanup_request(&body)?;
-    let preview = jobs::preview(&app, &request, app.policy())
+    let preview = jobs::preview(&app, &request, app.policy().await)
         .await
         .map_err(cleanup_error)?;
     Ok(HttpResponse::Ok().json(preview))
@@ -179,7 +182,7 @@ async fn cleanup_preview(app: web::Data<App>, body: web::Bytes) -> Result<HttpRe
 
 async fn cleanup_start(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let request = cleanup_request(&body)?;
-    let run = jobs::start_run(&app, Trigger::Manual, "api", &request, app.policy())
+    let run = jobs::start_run(&app, Trigger::Manual, "api", &request, app.policy().await)
         .await
         .map_err(cleanup_error)?;
     Ok(HttpResponse::Accepted().json(run))
@@ -216,5 +219,24 @@ async fn cleanup_cancel(
         Err(e @ CancelError::NotFound(_)) => Err(ApiError::NotFound(e.to_string())),
         Err(e @ CancelError::NotQueued { .. }) => Err(ApiError::Conflict(e.to_string())),
         Err(CancelError::Store(e)) => Err(ApiError::Internal(Box::new(e))),
+    }
+}
+
+async fn get_settings(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
+    let view = settings::load(&app)
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Any subset of the settings; one bad value and nothing changes (422 with
+/// a message per field).
+async fn patch_settings(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let change: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("expected a JSON object of settings: {e}")))?;
+    match settings::update(&app, &change).await {
+        Ok(view) => Ok(HttpResponse::Ok().json(view)),
+        Err(SettingsError::Invalid(fields)) => Err(ApiError::Invalid(fields)),
+        Err(SettingsError::Store(e)) => Err(ApiError::Internal(Box::new(e))),
     }
 }

@@ -112,7 +112,7 @@ async fn preview_page(
             return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page));
         }
     };
-    match jobs::preview(&app, &request, app.policy()).await {
+    match jobs::preview(&app, &request, app.policy().await).await {
         Ok(preview) => {
             page.rows = preview.images.iter().map(PreviewRow::from).collect();
             page.total = format::bytes(preview.bytes_reclaimable);
@@ -131,7 +131,7 @@ async fn start_run(
     form: web::Form<CleanupForm>,
 ) -> Result<HttpResponse, PageError> {
     let request = parse_form(&form).map_err(|e| PageError::BadRequest(e.to_string()))?;
-    let run = jobs::start_run(&app, Trigger::Manual, "web", &request, app.policy())
+    let run = jobs::start_run(&app, Trigger::Manual, "web", &request, app.policy().await)
         .await
         .map_err(|e| match e {
             CleanupError::UnknownDaemon(_) => PageError::BadRequest(e.to_string()),

@@ -296,7 +296,7 @@ async fn images_page(
         .await
         .map_err(PageError::internal)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let policy = app.policy();
+    let policy = app.policy().await;
     let mut images = report::image_objects(&daemons, &scans, &policy, &parsed.filter, now);
     sort(&mut images, parsed.sort, parsed.descending);
 
@@ -436,7 +436,7 @@ async fn exapps_page(
     let mut images = report::image_objects(
         &daemons,
         &scans,
-        &app.policy(),
+        &app.policy().await,
         &ImageFilter::default(),
         now,
     );

@@ -95,7 +95,7 @@ async fn cards(app: &App, refresh: bool) -> Result<Vec<Card>, PageError> {
         .current(&app.store)
         .await
         .map_err(PageError::internal)?;
-    let (policy, now) = (app.policy(), now_unix());
+    let (policy, now) = (app.policy().await, now_unix());
     Ok(daemons
         .iter()
         .map(|d| card(d, &scans, &policy, refresh, now))
@@ -126,7 +126,7 @@ struct Cards {
 /// Rescans every daemon; htmx swaps in the new cards, a plain form returns
 /// to the overview.
 async fn rescan(app: web::Data<App>, req: HttpRequest) -> Result<HttpResponse, PageError> {
-    scan::scan_all(&app.store, &app.scan_options())
+    scan::scan_all(&app.store, &app.scan_options().await)
         .await
         .map_err(PageError::internal)?;
     if req.headers().contains_key("HX-Request") {
@@ -163,7 +163,7 @@ async fn daemon_card(
         .await
         .map_err(PageError::internal)?;
     Ok(CardFragment {
-        c: card(&checked, &scans, &app.policy(), false, now_unix()),
+        c: card(&checked, &scans, &app.policy().await, false, now_unix()),
     })
 }
 

@@ -1,18 +1,25 @@
-//! The Settings page. For now: the API token, generated and shown once.
+//! The Settings page: the cleanup settings (with inline errors), the
+//! schedule, and the API token (generated and shown once).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use askama::Template;
+use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::errors::{html, PageError};
+use super::format;
 use super::guard::CurrentSession;
 use super::layout::Layout;
 use crate::app::App;
 use crate::auth::{self, ApiTokenSource};
+use crate::domain::FieldErrors;
+use crate::settings::{self, SettingsError, SettingsView};
 use crate::store::CredentialKind;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/settings", web::get().to(settings_page))
+        .route("/settings", web::post().to(save_settings))
         .route("/settings/api-token", web::post().to(rotate_token));
 }
 
@@ -33,10 +40,86 @@ impl TokenState {
     }
 }
 
+/// The form's values as typed (strings), so a refused form shows them again.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct SettingsForm {
+    #[serde(default)]
+    interval_hours: String,
+    #[serde(default)]
+    cleanup_on_update: Option<String>,
+    #[serde(default)]
+    keep_previous: String,
+    #[serde(default)]
+    min_age_hours: String,
+    #[serde(default)]
+    remove_dangling: Option<String>,
+    #[serde(default)]
+    protected_patterns: String,
+}
+
+impl SettingsForm {
+    fn from_view(v: &SettingsView) -> Self {
+        let on = |b: bool| b.then(|| "on".to_owned());
+        Self {
+            interval_hours: v.interval_hours.to_string(),
+            cleanup_on_update: on(v.cleanup_on_update),
+            keep_previous: v.keep_previous.to_string(),
+            min_age_hours: v.min_age_hours.to_string(),
+            remove_dangling: on(v.remove_dangling),
+            protected_patterns: v
+                .protected_patterns
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    /// The change, as the API would send it: an unchecked box is false,
+    /// patterns one per line.
+    fn change(&self) -> Map<String, Value> {
+        let mut change = Map::new();
+        change.insert(
+            "interval_hours".into(),
+            Value::String(self.interval_hours.clone()),
+        );
+        change.insert(
+            "keep_previous".into(),
+            Value::String(self.keep_previous.clone()),
+        );
+        change.insert(
+            "min_age_hours".into(),
+            Value::String(self.min_age_hours.clone()),
+        );
+        change.insert(
+            "cleanup_on_update".into(),
+            Value::Bool(self.cleanup_on_update.is_some()),
+        );
+        change.insert(
+            "remove_dangling".into(),
+            Value::Bool(self.remove_dangling.is_some()),
+        );
+        let patterns = self
+            .protected_patterns
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| Value::String(l.to_owned()))
+            .collect();
+        change.insert("protected_patterns".into(), Value::Array(patterns));
+        change
+    }
+}
+
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage {
     layout: Layout,
+    form: SettingsForm,
+    errors: FieldErrors,
+    saved: bool,
+    next_run: String,
+    last_run: String,
     token: TokenState,
 }
 
@@ -51,19 +134,83 @@ async fn token_state(app: &App) -> Result<TokenState, PageError> {
         .map_err(PageError::internal)?;
     Ok(match stored {
         None => TokenState::Missing,
-        Some((_, at)) => TokenState::SetAt(crate::daemons::rfc3339_secs(at)),
+        Some((_, at)) => TokenState::SetAt(format::datetime(at)),
     })
+}
+
+fn schedule_text(view: &SettingsView) -> (String, String) {
+    let next = match (view.interval_hours, view.next_run_at) {
+        (0, _) | (_, None) => "never: scheduled cleanup is off (interval 0)".to_owned(),
+        (_, Some(t)) => format::datetime(t),
+    };
+    let last = view
+        .last_run_at
+        .map(format::datetime)
+        .unwrap_or_else(|| "never".into());
+    (next, last)
+}
+
+async fn page(
+    app: &App,
+    session: &CurrentSession,
+    form: Option<SettingsForm>,
+    errors: FieldErrors,
+    saved: bool,
+    token: Option<TokenState>,
+) -> Result<SettingsPage, PageError> {
+    let view = settings::load(app).await.map_err(PageError::internal)?;
+    let (next_run, last_run) = schedule_text(&view);
+    Ok(SettingsPage {
+        layout: Layout::page("settings", session),
+        form: form.unwrap_or_else(|| SettingsForm::from_view(&view)),
+        errors,
+        saved,
+        next_run,
+        last_run,
+        token: match token {
+            Some(t) => t,
+            None => token_state(app).await?,
+        },
+    })
+}
+
+#[derive(Deserialize)]
+struct SavedQuery {
+    saved: Option<String>,
 }
 
 async fn settings_page(
     app: web::Data<App>,
     session: CurrentSession,
+    query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let page = SettingsPage {
-        layout: Layout::page("settings", &session),
-        token: token_state(&app).await?,
-    };
-    Ok(html(StatusCode::OK, &page))
+    let p = page(
+        &app,
+        &session,
+        None,
+        FieldErrors::new(),
+        query.saved.is_some(),
+        None,
+    )
+    .await?;
+    Ok(html(StatusCode::OK, &p))
+}
+
+async fn save_settings(
+    app: web::Data<App>,
+    session: CurrentSession,
+    form: web::Form<SettingsForm>,
+) -> Result<HttpResponse, PageError> {
+    match settings::update(&app, &form.change()).await {
+        Ok(_) => Ok(HttpResponse::SeeOther()
+            .insert_header(("Location", "/settings?saved=1"))
+            .finish()),
+        Err(SettingsError::Invalid(errors)) => {
+            let p = page(&app, &session, Some(form.into_inner()), errors, false, None).await?;
+            Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &p))
+        }
+        Err(SettingsError::Store(e)) => Err(PageError::internal(e)),
+    }
 }
 
 async fn rotate_token(
@@ -85,11 +232,6 @@ async fn rotate_token(
     } else {
         StatusCode::OK
     };
-    Ok(html(
-        status,
-        &SettingsPage {
-            layout: Layout::page("settings", &session),
-            token,
-        },
-    ))
+    let p = page(&app, &session, None, FieldErrors::new(), false, Some(token)).await?;
+    Ok(html(status, &p))
 }

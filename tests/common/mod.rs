@@ -251,6 +251,35 @@ impl TestApp {
         exapp_janitor::jobs::Worker::new(self.app.clone()).spawn()
     }
 
+    /// Starts the scheduler in this process.
+    pub fn start_scheduler(&self) -> tokio::task::JoinHandle<()> {
+        exapp_janitor::schedule::spawn(self.app.clone())
+    }
+
+    /// Starts watching every daemon (events, reconnects, cleanup on update).
+    pub fn start_watch(&self, settle: Duration) -> tokio::task::JoinHandle<()> {
+        exapp_janitor::watch::spawn(
+            self.app.clone(),
+            exapp_janitor::watch::WatchConfig {
+                settle,
+                rescan_interval: Duration::from_secs(600),
+            },
+        )
+    }
+
+    pub async fn patch_settings(&self, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .patch(self.url("/api/v1/settings"))
+            .bearer_auth(&self.api_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Polls a run until it has finished (or panics after `limit`).
     pub async fn wait_for_run(&self, run_id: i64, limit: Duration) -> Value {
         let started = std::time::Instant::now();

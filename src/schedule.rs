@@ -1,0 +1,121 @@
+//! When the next scheduled cleanup runs (a pure function of the settings
+//! and the last run), and the timer task that starts it.
+//!
+//! `next_run_at` = the start of the last scheduled run (or, when there has
+//! been none, the moment the interval was last set) + `interval_hours`.
+//! `interval_hours = 0`: no scheduled run, ever, and no timer wakes up.
+//! A change applies at once; a `next_run_at` already past runs now, once.
+
+use std::time::Duration;
+
+use crate::app::App;
+use crate::jobs::{self, CleanupRequest, Trigger};
+
+/// Unix seconds of the next scheduled run, or None when the schedule is off.
+pub fn next_run_at(
+    interval_hours: u32,
+    last_scheduled_run: Option<i64>,
+    interval_set_at: i64,
+) -> Option<i64> {
+    if interval_hours == 0 {
+        return None;
+    }
+    let base = last_scheduled_run.unwrap_or(interval_set_at);
+    Some(base.saturating_add(i64::from(interval_hours) * 3600))
+}
+
+/// Runs scheduled cleanups until the process ends. It sleeps until the next
+/// run is due or the settings change, whichever comes first; with the
+/// schedule off it only waits for a change.
+pub fn spawn(app: App) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            // Register interest before reading, so a change made meanwhile still wakes us.
+            let changed = app.settings_changed.notified();
+            let next = match crate::settings::load(&app).await {
+                Ok(view) => view.next_run_at,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the schedule; trying again in a minute");
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    }
+                    continue;
+                }
+            };
+            let Some(next) = next else {
+                changed.await;
+                continue;
+            };
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            if next > now {
+                let wait = Duration::from_secs(u64::try_from(next - now).unwrap_or(0));
+                tokio::select! {
+                    _ = changed => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+            let policy = app.policy().await;
+            match jobs::start_run(
+                &app,
+                Trigger::Schedule,
+                "schedule",
+                &CleanupRequest::default(),
+                policy,
+            )
+            .await
+            {
+                Ok(run) => tracing::info!(
+                    run_id = run.id,
+                    jobs = run.jobs.len(),
+                    "scheduled cleanup started"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "the scheduled cleanup could not start; trying again in a minute");
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: i64 = 1_800_000_000;
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn interval_zero_means_no_run_ever() {
+        assert_eq!(next_run_at(0, None, T), None);
+        assert_eq!(next_run_at(0, Some(T), T), None);
+    }
+
+    #[test]
+    fn without_a_run_the_clock_starts_when_the_interval_was_set() {
+        assert_eq!(next_run_at(24, None, T), Some(T + DAY));
+    }
+
+    #[test]
+    fn a_longer_interval_counts_from_the_last_run_not_from_the_change() {
+        // Daily runs at T, T+1d, T+2d, T+3d; at T+3.5d the interval becomes 7 days.
+        let runs = [T, T + DAY, T + 2 * DAY, T + 3 * DAY];
+        for pair in runs.windows(2) {
+            assert_eq!(next_run_at(24, Some(pair[0]), T - DAY), Some(pair[1]));
+        }
+        let changed_at = T + 3 * DAY + DAY / 2;
+        assert_eq!(
+            next_run_at(24 * 7, Some(T + 3 * DAY), changed_at),
+            Some(T + 10 * DAY)
+        );
+    }
+
+    #[test]
+    fn a_shorter_interval_can_make_the_next_run_already_due() {
+        // Last run a day ago; the interval drops to 1 h: due now (the timer runs it at once).
+        let now = T + DAY;
+        assert!(next_run_at(1, Some(T), now).unwrap() < now);
+    }
+}

@@ -1,0 +1,304 @@
+//! Following each daemon: its event stream (reconnecting with backoff), a
+//! rescan after every ExApp container event, after each reconnect and
+//! periodically, so every update path is seen — AppAPI's or anyone's. When
+//! an ExApp's container comes back on another image, the old image is
+//! outdated from that moment; with `cleanup_on_update` on, once the new
+//! container has run (and, with a healthcheck, been healthy) for the settle
+//! time, a run with trigger `update` removes what the policy no longer keeps
+//! of that ExApp.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::app::App;
+use crate::docker::DaemonClient;
+use crate::domain::{AppId, DaemonName, ImageId, EXAPP_CONTAINER_PREFIX};
+use crate::inventory::Status;
+use crate::jobs::{self, CleanupRequest, Trigger};
+use crate::scan::{self, DaemonScan};
+use crate::store::StoredDaemon;
+
+#[derive(Debug, Clone, Copy)]
+pub struct WatchConfig {
+    /// How long a new ExApp container must run before its update is cleaned up.
+    pub settle: Duration,
+    /// Rescan every daemon this often, events or not.
+    pub rescan_interval: Duration,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often the supervisor looks for added or removed daemons.
+const DAEMON_POLL: Duration = Duration::from_secs(10);
+/// How long an update waits at most for its container to settle.
+const SETTLE_LIMIT: Duration = Duration::from_secs(3600);
+
+/// Watches every configured daemon, starting and stopping watchers as
+/// daemons are added and removed.
+pub fn spawn(app: App, config: WatchConfig) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut watchers: HashMap<i64, tokio::task::JoinHandle<()>> = HashMap::new();
+        loop {
+            match app.store.list_daemons().await {
+                Ok(daemons) => {
+                    watchers.retain(|id, handle| {
+                        let keep = daemons.iter().any(|d| d.id == *id);
+                        if !keep {
+                            handle.abort();
+                        }
+                        keep
+                    });
+                    for daemon in daemons {
+                        watchers.entry(daemon.id).or_insert_with(|| {
+                            tokio::spawn(watch_daemon(app.clone(), daemon, config))
+                        });
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot list the daemons to watch"),
+            }
+            tokio::time::sleep(DAEMON_POLL.min(config.rescan_interval)).await;
+        }
+    })
+}
+
+/// The image each ExApp ran on when last seen, from the image history.
+async fn last_known_images(app: &App, daemon_id: i64) -> HashMap<AppId, ImageId> {
+    let mut known = HashMap::new();
+    if let Ok(history) = app.store.load_history(daemon_id).await {
+        // Oldest first: the latest sighting wins.
+        for (appid, image_id, _) in history.images {
+            if let (Ok(a), Ok(i)) = (AppId::parse(&appid), ImageId::parse(&image_id)) {
+                known.insert(a, i);
+            }
+        }
+    }
+    known
+}
+
+async fn watch_daemon(app: App, daemon: StoredDaemon, config: WatchConfig) {
+    let mut known = last_known_images(&app, daemon.id).await;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let client = match DaemonClient::connect(&daemon.endpoint, app.daemon_timeout).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(daemon = %daemon.name, error = %e, ?backoff, "daemon unreachable; retrying");
+                let _ = app
+                    .store
+                    .record_contact_error(&daemon.name, &e.to_string())
+                    .await;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        backoff = Duration::from_secs(1);
+        let mut events = client.container_events();
+        // Rescan after (re)connecting: catches what happened while disconnected.
+        rescan(&app, &daemon, &mut known, config).await;
+        let mut tick = tokio::time::interval(config.rescan_interval);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(Ok(e)) if is_exapp_change(&e.action, &e.name) => {
+                        // Let a remove-then-create settle into one rescan.
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        rescan(&app, &daemon, &mut known, config).await;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        tracing::warn!(daemon = %daemon.name, error = %e, "event stream broke; reconnecting");
+                        break;
+                    }
+                    None => {
+                        tracing::warn!(daemon = %daemon.name, "event stream ended; reconnecting");
+                        break;
+                    }
+                },
+                _ = tick.tick() => rescan(&app, &daemon, &mut known, config).await,
+            }
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+fn is_exapp_change(action: &str, name: &str) -> bool {
+    name.trim_start_matches('/')
+        .starts_with(EXAPP_CONTAINER_PREFIX)
+        && matches!(
+            action,
+            "create" | "start" | "destroy" | "die" | "rename" | "health_status: healthy"
+        )
+}
+
+/// The image of each ExApp with a container now.
+fn current_images(scan: &DaemonScan) -> HashMap<AppId, ImageId> {
+    scan.images
+        .iter()
+        .filter(|i| i.status == Status::Current)
+        .flat_map(|i| {
+            i.containers
+                .iter()
+                .filter_map(|c| AppId::from_container_name(c))
+                .map(|a| (a, i.info.id.clone()))
+        })
+        .collect()
+}
+
+/// The ExApps whose image changed since they were last seen: (app, old, new).
+pub fn updates(
+    known: &HashMap<AppId, ImageId>,
+    now: &HashMap<AppId, ImageId>,
+) -> Vec<(AppId, ImageId, ImageId)> {
+    let mut out: Vec<_> = now
+        .iter()
+        .filter_map(|(app, new)| match known.get(app) {
+            Some(old) if old != new => Some((app.clone(), old.clone(), new.clone())),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+async fn rescan(
+    app: &App,
+    daemon: &StoredDaemon,
+    known: &mut HashMap<AppId, ImageId>,
+    config: WatchConfig,
+) {
+    let scan = match scan::scan_daemon(&app.store, daemon, &app.scan_options().await).await {
+        Ok(scan) => scan,
+        Err(e) => {
+            tracing::warn!(daemon = %daemon.name, error = %e, "rescan failed");
+            return;
+        }
+    };
+    let now = current_images(&scan);
+    for (appid, old, new) in updates(known, &now) {
+        tracing::info!(daemon = %daemon.name, %appid, old = old.short(), new = new.short(), "ExApp updated");
+        tokio::spawn(settle_then_clean(
+            app.clone(),
+            daemon.clone(),
+            appid,
+            new,
+            config.settle,
+        ));
+    }
+    known.extend(now);
+}
+
+/// Waits until the updated container has run for `settle` (and is healthy,
+/// if it has a healthcheck), then cleans up that ExApp's old images if
+/// `cleanup_on_update` is on. A container that does not stay up, or that was
+/// replaced again meanwhile, removes nothing.
+async fn settle_then_clean(
+    app: App,
+    daemon: StoredDaemon,
+    appid: AppId,
+    image: ImageId,
+    settle: Duration,
+) {
+    let name = format!("{EXAPP_CONTAINER_PREFIX}{appid}");
+    let started = tokio::time::Instant::now();
+    let mut wait = settle;
+    loop {
+        tokio::time::sleep(wait).await;
+        if started.elapsed() > SETTLE_LIMIT {
+            tracing::warn!(daemon = %daemon.name, %appid, "the updated container never settled; no cleanup");
+            return;
+        }
+        let client = match DaemonClient::connect(&daemon.endpoint, app.daemon_timeout).await {
+            Ok(c) => c,
+            Err(_) => {
+                wait = Duration::from_secs(5);
+                continue;
+            }
+        };
+        let state = match client.run_state(&name).await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                tracing::info!(daemon = %daemon.name, %appid, "the updated container is gone; no cleanup");
+                return;
+            }
+            Err(_) => {
+                wait = Duration::from_secs(5);
+                continue;
+            }
+        };
+        if state.image_id != image {
+            tracing::info!(daemon = %daemon.name, %appid, "the container changed image again; that update decides");
+            return;
+        }
+        if !state.running {
+            tracing::info!(daemon = %daemon.name, %appid, "the updated container did not stay running; no cleanup");
+            return;
+        }
+        match state.health.as_deref() {
+            Some("unhealthy") => {
+                tracing::info!(daemon = %daemon.name, %appid, "the updated container is unhealthy; no cleanup");
+                return;
+            }
+            Some("starting") => {
+                wait = Duration::from_secs(2);
+                continue;
+            }
+            _ => {}
+        }
+        let up_for = state
+            .started_at
+            .map(|t| time::OffsetDateTime::now_utc().unix_timestamp() - t)
+            .unwrap_or(0);
+        let up_for = Duration::from_secs(u64::try_from(up_for).unwrap_or(0));
+        if up_for + Duration::from_secs(1) < settle {
+            // Restarted meanwhile: it must run for the whole settle time.
+            wait = settle - up_for;
+            continue;
+        }
+        break;
+    }
+    let settings = app.current_settings().await;
+    if !settings.cleanup_on_update {
+        tracing::debug!(daemon = %daemon.name, %appid, "cleanup on update is off");
+        return;
+    }
+    let request = CleanupRequest {
+        daemon: Some(DaemonName::clone(&daemon.name)),
+        min_age_hours: Some(0),
+        owner: Some(appid.clone()),
+    };
+    let requested_by = format!("update of {appid}");
+    match jobs::start_run(
+        &app,
+        Trigger::Update,
+        &requested_by,
+        &request,
+        app.policy().await,
+    )
+    .await
+    {
+        Ok(run) => {
+            tracing::info!(run_id = run.id, %appid, jobs = run.jobs.len(), "cleanup after update started")
+        }
+        Err(e) => tracing::error!(%appid, error = %e, "cleanup after update could not start"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> ImageId {
+        ImageId::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap()
+    }
+
+    #[test]
+    fn an_update_is_a_known_exapp_on_another_image() {
+        let app = |s: &str| AppId::parse(s).unwrap();
+        let known = HashMap::from([(app("a"), id(1)), (app("b"), id(2)), (app("gone"), id(3))]);
+        let now = HashMap::from([(app("a"), id(4)), (app("b"), id(2)), (app("new"), id(5))]);
+        assert_eq!(updates(&known, &now), [(app("a"), id(1), id(4))]);
+    }
+}
