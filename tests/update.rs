@@ -1,0 +1,183 @@
+//! Cleanup right after an ExApp update, on real engines with real running
+//! containers: AppAPI removes the container and runs the new image; the
+//! janitor notices from the daemon itself. One test at a time: a watcher
+//! sees every ExApp on its engine, other tests' too.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::fixtures::Fixtures;
+use common::*;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
+const SETTLE: Duration = Duration::from_secs(2);
+
+struct ExApp {
+    fx: Fixtures,
+    container: String,
+    v1: String,
+    v2: String,
+}
+
+/// An ExApp running v1 (busybox, so it really runs), with v2 ready to pull.
+fn exapp(engine: &str, name: &str) -> ExApp {
+    let fx = Fixtures::new(engine);
+    let base = fx.unique("busybox:1");
+    fx.busybox(&base);
+    let repo = format!("ghcr.io/{}/{name}", fx.unique("nc"));
+    let (v1, v2) = (format!("{repo}:1.0.0"), format!("{repo}:2.0.0"));
+    fx.build(&v1, &base, 3000);
+    fx.build(&v2, &base, 4000);
+    let container = format!("nc_app_{}", fx.unique(name).replace('-', "_"));
+    fx.run(&container, &v1);
+    ExApp {
+        fx,
+        container,
+        v1,
+        v2,
+    }
+}
+
+impl ExApp {
+    /// What AppAPI does on update: remove the container, run the new image.
+    fn update(&self, command: &[&str]) {
+        self.fx.docker(&["rm", "-f", &self.container]);
+        let mut args = vec![
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &self.container,
+            &self.v2,
+        ];
+        args.extend_from_slice(command);
+        self.fx.docker(&args);
+    }
+
+    fn has(&self, reference: &str) -> bool {
+        !self.fx.docker(&["images", "-q", reference]).is_empty()
+    }
+}
+
+async fn watched(daemon: &str, engine: &str, cleanup_on_update: bool) -> TestApp {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post_json(
+            "/api/v1/daemons",
+            &json!({"name": daemon, "endpoint": engine}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = app
+        .patch_settings(&json!({"cleanup_on_update": cleanup_on_update}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.start_worker();
+    app.start_watch(SETTLE);
+    // The watcher's first scan: it learns the ExApps' current images.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    app
+}
+
+async fn update_runs(app: &TestApp) -> Vec<Value> {
+    app.get_json("/api/v1/cleanup/runs")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["trigger"] == "update")
+        .cloned()
+        .collect()
+}
+
+async fn wait_until_gone(x: &ExApp, reference: &str, limit: Duration) {
+    let started = Instant::now();
+    while x.has(reference) {
+        assert!(
+            started.elapsed() < limit,
+            "{reference} is still there after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn with_cleanup_on_update_the_old_image_goes_after_the_settle_time() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = engine_b_sock();
+    let x = exapp(&engine, "upd");
+    let app = watched("b", &engine, true).await;
+    let updated = Instant::now();
+    x.update(&[]);
+    wait_until_gone(&x, &x.v1, SETTLE + Duration::from_secs(20)).await;
+    assert!(
+        updated.elapsed() >= SETTLE,
+        "removed before the new container settled"
+    );
+    assert!(x.has(&x.v2));
+    let runs = update_runs(&app).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        runs[0]["requested_by"],
+        format!("update of {}", &x.container[7..])
+    );
+}
+
+#[tokio::test]
+async fn without_cleanup_on_update_the_old_image_stays_and_is_outdated() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = engine_a_sock();
+    let x = exapp(&engine, "keep");
+    let app = watched("a", &engine, false).await;
+    x.update(&[]);
+    tokio::time::sleep(SETTLE + Duration::from_secs(4)).await;
+    assert!(x.has(&x.v1));
+    assert!(update_runs(&app).await.is_empty());
+    let images = app.get_json("/api/v1/images?status=outdated").await;
+    let old = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["repo_tags"][0] == x.v1.as_str())
+        .expect("v1 is listed as outdated");
+    assert!(
+        old["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("previous image of"),
+        "{old}"
+    );
+    assert!(old["outdated_since"].is_string());
+}
+
+#[tokio::test]
+async fn an_update_whose_container_exits_at_once_removes_nothing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = engine_b_sock();
+    let x = exapp(&engine, "crashy");
+    let app = watched("b", &engine, true).await;
+    x.update(&["false"]);
+    tokio::time::sleep(SETTLE + Duration::from_secs(5)).await;
+    assert!(x.has(&x.v1), "the previous image is kept for a rollback");
+    assert!(update_runs(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_update_made_while_the_event_stream_was_down_is_still_noticed() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = SpareEngine::sock();
+    let x = exapp(&engine, "restarted");
+    let app = watched("c", &engine, true).await;
+    SpareEngine::stop();
+    SpareEngine::restart();
+    // The update happens as soon as the daemon is back: the watcher may not
+    // have reconnected yet. The reconnect's rescan must catch it.
+    x.update(&[]);
+    wait_until_gone(&x, &x.v1, SETTLE + Duration::from_secs(60)).await;
+    assert_eq!(update_runs(&app).await.len(), 1);
+}
