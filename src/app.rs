@@ -35,6 +35,8 @@ pub struct App {
     pub job_lease: Duration,
     /// Wakes the scheduler when the settings change.
     pub settings_changed: Arc<Notify>,
+    /// Serve `/metrics` without the API token.
+    pub metrics_public: bool,
 }
 
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -51,6 +53,7 @@ impl App {
             jobs_wakeup: Arc::default(),
             job_lease: config.job_lease(),
             settings_changed: Arc::default(),
+            metrics_public: false,
         })
     }
 
@@ -114,6 +117,7 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
     app.api_token =
         ApiTokenSource::from_env(std::env::var("EXAPP_JANITOR_API_TOKEN").ok().as_deref());
     app.session_idle = config.session_idle();
+    app.metrics_public = config.metrics_public;
     let env_password = std::env::var("EXAPP_JANITOR_ADMIN_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty());

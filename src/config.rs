@@ -100,6 +100,10 @@ pub struct ServeConfig {
         value_parser = clap::value_parser!(u64).range(0..=3600)
     )]
     pub update_settle_secs: u64,
+
+    /// Serve /metrics without the API token (for a Prometheus on a trusted network).
+    #[arg(long, env = "EXAPP_JANITOR_METRICS_PUBLIC")]
+    pub metrics_public: bool,
 }
 
 impl ServeConfig {

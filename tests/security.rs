@@ -27,6 +27,7 @@ const PAGES: &[(&str, &str)] = &[
     ("POST", "/settings/api-token"),
     ("POST", "/scan"),
     ("POST", "/cleanup/runs"),
+    ("POST", "/settings"),
     ("POST", "/logout"),
 ];
 
@@ -42,6 +43,9 @@ const API: &[(&str, &str)] = &[
     ("GET", "/api/v1/cleanup/runs"),
     ("GET", "/api/v1/cleanup/runs/1"),
     ("POST", "/api/v1/cleanup/jobs/1/cancel"),
+    ("GET", "/api/v1/settings"),
+    ("PATCH", "/api/v1/settings"),
+    ("GET", "/metrics"),
 ];
 
 fn method(name: &str) -> reqwest::Method {

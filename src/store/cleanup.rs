@@ -312,6 +312,32 @@ impl Store {
         .await?)
     }
 
+    /// (trigger, job status, count, bytes freed) over all runs: for metrics.
+    pub async fn job_totals(&self) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
+        Ok(sqlx::query!(
+            r#"SELECT r.trigger, j.status, COUNT(*) AS "count!: i64", COALESCE(SUM(j.bytes_freed), 0) AS "bytes!: i64"
+               FROM cleanup_jobs j JOIN cleanup_runs r ON r.id = j.run_id
+               GROUP BY r.trigger, j.status"#
+        )
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(|r| (r.trigger, r.status, r.count, r.bytes))
+        .collect())
+    }
+
+    /// Runs per trigger.
+    pub async fn run_totals(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query!(
+            r#"SELECT trigger, COUNT(*) AS "count!: i64" FROM cleanup_runs GROUP BY trigger"#
+        )
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(|r| (r.trigger, r.count))
+        .collect())
+    }
+
     /// The start of the newest run with this trigger (unix seconds).
     pub async fn last_run_at(&self, trigger: &str) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar!(

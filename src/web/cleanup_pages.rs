@@ -8,6 +8,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
+use super::charts;
 use super::errors::{html, PageError};
 use super::format;
 use super::guard::CurrentSession;
@@ -217,6 +218,7 @@ impl From<&RunView> for RunRow {
 struct RunsPage {
     layout: Layout,
     runs: Vec<RunRow>,
+    chart: Vec<charts::RunBar>,
 }
 
 async fn runs_page(
@@ -226,9 +228,22 @@ async fn runs_page(
     let runs = jobs::run_views(&app.store, 100)
         .await
         .map_err(PageError::internal)?;
+    // Oldest first, left to right.
+    let points: Vec<(i64, String, i64)> = runs
+        .iter()
+        .rev()
+        .map(|r| {
+            (
+                r.id,
+                format!("#{} {}", r.id, format::datetime_text(&r.created_at)),
+                r.bytes_freed,
+            )
+        })
+        .collect();
     let page = RunsPage {
         layout: Layout::page("runs", &session),
         runs: runs.iter().map(RunRow::from).collect(),
+        chart: charts::freed_per_run(&points),
     };
     Ok(html(StatusCode::OK, &page))
 }

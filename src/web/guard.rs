@@ -48,7 +48,10 @@ pub async fn guard(
     if is_public(req.method(), &path) {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
-    if path.starts_with("/api/") {
+    if path.starts_with("/api/") || path == "/metrics" {
+        if path == "/metrics" && app.metrics_public {
+            return Ok(next.call(req).await?.map_into_boxed_body());
+        }
         let token = bearer_token(req.request());
         let ok = match token {
             Some(token) => app

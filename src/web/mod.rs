@@ -4,6 +4,7 @@
 
 mod api;
 mod assets;
+mod charts;
 mod cleanup_pages;
 mod daemon_pages;
 mod errors;
@@ -12,6 +13,7 @@ mod guard;
 mod image_pages;
 mod layout;
 mod login;
+mod metrics;
 mod overview;
 mod settings;
 pub mod throttle;
@@ -65,6 +67,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
         .service(web::scope("/api/v1").configure(api::routes))
         .configure(login::routes)
+        .configure(metrics::routes)
         .configure(overview::routes)
         .configure(daemon_pages::routes)
         .configure(image_pages::routes)

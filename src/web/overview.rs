@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use askama_web::WebTemplate;
 
+use super::charts;
 use super::errors::{html, PageError};
 use super::format;
 use super::guard::CurrentSession;
@@ -38,6 +39,7 @@ pub struct Card {
 }
 
 pub struct InventoryView {
+    pub bar: charts::Bar,
     pub images: usize,
     pub total: String,
     pub outdated_count: usize,
@@ -65,6 +67,7 @@ fn card(
             .map(|(i, _)| i.info.layers.as_slice())
             .collect();
         InventoryView {
+            bar: charts::bar(&charts::disk_parts(&scan.images, &decisions)),
             images: scan.totals.images,
             total: format::bytes(scan.totals.total_bytes),
             outdated_count: scan

@@ -125,6 +125,11 @@ fn client(cookies: bool) -> reqwest::Client {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// `spawn_app` with the app's settings changed before the server starts.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut App)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let config = GlobalConfig {
@@ -133,7 +138,8 @@ pub async fn spawn_app() -> TestApp {
         scan_timeout_secs: 60,
         job_lease_secs: 5,
     };
-    let app = App::open(&config).await.expect("open the store");
+    let mut app = App::open(&config).await.expect("open the store");
+    configure(&mut app);
     auth::reset_admin_password(&app.store, &auth::Password::parse(TEST_PASSWORD).unwrap())
         .await
         .unwrap();

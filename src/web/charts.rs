@@ -1,0 +1,227 @@
+//! Charts drawn on the server as SVG: the disk bar of each daemon and the
+//! bytes freed per run. Each comes with its numbers as text, and each part
+//! has a pattern as well as a colour, so colour is never the only cue.
+
+use std::collections::HashMap;
+
+use super::format;
+use crate::inventory::{ClassifiedImage, Status};
+use crate::policy::Decision;
+
+/// The parts of a daemon's disk, most needed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Part {
+    Current,
+    InUse,
+    Other,
+    Kept,
+    Removable,
+}
+
+impl Part {
+    const ALL: [Part; 5] = [
+        Part::Current,
+        Part::InUse,
+        Part::Other,
+        Part::Kept,
+        Part::Removable,
+    ];
+
+    fn of(image: &ClassifiedImage, decision: &Decision) -> Self {
+        match image.status {
+            _ if decision.removable => Part::Removable,
+            Status::Current => Part::Current,
+            Status::InUse => Part::InUse,
+            Status::Outdated => Part::Kept,
+            Status::Protected | Status::Foreign | Status::Dangling => Part::Other,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Part::Current => "current",
+            Part::InUse => "in use",
+            Part::Other => "other",
+            Part::Kept => "outdated, kept",
+            Part::Removable => "outdated, removable",
+        }
+    }
+
+    fn class(self) -> &'static str {
+        match self {
+            Part::Current => "current",
+            Part::InUse => "in-use",
+            Part::Other => "other",
+            Part::Kept => "kept",
+            Part::Removable => "removable",
+        }
+    }
+}
+
+/// Bytes per part: each layer once, under the most-needed image using it
+/// (a layer the current image needs is "current" even if old images share it).
+pub fn disk_parts(images: &[ClassifiedImage], decisions: &[Decision]) -> Vec<(Part, u64)> {
+    let mut owner: HashMap<&str, (Part, u64)> = HashMap::new();
+    for (image, decision) in images.iter().zip(decisions) {
+        let part = Part::of(image, decision);
+        for layer in &image.info.layers {
+            let entry = owner
+                .entry(layer.chain_id.as_str())
+                .or_insert((part, layer.size));
+            entry.0 = entry.0.min(part);
+        }
+    }
+    Part::ALL
+        .iter()
+        .map(|p| {
+            (
+                *p,
+                owner.values().filter(|(q, _)| q == p).map(|(_, s)| s).sum(),
+            )
+        })
+        .collect()
+}
+
+pub struct Segment {
+    pub label: &'static str,
+    pub class: &'static str,
+    pub bytes: String,
+    pub percent: String,
+    /// Position and width in the SVG's 0..100 viewBox.
+    pub x: String,
+    pub width: String,
+}
+
+pub struct Bar {
+    pub segments: Vec<Segment>,
+    /// The chart's text alternative.
+    pub summary: String,
+}
+
+pub fn bar(parts: &[(Part, u64)]) -> Bar {
+    let total: u64 = parts.iter().map(|(_, b)| b).sum();
+    let mut x = 0.0;
+    let segments: Vec<Segment> = parts
+        .iter()
+        .map(|(part, bytes)| {
+            let share = if total == 0 {
+                0.0
+            } else {
+                *bytes as f64 * 100.0 / total as f64
+            };
+            let s = Segment {
+                label: part.label(),
+                class: part.class(),
+                bytes: format::bytes(*bytes),
+                percent: format!("{share:.0} %"),
+                x: format!("{x:.3}"),
+                width: format!("{share:.3}"),
+            };
+            x += share;
+            s
+        })
+        .collect();
+    let summary = segments
+        .iter()
+        .map(|s| format!("{} {}", s.label, s.bytes))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Bar { segments, summary }
+}
+
+/// One bar of the bytes-freed chart.
+pub struct RunBar {
+    pub label: String,
+    pub freed: String,
+    pub x: String,
+    pub y: String,
+    pub height: String,
+}
+
+/// Bytes freed per run, oldest left; heights scaled to the largest run.
+pub fn freed_per_run(runs: &[(i64, String, i64)]) -> Vec<RunBar> {
+    let max = runs.iter().map(|(_, _, b)| *b).max().unwrap_or(0).max(1) as f64;
+    let n = runs.len().max(1) as f64;
+    runs.iter()
+        .enumerate()
+        .map(|(i, (_, label, bytes))| {
+            let h = (*bytes).max(0) as f64 * 90.0 / max;
+            RunBar {
+                label: label.clone(),
+                freed: format::bytes(u64::try_from(*bytes).unwrap_or(0)),
+                x: format!("{:.3}", i as f64 * 100.0 / n + 1.0),
+                y: format!("{:.3}", 100.0 - h),
+                height: format!("{h:.3}"),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ImageId;
+    use crate::inventory::{ImageInfo, Layer};
+
+    fn image(n: u8, status: Status, layers: &[(&str, u64)]) -> ClassifiedImage {
+        ClassifiedImage {
+            info: ImageInfo {
+                id: ImageId::parse(&format!("sha256:{}", format!("{n:02x}").repeat(32))).unwrap(),
+                repo_tags: vec![],
+                repo_digests: vec![],
+                created: 0,
+                size: 0,
+                layers: layers
+                    .iter()
+                    .map(|(c, s)| Layer {
+                        chain_id: c.to_string(),
+                        size: *s,
+                    })
+                    .collect(),
+            },
+            owner: None,
+            status,
+            reason: String::new(),
+            containers: vec![],
+            outdated_since: None,
+            unique_bytes: 0,
+        }
+    }
+
+    fn decision(removable: bool) -> Decision {
+        Decision {
+            removable,
+            why: String::new(),
+        }
+    }
+
+    #[test]
+    fn shared_layers_count_once_under_the_most_needed_image() {
+        let images = [
+            image(1, Status::Current, &[("base", 100), ("cur", 5)]),
+            image(2, Status::Outdated, &[("base", 100), ("old", 7)]),
+            image(3, Status::Outdated, &[("base", 100), ("kept", 9)]),
+        ];
+        let parts = disk_parts(&images, &[decision(false), decision(true), decision(false)]);
+        let get = |p: Part| parts.iter().find(|(q, _)| *q == p).unwrap().1;
+        assert_eq!(
+            (
+                get(Part::Current),
+                get(Part::Removable),
+                get(Part::Kept),
+                get(Part::InUse)
+            ),
+            (105, 7, 9, 0)
+        );
+    }
+
+    #[test]
+    fn the_bar_adds_up_and_says_it_in_words() {
+        let b = bar(&[(Part::Current, 75), (Part::Removable, 25)]);
+        assert_eq!(
+            (b.segments[1].x.as_str(), b.segments[1].width.as_str()),
+            ("75.000", "25.000")
+        );
+        assert_eq!(b.summary, "current 75 B, outdated, removable 25 B");
+    }
+}

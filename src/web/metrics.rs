@@ -1,0 +1,166 @@
+//! `/metrics` in Prometheus' text format, computed from the current state at
+//! each scrape (the inventory cache, the contact table, the job queue).
+
+use actix_web::{web, HttpResponse};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+use super::errors::PageError;
+use crate::app::App;
+use crate::daemons;
+use crate::inventory::layers;
+use crate::policy;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics));
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DaemonLabel {
+    daemon: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    daemon: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerLabel {
+    trigger: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabel {
+    trigger: String,
+    outcome: String,
+}
+
+type IntGauge = Family<DaemonLabel, Gauge>;
+type FloatGauge = Family<DaemonLabel, Gauge<f64, AtomicU64>>;
+
+async fn metrics(app: web::Data<App>) -> Result<HttpResponse, PageError> {
+    let mut registry = Registry::with_prefix("exapp_janitor");
+    let up = IntGauge::default();
+    let images = IntGauge::default();
+    let bytes = Family::<StatusLabel, Gauge>::default();
+    let reclaimable = IntGauge::default();
+    let scan_seconds = FloatGauge::default();
+    let scan_time = IntGauge::default();
+    let runs = Family::<TriggerLabel, Counter>::default();
+    let jobs = Family::<JobLabel, Counter>::default();
+    let freed = Counter::<u64>::default();
+    let next_run = Gauge::<i64>::default();
+
+    let daemons = daemons::list(&app.store).await?;
+    let scans = app
+        .inventory
+        .current(&app.store)
+        .await
+        .map_err(PageError::internal)?;
+    let policy = app.policy().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for d in &daemons {
+        let label = DaemonLabel {
+            daemon: d.name.to_string(),
+        };
+        up.get_or_create(&label).set(i64::from(d.contact.reachable));
+        let Some(cached) = scans.get(&d.id) else {
+            continue;
+        };
+        if let Some(ms) = cached.duration_ms {
+            scan_seconds.get_or_create(&label).set(ms as f64 / 1000.0);
+        }
+        if let Some(at) = cached.scanned_at {
+            scan_time.get_or_create(&label).set(at);
+        }
+        let Some(scan) = &cached.scan else { continue };
+        images.get_or_create(&label).set(scan.totals.images as i64);
+        for (status, n) in &scan.totals.bytes_by_status {
+            let l = StatusLabel {
+                daemon: label.daemon.clone(),
+                status: status.as_str().to_owned(),
+            };
+            bytes
+                .get_or_create(&l)
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        let decisions = policy::decide(&policy, &scan.images, now);
+        let users = layers::layer_users(scan.images.iter().map(|i| i.info.layers.as_slice()));
+        let removable = scan
+            .images
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| d.removable)
+            .map(|(i, _)| i.info.layers.as_slice());
+        reclaimable
+            .get_or_create(&label)
+            .set(i64::try_from(layers::reclaimable(removable, &users)).unwrap_or(i64::MAX));
+    }
+    for (trigger, count) in app.store.run_totals().await.map_err(PageError::internal)? {
+        runs.get_or_create(&TriggerLabel { trigger })
+            .inc_by(u64::try_from(count).unwrap_or(0));
+    }
+    let mut freed_total = 0u64;
+    for (trigger, outcome, count, bytes_freed) in
+        app.store.job_totals().await.map_err(PageError::internal)?
+    {
+        jobs.get_or_create(&JobLabel { trigger, outcome })
+            .inc_by(u64::try_from(count).unwrap_or(0));
+        freed_total += u64::try_from(bytes_freed).unwrap_or(0);
+    }
+    freed.inc_by(freed_total);
+    let schedule = crate::settings::load(&app)
+        .await
+        .map_err(PageError::internal)?;
+
+    registry.register(
+        "daemon_up",
+        "Whether the daemon answered the last contact (1) or not (0)",
+        up,
+    );
+    registry.register("images", "Images on the daemon at the last scan", images);
+    registry.register(
+        "image_bytes",
+        "Disk used by images, each layer counted once under the most-needed status using it",
+        bytes,
+    );
+    registry.register(
+        "reclaimable_bytes",
+        "What a cleanup now would free",
+        reclaimable,
+    );
+    registry.register(
+        "last_scan_duration_seconds",
+        "How long the last successful scan took",
+        scan_seconds,
+    );
+    registry.register(
+        "last_scan_timestamp_seconds",
+        "When the last successful scan ended (unix time)",
+        scan_time,
+    );
+    registry.register("cleanup_runs", "Cleanup runs by trigger", runs);
+    registry.register("cleanup_jobs", "Cleanup jobs by trigger and outcome (queued, running, succeeded, skipped, failed, cancelled)", jobs);
+    registry.register("freed_bytes", "Bytes freed by all cleanup jobs", freed);
+    if let Some(at) = schedule.next_run_at {
+        next_run.set(at);
+        registry.register(
+            "next_scheduled_run_timestamp_seconds",
+            "When the next scheduled cleanup runs (unix time); absent when off",
+            next_run,
+        );
+    }
+
+    let mut body = String::new();
+    encode(&mut body, &registry).map_err(PageError::internal)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(body))
+}
