@@ -62,8 +62,9 @@ install_engine26() {
 
 cmd_install() {
   # docker.io brings dockerd 20.10, containerd, runc and the docker CLI;
-  # busybox-static runs real containers; openssl makes the TLS certificates.
-  apt_install docker.io busybox-static openssl ca-certificates curl iproute2 procps python3
+  # busybox-static runs real containers; openssl makes the TLS certificates;
+  # chromium and chromium-driver run the browser tests.
+  apt_install docker.io busybox-static openssl ca-certificates curl iproute2 procps python3 chromium chromium-driver
   install_engine26
 }
 

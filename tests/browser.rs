@@ -1,0 +1,326 @@
+//! End to end in a real browser (headless Chromium driven over WebDriver),
+//! against a real server and real engines: log in, the overview, filtering
+//! images, "Clean now" from preview to finished run, and the settings form.
+//! The README's screenshots are taken here, so they show what the code does.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fixtures::Fixtures;
+use common::*;
+use serde_json::json;
+use thirtyfour::prelude::*;
+
+/// A chromedriver on a free port; killed when dropped.
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn chromedriver() -> Chromedriver {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is installed (Debian's chromium-driver; tests/harness/engines.sh install)");
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "chromedriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Chromedriver { child, url }
+}
+
+async fn browser(driver: &Chromedriver, profile: &std::path::Path) -> WebDriver {
+    let mut caps = DesiredCapabilities::chrome();
+    caps.set_binary("/usr/bin/chromium").unwrap();
+    for arg in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+    ] {
+        caps.add_arg(arg).unwrap();
+    }
+    caps.add_arg(&format!("--user-data-dir={}", profile.display()))
+        .unwrap();
+    WebDriver::new(&driver.url, caps)
+        .await
+        .expect("a Chromium session")
+}
+
+/// Waits for an element matching `css` whose text contains `text`.
+async fn wait_for_text(page: &WebDriver, css: &str, text: &str, limit: Duration) -> WebElement {
+    let started = Instant::now();
+    loop {
+        if let Ok(elements) = page.find_all(By::Css(css)).await {
+            for e in elements {
+                if e.text().await.unwrap_or_default().contains(text) {
+                    return e;
+                }
+            }
+        }
+        assert!(
+            started.elapsed() < limit,
+            "no {css} with {text:?} within {limit:?}: {}",
+            page.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn screenshot_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("static/screenshots")
+        .join(format!("{name}.png"))
+}
+
+#[tokio::test]
+async fn an_admin_cleans_up_in_the_browser() {
+    // The server, a daemon with an ExApp that has two old versions.
+    let app = spawn_app().await;
+    app.post_json(
+        "/api/v1/daemons",
+        &json!({"name": "gpu-host", "endpoint": engine_b_sock()}),
+    )
+    .await;
+    app.post_json(
+        "/api/v1/daemons",
+        &json!({"name": "local", "endpoint": engine_a_sock()}),
+    )
+    .await;
+    app.start_worker();
+    let fx = Fixtures::new(&engine_b_sock());
+    let base = fx.unique("busybox:1");
+    fx.busybox(&base);
+    let repo = format!("ghcr.io/{}/context_chat", fx.unique("nc"));
+    let (old1, old2, current) = (
+        format!("{repo}:4.0.0"),
+        format!("{repo}:4.1.0-cuda"),
+        format!("{repo}:4.2.0-cuda"),
+    );
+    fx.build(&old1, &base, 40_000);
+    fx.build(&old2, &base, 50_000);
+    fx.build(&current, &base, 60_000);
+    let appid = fx.unique("context_chat").replace('-', "_");
+    fx.run(&format!("nc_app_{appid}"), &current);
+
+    let driver = chromedriver();
+    let profile = tempfile::tempdir().unwrap();
+    let page = browser(&driver, profile.path()).await;
+
+    // Log in.
+    page.goto(&app.url("/")).await.unwrap();
+    let password = page
+        .find(By::Id("password"))
+        .await
+        .expect("sent to the login page");
+    password.send_keys(TEST_PASSWORD).await.unwrap();
+    page.find(By::Css("form.login button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&page, "h1", "Overview", Duration::from_secs(10)).await;
+
+    // The overview: a card per daemon, each filled in by its own check; then a rescan.
+    wait_for_text(
+        &page,
+        "#daemon-gpu-host .status",
+        "Reachable",
+        Duration::from_secs(15),
+    )
+    .await;
+    wait_for_text(
+        &page,
+        "#daemon-local .status",
+        "Reachable",
+        Duration::from_secs(15),
+    )
+    .await;
+    page.find(By::Css(".page-head form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(
+        &page,
+        "#daemon-gpu-host",
+        "Outdated",
+        Duration::from_secs(30),
+    )
+    .await;
+    page.screenshot(&screenshot_path("overview")).await.unwrap();
+
+    // Images: filter by owner and status, in place.
+    page.goto(&app.url("/images")).await.unwrap();
+    let owner = page.find(By::Css("select[name=owner]")).await.unwrap();
+    owner
+        .find(By::Css(&format!("option[value={appid}]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(
+        &page,
+        "#results .summary",
+        "3 images",
+        Duration::from_secs(10),
+    )
+    .await;
+    let status = page.find(By::Css("select[name=status]")).await.unwrap();
+    status
+        .find(By::Css("option[value=outdated]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(
+        &page,
+        "#results .summary",
+        "2 images",
+        Duration::from_secs(10),
+    )
+    .await;
+    let table = page
+        .find(By::Css("#results table"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        table.contains(&old1) && table.contains(&old2) && !table.contains(&current),
+        "{table}"
+    );
+    assert!(
+        page.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("status=outdated"),
+        "the filter is in the address"
+    );
+    page.screenshot(&screenshot_path("images")).await.unwrap();
+
+    // Clean now, for this daemon, counting images outdated just now.
+    page.goto(&app.url("/cleanup?daemon=gpu-host&min_age_hours=0"))
+        .await
+        .unwrap();
+    let preview = page
+        .find(By::Css("table.preview"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        preview.contains(&old1) && preview.contains(&old2) && !preview.contains(&current),
+        "{preview}"
+    );
+    let confirm = page.find(By::Id("confirm-cleanup")).await.unwrap();
+    assert!(
+        confirm.text().await.unwrap().starts_with("Remove 2 images"),
+        "{}",
+        confirm.text().await.unwrap()
+    );
+    confirm.click().await.unwrap();
+    wait_for_text(
+        &page,
+        "#run-live .run-status",
+        "finished",
+        Duration::from_secs(60),
+    )
+    .await;
+    let jobs = page
+        .find(By::Css("#run-live table"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(jobs.matches("succeeded").count(), 2, "{jobs}");
+    page.screenshot(&screenshot_path("run")).await.unwrap();
+
+    // The images are gone from the table.
+    page.goto(&app.url(&format!("/images?owner={appid}")))
+        .await
+        .unwrap();
+    let table = page
+        .find(By::Css("#results table"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        table.contains(&current) && !table.contains(&old1) && !table.contains(&old2),
+        "{table}"
+    );
+    assert!(!fx
+        .docker(&["images", "-q", &old1])
+        .contains(char::is_alphanumeric));
+
+    // Settings: an invalid value is refused inline; fixed, it saves.
+    page.goto(&app.url("/settings")).await.unwrap();
+    let interval = page.find(By::Id("interval_hours")).await.unwrap();
+    interval.clear().await.unwrap();
+    interval.send_keys("-3").await.unwrap();
+    page.find(By::Css("form.settings button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = wait_for_text(
+        &page,
+        "#interval_hours-error",
+        "whole number of hours",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(error.is_displayed().await.unwrap());
+    let interval = page.find(By::Id("interval_hours")).await.unwrap();
+    interval.clear().await.unwrap();
+    interval.send_keys("24").await.unwrap();
+    page.find(By::Css("form.settings button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&page, ".notice", "Settings saved.", Duration::from_secs(10)).await;
+    assert_eq!(app.get_json("/api/v1/settings").await["interval_hours"], 24);
+
+    page.quit().await.unwrap();
+}
