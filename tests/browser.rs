@@ -184,7 +184,7 @@ async fn an_admin_cleans_up_in_the_browser() {
     page.goto(&app.url("/images")).await.unwrap();
     let owner = page.find(By::Css("select[name=owner]")).await.unwrap();
     owner
-        .find(By::Css(&format!("option[value={appid}]")))
+        .find(By::Css(format!("option[value={appid}]")))
         .await
         .unwrap()
         .click()

@@ -148,6 +148,14 @@ ENV
   log "environment in $ROOT/env"
 }
 
+# A process that is gone, or a zombie nobody reaps (its parent, an earlier
+# run of this script, has exited), counts as stopped.
+alive() {
+  local pid=$1
+  [ -n "$pid" ] && [ -e "/proc/$pid" ] || return 1
+  ! grep -qE '^[0-9]+ \(.*\) Z' "/proc/$pid/stat" 2>/dev/null
+}
+
 stop_engine() {
   local d=$1 pid
   for f in "$d/launcher.pid" "$d/docker.pid"; do
@@ -155,18 +163,19 @@ stop_engine() {
     pid=$(cat "$f")
     kill "$pid" 2>/dev/null || true
   done
-  for _ in $(seq 1 100); do
-    pid=$(cat "$d/launcher.pid" 2>/dev/null || echo)
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break
+  pid=$(cat "$d/launcher.pid" 2>/dev/null || echo)
+  for _ in $(seq 1 150); do
+    alive "$pid" || break
     sleep 0.1
   done
-  pid=$(cat "$d/launcher.pid" 2>/dev/null || echo)
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+  if alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
   # containerd shims and mounts that outlive the daemon
   pkill -9 -f -- "$d/exec" 2>/dev/null || true
   local mounts
   mounts=$(grep -o " $d/[^ ]*" /proc/mounts | sort -r || true)
   for m in $mounts; do umount -l "$m" 2>/dev/null || true; done
+  # A killed dockerd leaves its pid file, and the next start refuses to run.
+  rm -f "$d/docker.pid" "$d/launcher.pid"
 }
 
 cmd_stop() {
