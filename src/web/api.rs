@@ -157,8 +157,14 @@ fn cleanup_request(body: &[u8]) -> Result<CleanupRequest, ApiError> {
     let input: CleanupRequestInput = if body.iter().all(u8::is_ascii_whitespace) {
         CleanupRequestInput::default()
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+        let invalid =
+            |e: serde_json::Error| ApiError::BadRequest(format!("invalid JSON body: {e}"));
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
+        if !value.is_object() {
+            // serde would take `[]` for a struct with every field left out.
+            return Err(ApiError::BadRequest("expected a JSON object".into()));
+        }
+        serde_json::from_value(value).map_err(invalid)?
     };
     CleanupRequest::parse(&input).map_err(ApiError::Invalid)
 }
