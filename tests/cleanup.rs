@@ -396,3 +396,58 @@ async fn clean_now_in_the_browser_previews_confirms_and_follows_the_run() {
     let (status, _) = app.get_text("/cleanup?min_age_hours=-5").await;
     assert_eq!(status, 422);
 }
+
+#[tokio::test]
+async fn protected_images_are_never_removed_even_if_protected_after_the_preview() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = engine_b_sock();
+    let app = app_with(&[("d", engine.clone())]).await;
+    let fx = Fixtures::new(&engine);
+    let (_, old) = exapp(&fx, "protected", 2);
+    let (status, _) = app
+        .patch_settings(&json!({"protected_patterns": [format!("{}*", &old[0])]}))
+        .await;
+    assert_eq!(status, 200);
+    let (_, preview) = app
+        .post_json("/api/v1/cleanup/preview", &json!({"min_age_hours": 0}))
+        .await;
+    let tags: Vec<&str> = preview["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["repo_tags"][0].as_str())
+        .collect();
+    assert!(
+        !tags.contains(&old[0].as_str()) && tags.contains(&old[1].as_str()),
+        "{preview}"
+    );
+    let images = app.get_json("/api/v1/images?status=protected").await;
+    assert!(
+        images
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["repo_tags"][0] == old[0].as_str()),
+        "{images}"
+    );
+
+    // Enqueued while unprotected, protected before its job runs: skipped.
+    let run = start(&app, json!({"min_age_hours": 0})).await;
+    job_for(&run, &old[1]);
+    app.patch_settings(&json!({"protected_patterns": [format!("{}*", &old[1])]}))
+        .await;
+    app.start_worker();
+    let run = app
+        .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
+        .await;
+    let job = job_for(&run, &old[1]);
+    assert_eq!(job["status"], "skipped", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("protected now by pattern"),
+        "{job}"
+    );
+    assert!(image_exists(&fx, &old[0]) && image_exists(&fx, &old[1]));
+}
