@@ -34,10 +34,6 @@ fn exapp(fx: &Fixtures, name: &str, outdated: usize) -> (String, Vec<String>) {
     (current, old)
 }
 
-fn image_exists(fx: &Fixtures, reference: &str) -> bool {
-    !fx.docker(&["images", "-q", reference]).is_empty()
-}
-
 async fn app_with(daemons: &[(&str, String)]) -> TestApp {
     let app = spawn_app().await;
     for (name, endpoint) in daemons {
@@ -136,10 +132,10 @@ async fn a_run_removes_exactly_the_previewed_images_and_nothing_else() {
             assert_eq!(j["status"], "succeeded", "{j}");
         }
         for t in &old[1..] {
-            assert!(!image_exists(&fx, t), "{t} is still there");
+            assert!(!fx.has(t), "{t} is still there");
         }
         for keep in [&old[0], &current, &foreign] {
-            assert!(image_exists(&fx, keep), "{keep} was removed");
+            assert!(fx.has(keep), "{keep} was removed");
         }
     }
 }
@@ -169,7 +165,7 @@ async fn a_container_created_from_a_queued_image_skips_its_job() {
             .contains(&format!("in use now by container {user}")),
         "{job}"
     );
-    assert!(image_exists(&fx, &old[0]));
+    assert!(fx.has(&old[0]));
 }
 
 #[tokio::test]
@@ -202,7 +198,7 @@ async fn clean_now_twice_at_once_queues_each_image_once() {
         app.wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
             .await;
     }
-    assert!(old.iter().all(|t| !image_exists(&fx, t)));
+    assert!(old.iter().all(|t| !fx.has(t)));
 }
 
 #[tokio::test]
@@ -226,7 +222,7 @@ async fn an_image_with_two_tags_is_removed_whole_and_a_tag_another_image_took_is
         assert_eq!(j["status"], "succeeded", "{j}");
     }
     assert!(
-        !image_exists(&fx, &old[0]) && !image_exists(&fx, &second_tag),
+        !fx.has(&old[0]) && !fx.has(&second_tag),
         "both tags and the image are gone"
     );
     assert!(
@@ -266,7 +262,7 @@ async fn a_queued_job_can_be_cancelled_and_then_nothing_happens_to_its_image() {
     app.start_worker();
     app.wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
         .await;
-    assert!(image_exists(&fx, &old[0]));
+    assert!(fx.has(&old[0]));
     let (status, _) = app
         .post_json("/api/v1/cleanup/jobs/999999/cancel", &json!({}))
         .await;
@@ -324,7 +320,7 @@ async fn a_stopped_daemon_retries_its_jobs_without_holding_up_the_other() {
     let spare_job = job_for(&run, &spare_old[0]);
     assert_eq!(spare_job["status"], "succeeded", "{spare_job}");
     assert!(spare_job["attempts"].as_i64().unwrap() >= 2, "{spare_job}");
-    assert!(!image_exists(&spare, &spare_old[0]));
+    assert!(!spare.has(&spare_old[0]));
 }
 
 #[tokio::test]
@@ -449,5 +445,5 @@ async fn protected_images_are_never_removed_even_if_protected_after_the_preview(
             .starts_with("protected now by pattern"),
         "{job}"
     );
-    assert!(image_exists(&fx, &old[0]) && image_exists(&fx, &old[1]));
+    assert!(fx.has(&old[0]) && fx.has(&old[1]));
 }

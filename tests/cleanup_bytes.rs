@@ -8,19 +8,7 @@ use std::time::Duration;
 
 use common::fixtures::Fixtures;
 use common::*;
-use serde_json::{json, Value};
-
-fn layers_size(engine: &str) -> i64 {
-    let socket = engine.strip_prefix("unix://").unwrap();
-    let out = std::process::Command::new("curl")
-        .args(["-sf", "--unix-socket", socket, "http://localhost/system/df"])
-        .output()
-        .expect("curl is installed");
-    assert!(out.status.success(), "curl failed");
-    serde_json::from_slice::<Value>(&out.stdout).unwrap()["LayersSize"]
-        .as_i64()
-        .unwrap()
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn bytes_freed_equal_the_preview_and_the_daemons_layers_size_drop() {
@@ -69,7 +57,7 @@ async fn bytes_freed_equal_the_preview_and_the_daemons_layers_size_drop() {
             .count() as i64;
         assert_eq!(mine, 3, "{preview}");
 
-        let before = layers_size(&engine);
+        let before = fx.layers_size();
         let (_, run) = app
             .post_json(
                 "/api/v1/cleanup/runs",
@@ -79,7 +67,7 @@ async fn bytes_freed_equal_the_preview_and_the_daemons_layers_size_drop() {
         let run = app
             .wait_for_run(run["id"].as_i64().unwrap(), Duration::from_secs(120))
             .await;
-        let drop = before - layers_size(&engine);
+        let drop = before - fx.layers_size();
         assert_eq!(run["bytes_predicted"].as_i64(), Some(predicted), "{engine}");
         assert_eq!(
             run["bytes_freed"].as_i64(),

@@ -8,11 +8,7 @@ use std::time::{Duration, Instant};
 use common::fixtures::Fixtures;
 use common::server::start_server_env;
 use common::*;
-use serde_json::{json, Value};
-
-fn image_exists(fx: &Fixtures, reference: &str) -> bool {
-    !fx.docker(&["images", "-q", reference]).is_empty()
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn a_run_survives_a_killed_server() {
@@ -77,18 +73,7 @@ async fn a_run_survives_a_killed_server() {
     server.kill_hard();
 
     let server = start_server_env(dir.path(), None, Some(TEST_PASSWORD), &env);
-    let started = Instant::now();
-    let run: Value = loop {
-        let run = server.api(&format!("/api/v1/cleanup/runs/{run_id}")).await;
-        if run["status"] == "finished" {
-            break run;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "the run did not finish after the restart: {run}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let run = server.wait_for_run(run_id, Duration::from_secs(90)).await;
 
     let jobs = run["jobs"].as_array().unwrap();
     let ids: Vec<&str> = jobs
@@ -105,10 +90,10 @@ async fn a_run_survives_a_killed_server() {
         assert!(job["attempts"].as_i64().unwrap() <= 2, "{job}");
     }
     for tag in &old {
-        assert!(!image_exists(&fx, tag), "{tag} is still there");
+        assert!(!fx.has(tag), "{tag} is still there");
     }
     assert!(
-        image_exists(&fx, &current) && image_exists(&fx, &bystander),
+        fx.has(&current) && fx.has(&bystander),
         "nothing outside the run was touched"
     );
 }

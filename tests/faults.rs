@@ -60,10 +60,6 @@ fn exapp_with_history(fx: &Fixtures, name: &str, outdated: usize) -> (String, Ve
     (current, old)
 }
 
-fn exists(fx: &Fixtures, reference: &str) -> bool {
-    !fx.docker(&["images", "-q", reference]).is_empty()
-}
-
 async fn run_of(server: &Server, id: i64) -> Value {
     server.api(&format!("/api/v1/cleanup/runs/{id}")).await
 }
@@ -125,19 +121,7 @@ async fn a_100_job_run_survives_five_kills_in_a_row() {
         server = start_server_env(dir.path(), None, Some(TEST_PASSWORD), &env);
     }
 
-    let started = Instant::now();
-    let run = loop {
-        let run = run_of(&server, run_id).await;
-        if run["status"] == "finished" {
-            break run;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(180),
-            "not finished: {}",
-            run["counts"]
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
+    let run = server.wait_for_run(run_id, Duration::from_secs(180)).await;
     let jobs = run["jobs"].as_array().unwrap();
     let ids: Vec<&str> = jobs
         .iter()
@@ -155,10 +139,10 @@ async fn a_100_job_run_survives_five_kills_in_a_row() {
     }
     eprintln!("outcomes: {outcomes:?}");
     for tag in &old {
-        assert!(!exists(&fx, tag), "{tag} survived");
+        assert!(!fx.has(tag), "{tag} survived");
     }
     assert!(
-        exists(&fx, &current) && exists(&fx, &bystander),
+        fx.has(&current) && fx.has(&bystander),
         "nothing outside the run was touched"
     );
 }
@@ -285,7 +269,7 @@ async fn server_and_cli_clean_on_one_database_without_lock_errors_or_double_runs
         assert_eq!(j["status"], "succeeded", "{j}");
         assert_eq!(j["attempts"], 1, "each job ran once: {j}");
     }
-    assert!(old.iter().all(|t| !exists(&fx, t)) && exists(&fx, &current));
+    assert!(old.iter().all(|t| !fx.has(t)) && fx.has(&current));
 }
 
 /// Request bodies and queries no valid request looks like.

@@ -8,19 +8,6 @@ use common::fixtures::Fixtures;
 use common::*;
 use serde_json::{json, Value};
 
-/// `LayersSize` of `GET /system/df`, asked with curl over the engine's
-/// socket (bollard's types no longer carry the field).
-async fn layers_size(engine: &str) -> i64 {
-    let socket = engine.strip_prefix("unix://").unwrap();
-    let out = std::process::Command::new("curl")
-        .args(["-sf", "--unix-socket", socket, "http://localhost/system/df"])
-        .output()
-        .expect("curl is installed");
-    assert!(out.status.success(), "curl failed");
-    let df: Value = serde_json::from_slice(&out.stdout).unwrap();
-    df["LayersSize"].as_i64().expect("LayersSize")
-}
-
 #[tokio::test]
 async fn unique_bytes_equal_the_layers_size_drop_on_removal() {
     for engine in [engine_a_sock(), engine_b_sock()] {
@@ -61,9 +48,9 @@ async fn unique_bytes_equal_the_layers_size_drop_on_removal() {
         let (u1, u2) = (unique(&v1), unique(&v2));
         assert!(u1 >= 7_000 && u2 >= 9_000, "{engine}: {u1} {u2}");
 
-        let before = layers_size(&engine).await;
+        let before = fx.layers_size();
         fx.docker(&["rmi", &v1]);
-        let after = layers_size(&engine).await;
+        let after = fx.layers_size();
         assert_eq!(before - after, u1, "{engine}: v1 alone frees its own layer");
 
         // With v1 gone, v2 alone now holds the shared middle layer too.
@@ -78,10 +65,10 @@ async fn unique_bytes_equal_the_layers_size_drop_on_removal() {
             .as_i64()
             .unwrap();
         assert!(u2_now > u2, "the shared layer is v2's alone now");
-        let before = layers_size(&engine).await;
+        let before = fx.layers_size();
         fx.docker(&["rmi", &v2]);
         assert_eq!(
-            before - layers_size(&engine).await,
+            before - fx.layers_size(),
             u2_now,
             "{engine}: v2 frees its layer and the shared one"
         );

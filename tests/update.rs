@@ -60,7 +60,7 @@ impl ExApp {
     }
 
     fn has(&self, reference: &str) -> bool {
-        !self.fx.docker(&["images", "-q", reference]).is_empty()
+        self.fx.has(reference)
     }
 }
 

@@ -132,6 +132,27 @@ impl Fixtures {
         )
     }
 
+    /// Whether the engine still has an image by this reference or ID.
+    pub fn has(&self, reference: &str) -> bool {
+        !self.docker(&["images", "-q", reference]).is_empty()
+    }
+
+    /// `LayersSize` of `GET /system/df`: all distinct layers, the ground
+    /// truth of bytes freed (asked with curl; bollard's types lack the field).
+    pub fn layers_size(&self) -> i64 {
+        let socket = self
+            .host
+            .strip_prefix("unix://")
+            .expect("a unix socket engine");
+        let out = Command::new("curl")
+            .args(["-sf", "--unix-socket", socket, "http://localhost/system/df"])
+            .output()
+            .expect("curl is installed");
+        assert!(out.status.success(), "curl failed");
+        let df: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        df["LayersSize"].as_i64().expect("LayersSize")
+    }
+
     /// A running container (no network) from a busybox image.
     pub fn run(&self, name: &str, image: &str) -> String {
         self.docker(&["run", "-d", "--network", "none", "--name", name, image])

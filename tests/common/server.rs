@@ -37,6 +37,23 @@ impl Server {
         )
     }
 
+    /// Polls a run until it has finished (or panics after `limit`).
+    pub async fn wait_for_run(&self, run_id: i64, limit: Duration) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let run = self.api(&format!("/api/v1/cleanup/runs/{run_id}")).await;
+            if run["status"] == "finished" {
+                return run;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "run {run_id} did not finish within {limit:?}: {}",
+                run["counts"]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Kills the process the hard way (SIGKILL), as a crash would.
     pub fn kill_hard(&mut self) {
         let _ = self.child.kill();
