@@ -11,11 +11,11 @@ use crate::daemons::DaemonError;
 use crate::domain::FieldErrors;
 
 /// Renders a template with a status, or a plain 500 if rendering fails.
+/// (`Cache-Control: no-store` comes from the security headers.)
 pub fn html(status: StatusCode, template: &impl Template) -> HttpResponse {
     match template.render() {
         Ok(body) => HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
-            .insert_header(("Cache-Control", "no-store"))
             .body(body),
         Err(e) => {
             tracing::error!(error = %e, "template rendering failed");
@@ -146,8 +146,6 @@ impl ResponseError for ApiError {
             }
             _ => json!({ "error": self.to_string() }),
         };
-        HttpResponse::build(self.status_code())
-            .insert_header(("Cache-Control", "no-store"))
-            .json(body)
+        HttpResponse::build(self.status_code()).json(body)
     }
 }
