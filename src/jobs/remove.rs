@@ -84,6 +84,12 @@ pub async fn remove(
             Err(e) => return freed.stop(&e),
         }
     }
+    if freed.deleted(image) {
+        return Outcome::Succeeded {
+            bytes_freed: freed.bytes,
+            note: None,
+        };
+    }
     match client.live_image(image).await {
         Ok(None) => {}
         Ok(Some(_)) => match client.remove_reference(image.as_str()).await {
@@ -103,19 +109,30 @@ pub async fn remove(
 struct Freed<'a> {
     sizes: &'a HashMap<String, u64>,
     bytes: u64,
+    deleted: Vec<String>,
 }
 
 impl<'a> Freed<'a> {
     fn new(sizes: &'a HashMap<String, u64>) -> Self {
-        Self { sizes, bytes: 0 }
+        Self {
+            sizes,
+            bytes: 0,
+            deleted: Vec::new(),
+        }
     }
 
     fn add(&mut self, removed: &[Removed]) {
         for r in removed {
             if let Removed::Deleted(id) = r {
                 self.bytes += self.sizes.get(id).copied().unwrap_or(0);
+                self.deleted.push(id.clone());
             }
         }
+    }
+
+    /// Docker said it deleted this image (no need to look again).
+    fn deleted(&self, image: &ImageId) -> bool {
+        self.deleted.iter().any(|d| d == image.as_str())
     }
 
     /// An error part-way: a 409 is Docker refusing (in use now).

@@ -98,8 +98,21 @@ impl Worker {
     }
 
     /// Runs the daemon's ready jobs one after another, then rescans it so
-    /// the pages show what is gone.
+    /// the pages show what is gone. The connection and the protected patterns
+    /// are set up once for the batch.
     async fn drain_daemon(&self, daemon_id: i64) {
+        let daemon = match self.daemon(daemon_id).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the daemon of queued jobs");
+                return;
+            }
+        };
+        let mut batch = Batch {
+            daemon,
+            client: None,
+            protected: self.app.protected_patterns().await,
+        };
         let mut did_work = false;
         loop {
             let lease_ms = i64::try_from(self.app.job_lease.as_millis()).unwrap_or(30_000);
@@ -117,13 +130,11 @@ impl Worker {
                 }
             };
             did_work = true;
-            self.run_job(claimed).await;
+            self.run_job(claimed, &mut batch).await;
         }
-        if did_work {
-            if let Ok(Some(daemon)) = self.daemon(daemon_id).await {
-                let _ = scan::scan_daemon(&self.app.store, &daemon, &self.app.scan_options().await)
-                    .await;
-            }
+        if let (true, Some(daemon)) = (did_work, &batch.daemon) {
+            let _ =
+                scan::scan_daemon(&self.app.store, daemon, &self.app.scan_options().await).await;
         }
     }
 
@@ -140,9 +151,13 @@ impl Worker {
             .find(|d| d.id == daemon_id))
     }
 
-    async fn run_job(&self, job_id: i64) {
+    async fn run_job(&self, job_id: i64, batch: &mut Batch) {
         let heartbeat = self.keep_lease(job_id);
-        let outcome = self.attempt(job_id).await;
+        let outcome = self.attempt(job_id, batch).await;
+        if matches!(outcome, Ok((_, Outcome::Retry(_)))) {
+            // The connection may be what failed: the next job connects anew.
+            batch.client = None;
+        }
         heartbeat.abort();
         let store = &self.app.store;
         let owner = &self.owner;
@@ -217,7 +232,7 @@ impl Worker {
     }
 
     /// One attempt; returns the attempt number and the outcome.
-    async fn attempt(&self, job_id: i64) -> Result<(i64, Outcome), String> {
+    async fn attempt(&self, job_id: i64, batch: &mut Batch) -> Result<(i64, Outcome), String> {
         let store = &self.app.store;
         let job = store
             .job(job_id)
@@ -225,32 +240,30 @@ impl Worker {
             .map_err(|e| e.to_string())?
             .ok_or("the job vanished")?;
         let image = ImageId::parse(&job.image_id)?;
-        let Some(daemon) = self
-            .daemon(job.daemon_id)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(daemon) = &batch.daemon else {
             return Ok((
                 job.attempts,
                 Outcome::Failed("its daemon was removed".into()),
             ));
         };
-        let client = match DaemonClient::connect(&daemon.endpoint, self.app.daemon_timeout).await {
-            Ok(c) => c,
-            Err(e) => {
-                let outcome = if e.is_transient() {
-                    Outcome::Retry(e.to_string())
-                } else {
-                    Outcome::Failed(e.to_string())
-                };
-                return Ok((job.attempts, outcome));
+        if batch.client.is_none() {
+            match DaemonClient::connect(&daemon.endpoint, self.app.daemon_timeout).await {
+                Ok(c) => batch.client = Some(c),
+                Err(e) => {
+                    let outcome = if e.is_transient() {
+                        Outcome::Retry(e.to_string())
+                    } else {
+                        Outcome::Failed(e.to_string())
+                    };
+                    return Ok((job.attempts, outcome));
+                }
             }
-        };
-        let sizes = layer_sizes(&self.app, &client, job.daemon_id, &image).await;
-        let protected = self.app.protected_patterns().await;
+        }
+        let client = batch.client.as_ref().expect("connected above");
+        let sizes = layer_sizes(&self.app, client, job.daemon_id, &image).await;
         Ok((
             job.attempts,
-            remove::remove(&client, &image, &protected, &sizes).await,
+            remove::remove(client, &image, &batch.protected, &sizes).await,
         ))
     }
 
@@ -275,6 +288,14 @@ impl Worker {
     }
 }
 
+/// What the jobs of one daemon share while the worker drains its queue.
+struct Batch {
+    /// None when the daemon was removed meanwhile.
+    daemon: Option<StoredDaemon>,
+    client: Option<DaemonClient>,
+    protected: Vec<crate::domain::ProtectedPattern>,
+}
+
 /// Chain ID → size for the image, from the layer cache, or asked of the
 /// daemon when the cache does not have it.
 async fn layer_sizes(
@@ -285,11 +306,11 @@ async fn layer_sizes(
 ) -> HashMap<String, u64> {
     let cached = app
         .store
-        .cached_layers(daemon_id)
+        .cached_layers_of(daemon_id, image.as_str())
         .await
         .ok()
-        .and_then(|rows| rows.into_iter().find(|(id, _)| id == image.as_str()))
-        .and_then(|(_, json)| serde_json::from_str::<Vec<Layer>>(&json).ok());
+        .flatten()
+        .and_then(|json| serde_json::from_str::<Vec<Layer>>(&json).ok());
     let layers = match cached {
         Some(layers) => layers,
         None => match client.layer_data(image).await {

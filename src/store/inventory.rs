@@ -50,6 +50,21 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.image_id, r.layers)).collect())
     }
 
+    /// The cached layer list (JSON) of one image.
+    pub async fn cached_layers_of(
+        &self,
+        daemon_id: i64,
+        image_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            "SELECT layers FROM image_layers WHERE daemon_id = ? AND image_id = ?",
+            daemon_id,
+            image_id
+        )
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
     pub async fn put_layers(
         &self,
         daemon_id: i64,

@@ -1,0 +1,241 @@
+//! Cleanup benchmark (not a test): a run removing N outdated images of one
+//! ExApp (default 300), against a shell loop of `docker rmi` over an
+//! identical fixture on the same engine, in the same run. Prints both and
+//! the ratio. Goal: the run is no slower than the loop (ratio ≤ 1.1).
+//!
+//! ```sh
+//! EXAPP_JANITOR_BENCH_ENGINE=unix:///tmp/engines/a/docker.sock \
+//!     SQLX_OFFLINE=true cargo bench --bench cleanup
+//! ```
+//! `EXAPP_JANITOR_BENCH_IMAGES` sets N. `tests/harness/bench.sh` runs it
+//! against both test engines.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use exapp_janitor::app::App;
+use exapp_janitor::config::GlobalConfig;
+use exapp_janitor::daemons;
+use exapp_janitor::domain::NewDaemonInput;
+use exapp_janitor::jobs::{self, CleanupRequest, Trigger, Worker};
+
+fn fail(message: impl std::fmt::Display) -> ! {
+    eprintln!("cleanup bench: error: {message}");
+    std::process::exit(1);
+}
+
+fn docker(engine: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
+    use std::io::Write;
+    let mut child = Command::new("docker")
+        .arg("-H")
+        .arg(engine)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| fail(format!("docker CLI: {e}")));
+    if let Some(bytes) = stdin {
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    if !out.status.success() {
+        fail(format!(
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A tar holding one small file that differs per `seed`: a distinct image.
+fn tarball(seed: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("version"),
+        format!("{seed}\n{}", "x".repeat(4096)),
+    )
+    .unwrap();
+    let out = Command::new("tar")
+        .arg("-C")
+        .arg(dir.path())
+        .args(["-c", "."])
+        .output()
+        .unwrap();
+    out.stdout
+}
+
+/// An ExApp (a created `nc_app_*` container on the current version) and `n`
+/// outdated versions of its repository. Returns the outdated references.
+fn fixture(engine: &str, name: &str, n: usize) -> Vec<String> {
+    let repo = format!("ghcr.io/bench-cleanup/{name}");
+    let current = format!("{repo}:current");
+    docker(engine, &["import", "-", &current], Some(&tarball(&current)));
+    let container = format!("nc_app_{name}");
+    let _ = Command::new("docker")
+        .args(["-H", engine, "rm", "-f", &container])
+        .output();
+    docker(
+        engine,
+        &[
+            "create",
+            "--network",
+            "none",
+            "--name",
+            &container,
+            &current,
+            "sleep",
+            "1",
+        ],
+        None,
+    );
+    let refs: Vec<String> = (0..n).map(|i| format!("{repo}:0.{i}")).collect();
+    // Four importers at a time: the fixture is not what is measured.
+    std::thread::scope(|s| {
+        for chunk in refs.chunks(n.div_ceil(4).max(1)) {
+            s.spawn(move || {
+                for r in chunk {
+                    docker(engine, &["import", "-", r], Some(&tarball(r)));
+                }
+            });
+        }
+    });
+    refs
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` only checks that it runs.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "cleanup benchmark: run it with `cargo bench --bench cleanup` (tests/harness/bench.sh)"
+        );
+        return;
+    }
+    let engine = match std::env::var("EXAPP_JANITOR_BENCH_ENGINE") {
+        Ok(e) if e.starts_with("unix:///") => e,
+        Ok(e) => fail(format!("EXAPP_JANITOR_BENCH_ENGINE must be a unix:/// socket, not {e:?}")),
+        Err(_) => fail("set EXAPP_JANITOR_BENCH_ENGINE to an isolated engine's socket (tests/harness/bench.sh does)"),
+    };
+    let n: usize = std::env::var("EXAPP_JANITOR_BENCH_IMAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let version = docker(
+        &engine,
+        &[
+            "version",
+            "-f",
+            "{{.Server.Version}} (API {{.Server.APIVersion}})",
+        ],
+        None,
+    );
+    println!("engine: Docker Engine {version}");
+    println!("removing {n} outdated images of one ExApp, twice (identical fixtures)");
+
+    // The loop an admin would write.
+    let refs = fixture(&engine, "rmi_loop", n);
+    let started = Instant::now();
+    let script = refs
+        .iter()
+        .map(|r| format!("docker -H '{engine}' rmi '{r}' >/dev/null"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let status = Command::new("bash")
+        .args(["-e", "-c", &script])
+        .status()
+        .unwrap();
+    let loop_time = started.elapsed();
+    if !status.success() {
+        fail("the docker rmi loop failed");
+    }
+
+    // The janitor: preview (a scan), enqueue, and the worker until finished.
+    let refs = fixture(&engine, "janitor_run", n);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (run_time, removed, freed, predicted) = runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GlobalConfig {
+            data_dir: dir.path().to_owned(),
+            daemon_timeout_secs: 30,
+            scan_timeout_secs: 600,
+            job_lease_secs: 30,
+        };
+        let app = App::open(&config).await.unwrap_or_else(|e| fail(e));
+        let input = NewDaemonInput {
+            name: "bench".into(),
+            endpoint: engine.clone(),
+            ..Default::default()
+        };
+        daemons::add(&app.store, &input)
+            .await
+            .unwrap_or_else(|e| fail(e));
+        // A first scan, as the server would have done long before: the
+        // layer cache is warm, as it is for an admin pressing "Clean now".
+        exapp_janitor::scan::scan_all(&app.store, &app.scan_options().await)
+            .await
+            .unwrap_or_else(|e| fail(e));
+        let request = CleanupRequest {
+            min_age_hours: Some(0),
+            owner: Some(exapp_janitor::domain::AppId::parse("janitor_run").unwrap()),
+            ..Default::default()
+        };
+        let worker = Worker::new(app.clone()).spawn();
+        let started = Instant::now();
+        let run = jobs::start_run(&app, Trigger::Manual, "bench", &request, app.policy().await)
+            .await
+            .unwrap_or_else(|e| fail(e));
+        let run = loop {
+            let view = jobs::run_view(&app.store, run.id).await.unwrap().unwrap();
+            if view.finished() {
+                break view;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let elapsed = started.elapsed();
+        worker.abort();
+        (
+            elapsed,
+            run.counts.succeeded,
+            run.bytes_freed,
+            run.bytes_predicted,
+        )
+    });
+    let left = refs
+        .iter()
+        .filter(|r| !docker(&engine, &["images", "-q", r], None).is_empty())
+        .count();
+    if removed != n || left != 0 {
+        fail(format!(
+            "the run removed {removed} of {n} images; {left} are left"
+        ));
+    }
+
+    let ratio = run_time.as_secs_f64() / loop_time.as_secs_f64();
+    println!();
+    println!("{:<34} {:>10} {:>14}", "", "total", "per image");
+    for (what, t) in [
+        ("docker rmi loop (shell)", loop_time),
+        ("janitor run (preview+queue+jobs)", run_time),
+    ] {
+        println!(
+            "{:<34} {:>8.2} s {:>11.1} ms",
+            what,
+            t.as_secs_f64(),
+            t.as_secs_f64() * 1000.0 / n as f64
+        );
+    }
+    println!();
+    println!(
+        "ratio run / loop: {ratio:.2}  (goal ≤ 1.10: {})",
+        if ratio <= 1.1 { "met" } else { "NOT met" }
+    );
+    println!(
+        "bytes freed {freed}, predicted {predicted}: {}",
+        if freed == predicted {
+            "equal"
+        } else {
+            "DIFFERENT"
+        }
+    );
+}
