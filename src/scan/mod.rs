@@ -20,7 +20,7 @@ use crate::inventory::{
 };
 use crate::store::{CurrentRow, HistoryRows, Store, StoreError, StoredDaemon};
 
-/// Layer lookups for images not yet in the cache, at most this many at once.
+/// Engine lookups (layers of new images, ExApp containers), at most this many at once.
 const LAYER_FETCH_CONCURRENCY: usize = 8;
 
 /// What one successful scan of a daemon found; stored as JSON.
@@ -116,13 +116,14 @@ async fn scan_inner(
     };
     let (images, containers) = tokio::try_join!(client.list_images(), client.list_containers())?;
     let containers = with_exapp_references(&client, containers).await?;
-    let layers = layers_of(store, daemon.id, &client, &images).await?;
+    let found = layers_of(store, daemon.id, &client, &images).await?;
 
     let snapshot = Snapshot {
         images: images
             .into_iter()
+            .filter(|i| !found.vanished.contains(&i.id))
             .map(|i| ImageInfo {
-                layers: layers.get(&i.id).cloned().unwrap_or_default(),
+                layers: found.layers.get(&i.id).cloned().unwrap_or_default(),
                 id: i.id,
                 repo_tags: i.repo_tags,
                 repo_digests: i.repo_digests,
@@ -156,8 +157,7 @@ async fn scan_inner(
             &ids(&obs.no_longer_outdated),
         )
         .await?;
-    let present: HashSet<&str> = snapshot.images.iter().map(|i| i.id.as_str()).collect();
-    store.prune_layers(daemon.id, &present).await?;
+    store.delete_layers(daemon.id, &found.stale).await?;
 
     Ok(DaemonScan {
         images: result.images,
@@ -171,32 +171,48 @@ async fn with_exapp_references(
     client: &DaemonClient,
     listed: Vec<ListedContainer>,
 ) -> Result<Vec<ContainerInfo>, DockerError> {
-    let mut containers = Vec::with_capacity(listed.len());
-    for c in listed {
-        let exapp = match AppId::from_container_name(&c.name) {
-            Some(appid) => {
-                // A container removed since the listing keeps its image
-                // current for this scan: the safe side.
-                let config_image = match client.exapp_config_image(&c).await {
-                    Ok(image) => image.unwrap_or_default(),
-                    Err(e) if e.is_not_found() => String::new(),
-                    Err(e) => return Err(e),
+    // The inspects run a few at a time: hosts run dozens of ExApps.
+    let inspected: Vec<Result<ContainerInfo, DockerError>> = stream::iter(listed)
+        .map(|c| {
+            let client = client.clone();
+            async move {
+                let exapp = match AppId::from_container_name(&c.name) {
+                    Some(appid) => {
+                        // A container removed since the listing keeps its
+                        // image current for this scan: the safe side.
+                        let config_image = match client.exapp_config_image(&c).await {
+                            Ok(image) => image.unwrap_or_default(),
+                            Err(e) if e.is_not_found() => String::new(),
+                            Err(e) => return Err(e),
+                        };
+                        Some(ExAppContainer {
+                            appid,
+                            config_image,
+                        })
+                    }
+                    None => None,
                 };
-                Some(ExAppContainer {
-                    appid,
-                    config_image,
+                Ok(ContainerInfo {
+                    name: c.name,
+                    image_id: c.image_id,
+                    state: c.state,
+                    exapp,
                 })
             }
-            None => None,
-        };
-        containers.push(ContainerInfo {
-            name: c.name,
-            image_id: c.image_id,
-            state: c.state,
-            exapp,
-        });
-    }
-    Ok(containers)
+        })
+        .buffered(LAYER_FETCH_CONCURRENCY)
+        .collect()
+        .await;
+    inspected.into_iter().collect()
+}
+
+/// The layers of a listing's images, and what the cache holds no longer.
+struct ListingLayers {
+    layers: HashMap<ImageId, Vec<Layer>>,
+    /// Removed between the listing and the lookup of its layers.
+    vanished: HashSet<ImageId>,
+    /// Cached for images the daemon no longer has.
+    stale: Vec<String>,
 }
 
 /// Layers of every listed image: from the cache, or fetched (and cached)
@@ -206,7 +222,7 @@ async fn layers_of(
     daemon_id: i64,
     client: &DaemonClient,
     images: &[crate::docker::ListedImage],
-) -> Result<HashMap<ImageId, Vec<Layer>>, ScanError> {
+) -> Result<ListingLayers, ScanError> {
     let mut known: HashMap<ImageId, Vec<Layer>> = store
         .cached_layers(daemon_id)
         .await?
@@ -214,6 +230,12 @@ async fn layers_of(
         .filter_map(|(id, json)| {
             Some((ImageId::parse(&id).ok()?, serde_json::from_str(&json).ok()?))
         })
+        .collect();
+    let listed: HashSet<&ImageId> = images.iter().map(|i| &i.id).collect();
+    let stale: Vec<String> = known
+        .keys()
+        .filter(|id| !listed.contains(id))
+        .map(ToString::to_string)
         .collect();
     let missing: Vec<ImageId> = images
         .iter()
@@ -239,8 +261,17 @@ async fn layers_of(
         .collect()
         .await;
     let mut to_cache = Vec::with_capacity(fetched.len());
+    let mut vanished = HashSet::new();
     for (id, layers) in fetched {
-        let layers = layers?;
+        let layers = match layers {
+            Ok(layers) => layers,
+            // Removed since the listing (a cleanup, an update): it is gone.
+            Err(e) if e.is_not_found() => {
+                vanished.insert(id);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         to_cache.push((
             id.to_string(),
             serde_json::to_string(&layers).expect("layers serialise"),
@@ -250,7 +281,11 @@ async fn layers_of(
     if !to_cache.is_empty() {
         store.put_layers(daemon_id, &to_cache).await?;
     }
-    Ok(known)
+    Ok(ListingLayers {
+        layers: known,
+        vanished,
+        stale,
+    })
 }
 
 fn history_from(rows: HistoryRows) -> History {

@@ -2,8 +2,6 @@
 //! each daemon's last scan. Values the inventory computes are stored as
 //! plain strings (IDs, JSON); the scan turns them back into types.
 
-use std::collections::HashSet;
-
 use super::{Store, StoreError};
 
 /// What the janitor remembers of one daemon (see `inventory::History`).
@@ -86,23 +84,17 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets cached layers of images the daemon no longer has.
-    pub async fn prune_layers(
+    /// Forgets the cached layers of these images (gone from the daemon).
+    pub async fn delete_layers(
         &self,
         daemon_id: i64,
-        present: &HashSet<&str>,
-    ) -> Result<u64, StoreError> {
-        let cached = self.cached_layers(daemon_id).await?;
-        let gone: Vec<&String> = cached
-            .iter()
-            .map(|(id, _)| id)
-            .filter(|id| !present.contains(id.as_str()))
-            .collect();
-        if gone.is_empty() {
-            return Ok(0);
+        image_ids: &[String],
+    ) -> Result<(), StoreError> {
+        if image_ids.is_empty() {
+            return Ok(());
         }
         let mut tx = self.pool().begin().await?;
-        for image_id in &gone {
+        for image_id in image_ids {
             sqlx::query!(
                 "DELETE FROM image_layers WHERE daemon_id = ? AND image_id = ?",
                 daemon_id,
@@ -112,7 +104,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
-        Ok(gone.len() as u64)
+        Ok(())
     }
 
     pub async fn load_history(&self, daemon_id: i64) -> Result<HistoryRows, StoreError> {

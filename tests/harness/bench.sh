@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The scan benchmark (see BENCHMARKS.md): starts isolated engines, then runs
-# `cargo bench --bench scan` against engine A (Engine 20.10, API 1.41) and
-# engine B (Engine 26.1, API 1.45), and stops the engines again. The host's
-# /var/run/docker.sock is never used. Needs root (or sudo) on Debian 12, like
-# run-tests.sh. Takes a few minutes: building the benchmark in release mode and
-# loading 1,000 fixture images into each engine.
+# The benchmarks (see BENCHMARKS.md): builds `cargo bench --bench scan` and
+# `--bench cleanup`,
+# starts isolated engines, runs the benchmark against engine A (Engine 20.10,
+# API 1.41) and engine B (Engine 26.1, API 1.45), and stops the engines again.
+# The host's /var/run/docker.sock is never used. Needs root (or sudo) on Debian
+# 12, like run-tests.sh. Takes a few minutes: building the benchmark in release
+# mode and loading 1,000 fixture images into each engine.
 #
-# Optional: EXAPP_JANITOR_BENCH_RUNS (warm rescans and `df -v` runs, default 5),
+# Optional: EXAPP_JANITOR_BENCH_RUNS (warm rescans and `df -v` runs, default 10),
 # EXAPP_JANITOR_BENCH_COLD_RUNS (cold scans, default 3).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -17,8 +18,24 @@ export SQLX_OFFLINE=true
 
 bash tests/harness/engines.sh install
 
-# Build before starting the engines, so a build error costs nothing else.
-cargo bench --locked --bench scan --no-run
+# Build once, before starting the engines (a build error costs nothing else),
+# and run that one binary against both engines: they measure the same code
+# even if the sources change meanwhile. This is what `cargo bench --bench scan`
+# runs (cargo passes --bench).
+dirty=$(git status --porcelain -- src migrations .sqlx 2>/dev/null | head -c1)
+source="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${dirty:+ with uncommitted changes in src/}"
+built=$(cargo bench --locked --bench scan --bench cleanup --no-run --message-format=json)
+executable() {
+  python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$1" <<< "$built"
+}
+bench=$(executable scan)
+cleanup_bench=$(executable cleanup)
+[ -x "$bench" ] && [ -x "$cleanup_bench" ] || { echo "bench.sh: the benchmarks did not build" >&2; exit 1; }
 
 root=$(mktemp -d /tmp/exapp-janitor-bench.XXXXXX)
 trap 'bash tests/harness/engines.sh stop "$root"' EXIT
@@ -29,12 +46,13 @@ bash tests/harness/engines.sh start "$root"
 echo "machine: $(nproc) CPUs, $(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo) memory," \
   "$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 echo "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
-dirty=$(git status --porcelain -- src migrations .sqlx 2>/dev/null | head -c1)
-echo "source: commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${dirty:+ with uncommitted changes in src/}"
+echo "source: $source"
 
 for engine in A B; do
   var="EXAPP_JANITOR_TEST_ENGINE_${engine}_SOCK"
   echo
   echo "=== engine $engine ==="
-  EXAPP_JANITOR_BENCH_ENGINE=${!var} cargo bench --locked --bench scan
+  EXAPP_JANITOR_BENCH_ENGINE=${!var} "$bench" --bench
+  echo
+  EXAPP_JANITOR_BENCH_ENGINE=${!var} "$cleanup_bench" --bench
 done
