@@ -247,6 +247,13 @@ async fn scan_command(app: &App, json: bool) -> Result<(), CliError> {
     let results = scan::scan_all(&app.store, &app.scan_options().await)
         .await
         .map_err(failed)?;
+    // A line per daemon on stderr, so `scan --json` stays parseable.
+    for (daemon, result) in &results {
+        match result {
+            Ok(scan) => eprintln!("scanned {}: {} images", daemon.name, scan.images.len()),
+            Err(e) => eprintln!("could not scan {}: {e}", daemon.name),
+        }
+    }
     let daemons: Vec<StoredDaemon> = results.iter().map(|(d, _)| d.clone()).collect();
     let scans = app.inventory.current(&app.store).await.map_err(failed)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -181,3 +181,33 @@ async fn an_update_made_while_the_event_stream_was_down_is_still_noticed() {
     wait_until_gone(&x, &x.v1, SETTLE + Duration::from_secs(60)).await;
     assert_eq!(update_runs(&app).await.len(), 1);
 }
+
+#[tokio::test]
+async fn cleanup_after_an_update_leaves_other_exapps_images_alone() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = engine_b_sock();
+    let updated = exapp(&engine, "mine");
+    let bystander = exapp(&engine, "theirs");
+    // The bystander was updated too, a moment ago: its v1 is outdated, but
+    // younger than min_age_hours.
+    let app = watched("b", &engine, false).await;
+    bystander.update(&[]);
+    // Past its settle time with cleanup on update off: nothing cleans it.
+    tokio::time::sleep(SETTLE + Duration::from_secs(2)).await;
+    let (status, _) = app
+        .patch_settings(&json!({"cleanup_on_update": true}))
+        .await;
+    assert_eq!(status, 200);
+    updated.update(&[]);
+    wait_until_gone(&updated, &updated.v1, SETTLE + Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        bystander.has(&bystander.v1),
+        "another ExApp's recent old image was removed"
+    );
+    let runs = update_runs(&app).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    for job in runs[0]["jobs"].as_array().unwrap() {
+        assert_eq!(job["owner"], &updated.container[7..], "{job}");
+    }
+}

@@ -160,6 +160,13 @@ pub async fn preview(
             report::image_objects(std::slice::from_ref(daemon), &scans, &policy, &filter, now)
                 .into_iter()
                 .filter(|i| i.removable)
+                // Cleanup after an update touches only that ExApp's images.
+                .filter(|i| {
+                    request
+                        .owner
+                        .as_ref()
+                        .is_none_or(|o| i.owner.as_deref() == Some(o.as_str()))
+                })
                 .collect();
         if let Some(scan) = scans.get(&daemon.id).and_then(|c| c.scan.clone()) {
             let users = layers::layer_users(scan.images.iter().map(|i| i.info.layers.as_slice()));

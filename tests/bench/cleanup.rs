@@ -205,9 +205,11 @@ fn main() {
         .iter()
         .filter(|r| !docker(&engine, &["images", "-q", r], None).is_empty())
         .count();
-    if removed != n || left != 0 {
+    // (Older outdated images of the fixture's ExApp, left by an interrupted
+    // earlier run, may be removed too.)
+    if removed < n || left != 0 {
         fail(format!(
-            "the run removed {removed} of {n} images; {left} are left"
+            "the run removed {removed} images for {n}; {left} are left"
         ));
     }
 
