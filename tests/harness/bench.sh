@@ -24,7 +24,7 @@ bash tests/harness/engines.sh install
 # runs (cargo passes --bench).
 dirty=$(git status --porcelain -- src migrations .sqlx 2>/dev/null | head -c1)
 source="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${dirty:+ with uncommitted changes in src/}"
-built=$(cargo bench --locked --bench scan --bench cleanup --no-run --message-format=json)
+built=$(cargo bench --locked --bench scan --bench cleanup --bench load --no-run --message-format=json)
 executable() {
   python3 -c '
 import json, sys
@@ -35,7 +35,8 @@ for line in sys.stdin:
 }
 bench=$(executable scan)
 cleanup_bench=$(executable cleanup)
-[ -x "$bench" ] && [ -x "$cleanup_bench" ] || { echo "bench.sh: the benchmarks did not build" >&2; exit 1; }
+load_bench=$(executable load)
+[ -x "$bench" ] && [ -x "$cleanup_bench" ] && [ -x "$load_bench" ] || { echo "bench.sh: the benchmarks did not build" >&2; exit 1; }
 
 root=$(mktemp -d /tmp/exapp-janitor-bench.XXXXXX)
 trap 'bash tests/harness/engines.sh stop "$root"' EXIT
@@ -56,3 +57,9 @@ for engine in A B; do
   echo
   EXAPP_JANITOR_BENCH_ENGINE=${!var} "$cleanup_bench" --bench
 done
+
+# Both engines now hold the scan fixture: 2,000 images, 200 containers.
+echo
+echo "=== load: the server with both engines ==="
+command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk >/dev/null; }
+EXAPP_JANITOR_BENCH_ENGINES="$EXAPP_JANITOR_TEST_ENGINE_A_SOCK,$EXAPP_JANITOR_TEST_ENGINE_B_SOCK" "$load_bench" --bench
