@@ -13,7 +13,7 @@ use crate::config::{GlobalConfig, ServeConfig};
 use crate::daemons;
 use crate::domain::Settings;
 use crate::policy::Policy;
-use crate::scan::{InventoryCache, ScanOptions};
+use crate::scan::{ClientCache, InventoryCache, ScanOptions};
 use crate::store::{Store, StoreError};
 
 /// Everything a request handler or command needs.
@@ -37,6 +37,8 @@ pub struct App {
     pub settings_changed: Arc<Notify>,
     /// Serve `/metrics` without the API token.
     pub metrics_public: bool,
+    /// Negotiated daemon connections, kept between scans.
+    pub clients: Arc<ClientCache>,
 }
 
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -54,6 +56,7 @@ impl App {
             job_lease: config.job_lease(),
             settings_changed: Arc::default(),
             metrics_public: false,
+            clients: Arc::default(),
         })
     }
 
@@ -67,6 +70,7 @@ impl App {
             call_timeout: self.daemon_timeout,
             scan_timeout: self.scan_timeout,
             protected: self.protected_patterns().await,
+            clients: Some(self.clients.clone()),
         }
     }
 

@@ -5,6 +5,7 @@
 mod cache;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{future::join_all, stream, StreamExt};
@@ -47,6 +48,34 @@ pub struct ScanOptions {
     /// For the whole scan of one daemon.
     pub scan_timeout: Duration,
     pub protected: Vec<ProtectedPattern>,
+    /// Connections kept between scans (None: connect every time).
+    pub clients: Option<Arc<ClientCache>>,
+}
+
+/// One negotiated client per daemon, kept between scans so a rescan does not
+/// ask for the API version again. Dropped on any error and when the
+/// daemon's endpoint changes.
+#[derive(Debug, Default)]
+pub struct ClientCache(Mutex<HashMap<i64, (String, DaemonClient)>>);
+
+impl ClientCache {
+    fn get(&self, daemon: &StoredDaemon) -> Option<DaemonClient> {
+        let clients = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (endpoint, client) = clients.get(&daemon.id)?;
+        (*endpoint == daemon.endpoint.to_string()).then(|| client.clone())
+    }
+
+    fn put(&self, daemon: &StoredDaemon, client: &DaemonClient) {
+        let mut clients = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        clients.insert(daemon.id, (daemon.endpoint.to_string(), client.clone()));
+    }
+
+    fn forget(&self, daemon_id: i64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&daemon_id);
+    }
 }
 
 /// Scans one daemon and stores the result (or the error).
@@ -98,6 +127,17 @@ async fn scan_inner(
     daemon: &StoredDaemon,
     options: &ScanOptions,
 ) -> Result<DaemonScan, ScanError> {
+    let cache = options.clients.as_deref();
+    if let Some(client) = cache.and_then(|c| c.get(daemon)) {
+        let result = scan_with(store, daemon, options, &client).await;
+        if result.is_err() {
+            // Reconnect (and negotiate) next time: the daemon may have changed.
+            cache
+                .expect("a cached client came from it")
+                .forget(daemon.id);
+        }
+        return result;
+    }
     let client = DaemonClient::connect(&daemon.endpoint, options.call_timeout).await;
     let client = match client {
         Ok(c) => {
@@ -114,9 +154,22 @@ async fn scan_inner(
             return Err(e.into());
         }
     };
+    let result = scan_with(store, daemon, options, &client).await;
+    if let (Some(cache), Ok(_)) = (cache, &result) {
+        cache.put(daemon, &client);
+    }
+    result
+}
+
+async fn scan_with(
+    store: &Store,
+    daemon: &StoredDaemon,
+    options: &ScanOptions,
+    client: &DaemonClient,
+) -> Result<DaemonScan, ScanError> {
     let (images, containers) = tokio::try_join!(client.list_images(), client.list_containers())?;
-    let containers = with_exapp_references(&client, containers).await?;
-    let found = layers_of(store, daemon.id, &client, &images).await?;
+    let containers = with_exapp_references(client, containers).await?;
+    let found = layers_of(store, daemon.id, client, &images).await?;
 
     let snapshot = Snapshot {
         images: images

@@ -20,11 +20,12 @@ use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use exapp_janitor::daemons;
 use exapp_janitor::domain::NewDaemonInput;
-use exapp_janitor::scan::{self, DaemonScan, ScanOptions};
+use exapp_janitor::scan::{self, ClientCache, DaemonScan, ScanOptions};
 use exapp_janitor::store::{Store, StoredDaemon};
 use serde::Deserialize;
 
@@ -269,11 +270,14 @@ fn time_raw_df(socket: &Path) -> Duration {
 // ---------------------------------------------------------------------------
 // Measuring
 
-fn options() -> ScanOptions {
+/// As the server scans: one client cache per store, so a cold scan connects
+/// and negotiates and the warm rescans after it reuse the connection.
+fn options(clients: &Arc<ClientCache>) -> ScanOptions {
     ScanOptions {
         call_timeout: Duration::from_secs(30),
         scan_timeout: Duration::from_secs(600),
         protected: vec![],
+        clients: Some(clients.clone()),
     }
 }
 
@@ -293,9 +297,13 @@ async fn fresh_store(engine: &str) -> (tempfile::TempDir, Store, StoredDaemon) {
     (dir, store, daemon)
 }
 
-async fn timed_scan(store: &Store, daemon: &StoredDaemon) -> (Duration, DaemonScan) {
+async fn timed_scan(
+    store: &Store,
+    daemon: &StoredDaemon,
+    clients: &Arc<ClientCache>,
+) -> (Duration, DaemonScan) {
     let started = Instant::now();
-    let result = scan::scan_daemon(store, daemon, &options()).await;
+    let result = scan::scan_daemon(store, daemon, &options(clients)).await;
     let elapsed = started.elapsed();
     match result {
         Ok(scan) => (elapsed, scan),
@@ -336,17 +344,18 @@ async fn bench(docker: &DockerCli, containers: usize, runs: usize, cold_runs: us
     let mut cold = Vec::new();
     let mut last = None;
     for _ in 0..cold_runs {
-        if let Some((_, old_store, _, _)) = last.take() {
+        if let Some((_, old_store, _, _, _)) = last.take() {
             let old_store: Store = old_store;
             old_store.close().await;
         }
         let (dir, store, daemon) = fresh_store(engine).await;
-        let (elapsed, scan) = timed_scan(&store, &daemon).await;
+        let clients = Arc::new(ClientCache::default());
+        let (elapsed, scan) = timed_scan(&store, &daemon, &clients).await;
         cold.push(elapsed);
-        last = Some((dir, store, daemon, scan));
+        last = Some((dir, store, daemon, scan, clients));
     }
     // The warm rescans use the last cold run's store.
-    let (_dir, store, daemon, cold_scan) = last.expect("at least one cold run");
+    let (_dir, store, daemon, cold_scan, clients) = last.expect("at least one cold run");
     let images = cold_scan.images.len();
     let mut by_status: std::collections::BTreeMap<&str, usize> = Default::default();
     for image in &cold_scan.images {
@@ -359,7 +368,7 @@ async fn bench(docker: &DockerCli, containers: usize, runs: usize, cold_runs: us
     docker.time_df();
     let (mut warm, mut df, mut raw_df) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (elapsed, scan) = timed_scan(&store, &daemon).await;
+        let (elapsed, scan) = timed_scan(&store, &daemon, &clients).await;
         if scan.images.len() != images {
             fail("a rescan saw another number of images");
         }
