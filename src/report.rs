@@ -117,6 +117,14 @@ impl ImageFilter {
         })
     }
 
+    /// Whether an image object passes the filter (daemon included).
+    pub fn matches(&self, image: &ImageObject) -> bool {
+        self.daemon
+            .as_ref()
+            .is_none_or(|d| d.as_str() == image.daemon)
+            && self.keeps(image)
+    }
+
     fn keeps_daemon(&self, name: &DaemonName) -> bool {
         self.daemon.as_ref().is_none_or(|d| d == name)
     }

@@ -248,12 +248,16 @@ async fn an_admin_cleans_up_in_the_browser() {
         preview.contains(&old1) && preview.contains(&old2) && !preview.contains(&current),
         "{preview}"
     );
+    // The button names the count: 2 on a fresh engine, more where earlier
+    // tests left outdated images of their own ExApps.
     let confirm = page.find(By::Id("confirm-cleanup")).await.unwrap();
-    assert!(
-        confirm.text().await.unwrap().starts_with("Remove 2 images"),
-        "{}",
-        confirm.text().await.unwrap()
-    );
+    let label = confirm.text().await.unwrap();
+    let count: usize = label
+        .strip_prefix("Remove ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{label}"));
+    assert!(count >= 2, "{label}");
     confirm.click().await.unwrap();
     wait_for_text(
         &page,
@@ -269,7 +273,8 @@ async fn an_admin_cleans_up_in_the_browser() {
         .text()
         .await
         .unwrap();
-    assert_eq!(jobs.matches("succeeded").count(), 2, "{jobs}");
+    assert_eq!(jobs.matches("succeeded").count(), count, "{jobs}");
+    assert!(jobs.contains(&old1) && jobs.contains(&old2), "{jobs}");
     page.screenshot(&screenshot_path("run")).await.unwrap();
 
     // The images are gone from the table.

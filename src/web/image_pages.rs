@@ -297,7 +297,13 @@ async fn images_page(
         .map_err(PageError::internal)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let policy = app.policy().await;
-    let mut images = report::image_objects(&daemons, &scans, &policy, &parsed.filter, now);
+    // Every image once: the filtered rows and the filter's choices come from it.
+    let all = report::image_objects(&daemons, &scans, &policy, &ImageFilter::default(), now);
+    let mut images: Vec<ImageObject> = all
+        .iter()
+        .filter(|i| parsed.filter.matches(i))
+        .cloned()
+        .collect();
     sort(&mut images, parsed.sort, parsed.descending);
 
     let total = images.len();
@@ -363,7 +369,6 @@ async fn images_page(
     }
 
     // Choices for the filter form, from everything known (not just the filtered rows).
-    let all = report::image_objects(&daemons, &scans, &policy, &ImageFilter::default(), now);
     let selected = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
     let daemon_choices = daemons
         .iter()
