@@ -95,6 +95,11 @@ async fn wait_for_text(page: &WebDriver, css: &str, text: &str, limit: Duration)
     }
 }
 
+/// The text of the first element matching `css`.
+async fn text_of(page: &WebDriver, css: &str) -> String {
+    page.find(By::Css(css)).await.unwrap().text().await.unwrap()
+}
+
 fn screenshot_path(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("static/screenshots")
@@ -212,13 +217,7 @@ async fn an_admin_cleans_up_in_the_browser() {
         Duration::from_secs(10),
     )
     .await;
-    let table = page
-        .find(By::Css("#results table"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let table = text_of(&page, "#results table").await;
     assert!(
         table.contains(&old1) && table.contains(&old2) && !table.contains(&current),
         "{table}"
@@ -237,13 +236,7 @@ async fn an_admin_cleans_up_in_the_browser() {
     page.goto(&app.url("/cleanup?daemon=gpu-host&min_age_hours=0"))
         .await
         .unwrap();
-    let preview = page
-        .find(By::Css("table.preview"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let preview = text_of(&page, "table.preview").await;
     assert!(
         preview.contains(&old1) && preview.contains(&old2) && !preview.contains(&current),
         "{preview}"
@@ -266,13 +259,7 @@ async fn an_admin_cleans_up_in_the_browser() {
         Duration::from_secs(60),
     )
     .await;
-    let jobs = page
-        .find(By::Css("#run-live table"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let jobs = text_of(&page, "#run-live table").await;
     assert_eq!(jobs.matches("succeeded").count(), count, "{jobs}");
     assert!(jobs.contains(&old1) && jobs.contains(&old2), "{jobs}");
     page.screenshot(&screenshot_path("run")).await.unwrap();
@@ -281,13 +268,7 @@ async fn an_admin_cleans_up_in_the_browser() {
     page.goto(&app.url(&format!("/images?owner={appid}")))
         .await
         .unwrap();
-    let table = page
-        .find(By::Css("#results table"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let table = text_of(&page, "#results table").await;
     assert!(
         table.contains(&current) && !table.contains(&old1) && !table.contains(&old2),
         "{table}"

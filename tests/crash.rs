@@ -75,16 +75,7 @@ async fn a_run_survives_a_killed_server() {
     let server = start_server_env(dir.path(), None, Some(TEST_PASSWORD), &env);
     let run = server.wait_for_run(run_id, Duration::from_secs(90)).await;
 
-    let jobs = run["jobs"].as_array().unwrap();
-    let ids: Vec<&str> = jobs
-        .iter()
-        .map(|j| j["image_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        queued.iter().map(String::as_str).collect::<Vec<_>>(),
-        "the same jobs, each once"
-    );
+    let jobs = jobs_exactly(&run, &queued);
     for job in jobs {
         assert_eq!(job["status"], "succeeded", "{job}");
         assert!(job["attempts"].as_i64().unwrap() <= 2, "{job}");

@@ -122,16 +122,7 @@ async fn a_100_job_run_survives_five_kills_in_a_row() {
     }
 
     let run = server.wait_for_run(run_id, Duration::from_secs(180)).await;
-    let jobs = run["jobs"].as_array().unwrap();
-    let ids: Vec<&str> = jobs
-        .iter()
-        .map(|j| j["image_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        ids,
-        queued.iter().map(String::as_str).collect::<Vec<_>>(),
-        "the same jobs, each once"
-    );
+    let jobs = jobs_exactly(&run, &queued);
     let mut outcomes: HashMap<&str, usize> = HashMap::new();
     for j in jobs {
         *outcomes.entry(j["status"].as_str().unwrap()).or_default() += 1;

@@ -347,3 +347,18 @@ pub fn black_hole() -> (TcpListener, String) {
     let url = format!("tcp://{}", listener.local_addr().unwrap());
     (listener, url)
 }
+
+/// The jobs of a finished run, checked to be exactly the jobs queued, each once.
+pub fn jobs_exactly<'a>(run: &'a Value, queued: &[String]) -> &'a Vec<Value> {
+    let jobs = run["jobs"].as_array().unwrap();
+    let ids: Vec<&str> = jobs
+        .iter()
+        .map(|j| j["image_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        queued.iter().map(String::as_str).collect::<Vec<_>>(),
+        "the same jobs, each once"
+    );
+    jobs
+}
