@@ -13,6 +13,7 @@ use crate::config::{GlobalConfig, ServeConfig};
 use crate::daemons;
 use crate::domain::Settings;
 use crate::policy::Policy;
+use crate::report::{Report, ReportCache};
 use crate::scan::{ClientCache, InventoryCache, ScanOptions};
 use crate::store::{Store, StoreError};
 
@@ -39,6 +40,8 @@ pub struct App {
     pub metrics_public: bool,
     /// Negotiated daemon connections, kept between scans.
     pub clients: Arc<ClientCache>,
+    /// Every daemon's image objects, shared until an input changes.
+    pub reports: Arc<ReportCache>,
 }
 
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -57,6 +60,7 @@ impl App {
             settings_changed: Arc::default(),
             metrics_public: false,
             clients: Arc::default(),
+            reports: Arc::default(),
         })
     }
 
@@ -76,13 +80,24 @@ impl App {
 
     /// The settings in force; the defaults if they cannot be read (logged).
     pub async fn current_settings(&self) -> Settings {
-        match crate::settings::load(self).await {
-            Ok(view) => view.settings(),
+        match crate::settings::in_force(&self.store).await {
+            Ok(settings) => settings,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the settings; using the defaults");
                 Settings::default()
             }
         }
+    }
+
+    /// Every daemon's image objects as of now, the policy in force applied.
+    pub async fn report(&self) -> Result<Arc<Report>, StoreError> {
+        let daemons = self.store.list_daemons().await?;
+        let scans = self.inventory.current(&self.store).await?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        Ok(self
+            .reports
+            .get(&daemons, &scans, self.policy().await, now)
+            .await)
     }
 
     /// The removal policy from the settings in force.

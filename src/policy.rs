@@ -86,6 +86,27 @@ pub fn decide(policy: &Policy, images: &[ClassifiedImage], now: i64) -> Vec<Deci
         .collect()
 }
 
+/// When the first of `decide`'s answers would change with time alone: the
+/// earliest moment after `now` at which a waiting outdated image becomes
+/// removable. None when no decision depends on time, so a result computed at
+/// `now` stays right until the images or the policy change.
+pub fn next_change(policy: &Policy, images: &[ClassifiedImage], now: i64) -> Option<i64> {
+    let kept = kept_previous(policy.keep_previous, images);
+    images
+        .iter()
+        .zip(kept)
+        .filter(|(image, kept)| image.status == Status::Outdated && !kept)
+        .filter_map(|(image, _)| match image.outdated_since {
+            // `decide` counts such an image from `now`: its text moves every second.
+            None => Some(now + 1),
+            Some(since) => {
+                let ready_at = since + i64::from(policy.min_age_hours) * 3600;
+                (ready_at > now).then_some(ready_at)
+            }
+        })
+        .min()
+}
+
 /// Marks the `keep` most recently outdated images of each ExApp.
 fn kept_previous(keep: u32, images: &[ClassifiedImage]) -> Vec<bool> {
     let mut by_app: HashMap<&AppId, Vec<usize>> = HashMap::new();
@@ -193,6 +214,49 @@ mod tests {
             ..Policy::default()
         };
         assert_eq!(removable(lowered, &images), [true, true]);
+    }
+
+    #[test]
+    fn decisions_change_next_when_the_first_waiting_image_comes_of_age() {
+        let images = [
+            image(1, Status::Outdated, Some("a"), Some(23)),
+            image(2, Status::Outdated, Some("a"), Some(20)),
+            image(3, Status::Outdated, Some("a"), Some(30)),
+            image(4, Status::Current, Some("a"), None),
+        ];
+        let ready_at = NOW + HOUR; // image 1: outdated 23 h ago, min_age 24 h
+        assert_eq!(
+            next_change(&Policy::default(), &images, NOW),
+            Some(ready_at)
+        );
+        let before = decide(&Policy::default(), &images, ready_at - 1);
+        let at = decide(&Policy::default(), &images, ready_at);
+        assert!(!before[0].removable && at[0].removable);
+        assert_eq!(before[1..], at[1..], "nothing else changes at that moment");
+    }
+
+    #[test]
+    fn decisions_never_change_with_time_when_nothing_waits() {
+        let images = [
+            image(1, Status::Outdated, Some("a"), Some(30)), // removable already
+            image(2, Status::InUse, Some("a"), None),
+            image(3, Status::Dangling, None, None),
+        ];
+        assert_eq!(next_change(&Policy::default(), &images, NOW), None);
+    }
+
+    #[test]
+    fn an_image_kept_by_keep_previous_does_not_wait_for_its_age() {
+        let images = [image(1, Status::Outdated, Some("a"), Some(1))];
+        let keep_one = Policy {
+            keep_previous: 1,
+            ..Policy::default()
+        };
+        assert_eq!(next_change(&keep_one, &images, NOW), None);
+        assert_eq!(
+            next_change(&Policy::default(), &images, NOW),
+            Some(NOW + 23 * HOUR)
+        );
     }
 
     #[test]

@@ -53,6 +53,18 @@ impl SettingsView {
     }
 }
 
+/// Only the settings in force (the defaults until the first change): one
+/// read, for every page and API call that applies the policy.
+pub async fn in_force(store: &crate::store::Store) -> Result<Settings, StoreError> {
+    Ok(match store.settings_row().await? {
+        None => Settings::default(),
+        Some(row) => serde_json::from_str(&row.settings).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the stored settings are unreadable; using the defaults until they are saved again");
+            Settings::default()
+        }),
+    })
+}
+
 /// The settings in force (the defaults until the first change) and when the
 /// schedule runs next.
 pub async fn load(app: &App) -> Result<SettingsView, StoreError> {

@@ -136,20 +136,18 @@ async fn images(
     query: web::Query<ImageFilterInput>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = ImageFilter::parse(&query).map_err(ApiError::Invalid)?;
-    let daemons = daemons::list(&app.store).await?;
-    let scans = app
-        .inventory
-        .current(&app.store)
+    let report = app
+        .report()
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    Ok(HttpResponse::Ok().json(report::image_objects(
-        &daemons,
-        &scans,
-        &app.policy().await,
-        &filter,
-        now,
-    )))
+    if filter == ImageFilter::default() {
+        // Every client shares one serialised copy.
+        return Ok(HttpResponse::Ok()
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(report.json()));
+    }
+    let matching: Vec<&report::ImageObject> = report.matching(&filter).collect();
+    Ok(HttpResponse::Ok().json(matching))
 }
 
 /// `{"daemon"?, "min_age_hours"?}`; an empty body means `{}`.

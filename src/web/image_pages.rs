@@ -13,10 +13,9 @@ use super::format;
 use super::guard::CurrentSession;
 use super::layout::Layout;
 use crate::app::App;
-use crate::daemons;
 use crate::domain::FieldErrors;
 use crate::inventory::Status;
-use crate::report::{self, ImageFilter, ImageFilterInput, ImageObject};
+use crate::report::{ImageFilter, ImageFilterInput, ImageObject};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/images", web::get().to(images_page))
@@ -176,18 +175,18 @@ impl From<&ImageObject> for Row {
     }
 }
 
-fn sort(images: &mut [ImageObject], key: SortKey, descending: bool) {
-    let first_ref = |i: &ImageObject| {
-        i.repo_tags
-            .first()
-            .or(i.repo_digests.first())
-            .cloned()
-            .unwrap_or_default()
-    };
+fn first_ref(i: &ImageObject) -> &str {
+    i.repo_tags
+        .first()
+        .or(i.repo_digests.first())
+        .map_or("", String::as_str)
+}
+
+fn sort(images: &mut [&ImageObject], key: SortKey, descending: bool) {
     images.sort_by(|a, b| {
         let order = match key {
             SortKey::Daemon => a.daemon.cmp(&b.daemon),
-            SortKey::Image => first_ref(a).cmp(&first_ref(b)),
+            SortKey::Image => first_ref(a).cmp(first_ref(b)),
             SortKey::Owner => a.owner.cmp(&b.owner),
             SortKey::Status => a.status.cmp(&b.status),
             SortKey::Created => a.created_at.cmp(&b.created_at),
@@ -289,21 +288,8 @@ async fn images_page(
             errors,
         ),
     };
-    let daemons = daemons::list(&app.store).await?;
-    let scans = app
-        .inventory
-        .current(&app.store)
-        .await
-        .map_err(PageError::internal)?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let policy = app.policy().await;
-    // Every image once: the filtered rows and the filter's choices come from it.
-    let all = report::image_objects(&daemons, &scans, &policy, &ImageFilter::default(), now);
-    let mut images: Vec<ImageObject> = all
-        .iter()
-        .filter(|i| parsed.filter.matches(i))
-        .cloned()
-        .collect();
+    let report = app.report().await.map_err(PageError::internal)?;
+    let mut images: Vec<&ImageObject> = report.matching(&parsed.filter).collect();
     sort(&mut images, parsed.sort, parsed.descending);
 
     let total = images.len();
@@ -312,7 +298,7 @@ async fn images_page(
         .get(parsed.offset..page_end)
         .unwrap_or(&[])
         .iter()
-        .map(Row::from)
+        .map(|i| Row::from(*i))
         .collect();
     let more = (page_end < total).then(|| More {
         href: format!(
@@ -370,22 +356,21 @@ async fn images_page(
 
     // Choices for the filter form, from everything known (not just the filtered rows).
     let selected = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
-    let daemon_choices = daemons
-        .iter()
+    let daemon_choices = report
+        .daemon_names()
         .map(|d| Choice {
-            value: d.name.to_string(),
-            label: d.name.to_string(),
-            selected: selected(&parsed.raw.daemon, d.name.as_str()),
+            value: d.to_owned(),
+            label: d.to_owned(),
+            selected: selected(&parsed.raw.daemon, d),
         })
         .collect();
-    let owners: std::collections::BTreeSet<String> =
-        all.iter().filter_map(|i| i.owner.clone()).collect();
-    let owner_choices = owners
-        .into_iter()
+    let owner_choices = report
+        .owners
+        .iter()
         .map(|o| Choice {
-            selected: selected(&parsed.raw.owner, &o),
+            selected: selected(&parsed.raw.owner, o),
             label: o.clone(),
-            value: o,
+            value: o.clone(),
         })
         .collect();
     let status_choices = Status::ALL
@@ -431,23 +416,11 @@ async fn exapps_page(
     app: web::Data<App>,
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
-    let daemons = daemons::list(&app.store).await?;
-    let scans = app
-        .inventory
-        .current(&app.store)
-        .await
-        .map_err(PageError::internal)?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut images = report::image_objects(
-        &daemons,
-        &scans,
-        &app.policy().await,
-        &ImageFilter::default(),
-        now,
-    );
+    let report = app.report().await.map_err(PageError::internal)?;
+    let mut images: Vec<&ImageObject> = report.images.iter().collect();
     sort(&mut images, SortKey::Created, true);
     let mut groups: BTreeMap<(String, String), CurrentAndEarlier> = BTreeMap::new();
-    for image in &images {
+    for &image in &images {
         if let Some(owner) = &image.owner {
             let group = groups
                 .entry((owner.clone(), image.daemon.clone()))

@@ -1,6 +1,10 @@
 //! The image objects of the public contract (DESIGN.md), across daemons,
 //! filtered: what `scan --json`, `GET /api/v1/images` and the Images page show.
 
+mod cache;
+
+pub use cache::{Report, ReportCache};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
