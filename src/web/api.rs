@@ -1,5 +1,8 @@
 //! The JSON API under `/api/v1`. Shapes are DESIGN.md's public contract.
 
+use std::convert::Infallible;
+
+use actix_web::body::SizedStream;
 use actix_web::error::JsonPayloadError;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
@@ -141,13 +144,27 @@ async fn images(
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     if filter == ImageFilter::default() {
-        // Every client shares one serialised copy.
+        // Every client shares one serialised copy, sent in slices of it:
+        // actix copies a body chunk into the connection's write buffer, so
+        // one 1 MB chunk would be copied once per client in flight.
         return Ok(HttpResponse::Ok()
             .content_type(actix_web::http::header::ContentType::json())
-            .body(report.json()));
+            .body(shared_body(report.json())));
     }
     let matching: Vec<&report::ImageObject> = report.matching(&filter).collect();
     Ok(HttpResponse::Ok().json(matching))
+}
+
+/// A body that hands out `bytes` in zero-copy slices, with its length known.
+fn shared_body(
+    bytes: web::Bytes,
+) -> SizedStream<impl futures_util::Stream<Item = Result<web::Bytes, Infallible>>> {
+    const SLICE: usize = 64 * 1024;
+    let len = bytes.len();
+    let slices = (0..len)
+        .step_by(SLICE)
+        .map(move |start| Ok(bytes.slice(start..(start + SLICE).min(len))));
+    SizedStream::new(len as u64, futures_util::stream::iter(slices))
 }
 
 /// `{"daemon"?, "min_age_hours"?}`; an empty body means `{}`.
