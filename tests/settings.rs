@@ -230,7 +230,11 @@ async fn a_service_that_was_down_past_the_next_run_makes_one_catch_up_run() {
 #[tokio::test]
 async fn a_change_that_makes_the_next_run_past_runs_now_without_a_restart() {
     let app = spawn_app().await;
+    app.get_json("/api/v1/settings").await; // the settings row exists from here on
     app.start_scheduler();
+    // Let the scheduler read its next run (168 h away) and go to sleep, so
+    // the change below happens behind its back.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     backdate_interval(&app, 200).await;
     assert_eq!(
         runs_by(&app, "schedule").await,
