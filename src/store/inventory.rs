@@ -253,7 +253,7 @@ impl Store {
     /// whether a cached inventory is still the latest.
     pub async fn scan_versions(&self) -> Result<Vec<(i64, i64)>, StoreError> {
         Ok(
-            sqlx::query!("SELECT daemon_id, generation FROM daemon_scans")
+            sqlx::query!(r#"SELECT daemon_id AS "daemon_id!", generation FROM daemon_scans"#)
                 .fetch_all(self.pool())
                 .await?
                 .into_iter()
