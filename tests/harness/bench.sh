@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# The benchmarks (see BENCHMARKS.md): builds `cargo bench --bench scan` and
-# `--bench cleanup`,
-# starts isolated engines, runs the benchmark against engine A (Engine 20.10,
-# API 1.41) and engine B (Engine 26.1, API 1.45), and stops the engines again.
-# The host's /var/run/docker.sock is never used. Needs root (or sudo) on Debian
-# 12, like run-tests.sh. Takes a few minutes: building the benchmark in release
-# mode and loading 1,000 fixture images into each engine.
+# The benchmarks (see BENCHMARKS.md): builds `cargo bench --bench scan`,
+# `--bench cleanup` and `--bench load`, starts isolated engines, and runs:
+#
+# * the scan benchmark's fixture (tests/harness/bench_fixture.py, issue #8:
+#   2,000 images, 40 ExApps, 200 containers) split over two daemons: part a
+#   on engine A (Engine 20.10, API 1.41), part b on engine B (Engine 26.1,
+#   API 1.45), 1,000 images and 100 containers each; on each, the scan
+#   benchmark (cold and warm scan against `docker system df -v`) and the
+#   cleanup benchmark;
+# * the scan benchmark's scaling mode on engine C (a spare Engine 20.10): the
+#   fixture grown to 250, 500, 1,000 and 2,000 images on one daemon, a scan
+#   measured at each size;
+# * the load benchmark: the server with engines A and B (2,000 images).
+#
+# Then it stops the engines again. The host's /var/run/docker.sock is never
+# used. Needs root (or sudo) on Debian 12, like run-tests.sh. Takes about ten
+# minutes: building in release mode, and loading 4,000 fixture images in all
+# (1,000 into A, 1,000 into B, 2,000 into C).
 #
 # Optional: EXAPP_JANITOR_BENCH_RUNS (warm rescans and `df -v` runs, default 10),
 # EXAPP_JANITOR_BENCH_COLD_RUNS (cold scans, default 3).
@@ -51,14 +62,21 @@ echo "source: $source"
 
 for engine in A B; do
   var="EXAPP_JANITOR_TEST_ENGINE_${engine}_SOCK"
+  part=${engine,,}  # engine A gets part a, B part b
   echo
-  echo "=== engine $engine ==="
-  EXAPP_JANITOR_BENCH_ENGINE=${!var} "$bench" --bench
+  echo "=== engine $engine: fixture part $part ==="
+  EXAPP_JANITOR_BENCH_ENGINE=${!var} EXAPP_JANITOR_BENCH_PART=$part "$bench" --bench
   echo
   EXAPP_JANITOR_BENCH_ENGINE=${!var} "$cleanup_bench" --bench
 done
 
-# Both engines now hold the scan fixture: 2,000 images, 200 containers.
+# Engine C holds nothing yet: the scaling steps grow the fixture on it.
+echo
+echo "=== engine C: scan scaling, 250 to 2,000 images on one daemon ==="
+EXAPP_JANITOR_BENCH_ENGINE=$EXAPP_JANITOR_TEST_ENGINE_C_SOCK EXAPP_JANITOR_BENCH_SCALE=250,500,1000,2000 "$bench" --bench
+
+# Engines A and B now hold the scan fixture's two parts: 2,000 images, 200
+# containers (and what the cleanup benchmark left).
 echo
 echo "=== load: the server with both engines ==="
 command -v wrk >/dev/null || { apt-get install -y -qq wrk >/dev/null 2>&1 || sudo apt-get install -y -qq wrk >/dev/null; }
