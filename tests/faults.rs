@@ -211,6 +211,116 @@ async fn a_dying_daemon_only_affects_its_own_rows_and_comes_back() {
     assert!(card.contains("Reachable"), "{card}");
 }
 
+/// The jobs of `run` whose image carries one of `tags`, by tag.
+fn jobs_by_tag<'a>(run: &'a Value, tags: &[String]) -> Vec<&'a Value> {
+    tags.iter()
+        .map(|tag| {
+            run["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|j| j["image_refs"].as_array().unwrap().iter().any(|r| r == tag))
+                .unwrap_or_else(|| panic!("no job for {tag}: {run}"))
+        })
+        .collect()
+}
+
+fn count_status(jobs: &[&Value], status: &str) -> usize {
+    jobs.iter().filter(|j| j["status"] == status).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_dying_mid_run_holds_up_only_its_own_jobs_which_finish_when_it_returns() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let app = spawn_app().await;
+    for (name, engine) in [("steady", engine_a_sock()), ("spare", SpareEngine::sock())] {
+        app.post_json(
+            "/api/v1/daemons",
+            &json!({"name": name, "endpoint": engine}),
+        )
+        .await;
+    }
+    let (steady, spare) = (
+        Fixtures::new(&engine_a_sock()),
+        Fixtures::new(&SpareEngine::sock()),
+    );
+    let (steady_current, steady_old) = exapp_with_history(&steady, "steadyrun", 20);
+    // Enough that the spare daemon is still busy when it dies.
+    let (spare_current, spare_old) = exapp_with_history(&spare, "sparerun", 40);
+    let (status, run) = app
+        .post_json("/api/v1/cleanup/runs", &json!({"min_age_hours": 0}))
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run_id = run["id"].as_i64().unwrap();
+    let run_path = format!("/api/v1/cleanup/runs/{run_id}");
+    app.start_worker();
+
+    // The spare daemon dies once its first removals are done.
+    let limit = Instant::now() + Duration::from_secs(60);
+    loop {
+        let run = app.get_json(&run_path).await;
+        if count_status(&jobs_by_tag(&run, &spare_old), "succeeded") >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < limit,
+            "the spare daemon's jobs never started: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::task::spawn_blocking(SpareEngine::stop)
+        .await
+        .unwrap();
+
+    // The steady daemon's jobs all finish while the spare one is down.
+    let run = loop {
+        let run = app.get_json(&run_path).await;
+        if count_status(&jobs_by_tag(&run, &steady_old), "succeeded") == steady_old.len() {
+            break run;
+        }
+        assert!(
+            Instant::now() < limit,
+            "the steady daemon was held up: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let waiting = jobs_by_tag(&run, &spare_old)
+        .into_iter()
+        .filter(|j| j["status"] != "succeeded")
+        .count();
+    eprintln!(
+        "spare jobs waiting for their daemon: {waiting} of {}",
+        spare_old.len()
+    );
+    assert!(
+        waiting > 0,
+        "the spare daemon finished before it died; the test proved nothing"
+    );
+    assert_ne!(run["status"], "finished", "{run}");
+    // Pages keep serving while a daemon is down mid-run.
+    for path in ["/", "/images", &format!("/runs/{run_id}")] {
+        assert_eq!(app.get(path).await.status(), 200, "{path}");
+    }
+
+    SpareEngine::restart();
+    let run = app.wait_for_run(run_id, Duration::from_secs(120)).await;
+    let spare_jobs = jobs_by_tag(&run, &spare_old);
+    assert_eq!(
+        count_status(&spare_jobs, "succeeded"),
+        spare_old.len(),
+        "{run}"
+    );
+    assert!(
+        spare_jobs
+            .iter()
+            .any(|j| j["attempts"].as_i64().unwrap() >= 2),
+        "some job met the dead daemon and was retried: {run}"
+    );
+    assert!(spare_old.iter().all(|tag| !spare.has(tag)));
+    assert!(steady_old.iter().all(|tag| !steady.has(tag)));
+    assert!(spare.has(&spare_current) && steady.has(&steady_current));
+}
+
 #[tokio::test]
 async fn server_and_cli_clean_on_one_database_without_lock_errors_or_double_runs() {
     let _one = ONE_AT_A_TIME.lock().await;
