@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::app::App;
-use crate::jobs::{self, CleanupRequest, Trigger};
+use crate::jobs;
 
 /// Unix seconds of the next scheduled run, or None when the schedule is off.
 pub fn next_run_at(
@@ -57,20 +57,14 @@ pub fn spawn(app: App) -> tokio::task::JoinHandle<()> {
                 continue;
             }
             let policy = app.policy().await;
-            match jobs::start_run(
-                &app,
-                Trigger::Schedule,
-                "schedule",
-                &CleanupRequest::default(),
-                policy,
-            )
-            .await
-            {
-                Ok(run) => tracing::info!(
+            match jobs::start_scheduled_run(&app, next, policy).await {
+                Ok(Some(run)) => tracing::info!(
                     run_id = run.id,
                     jobs = run.jobs.len(),
                     "scheduled cleanup started"
                 ),
+                // Another process sharing the data dir made this run.
+                Ok(None) => tracing::info!("the scheduled cleanup was started by another process"),
                 Err(e) => {
                     tracing::error!(error = %e, "the scheduled cleanup could not start; trying again in a minute");
                     tokio::time::sleep(Duration::from_secs(60)).await;

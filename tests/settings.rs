@@ -248,6 +248,28 @@ async fn a_change_that_makes_the_next_run_past_runs_now_without_a_restart() {
 }
 
 #[tokio::test]
+async fn two_servers_on_one_data_dir_make_one_scheduled_run() {
+    let app = spawn_app().await;
+    app.get_json("/api/v1/settings").await; // the settings row exists from here on
+    backdate_interval(&app, 200).await; // the weekly run is due
+    let config = exapp_janitor::config::GlobalConfig {
+        data_dir: app.data_dir.clone(),
+        daemon_timeout_secs: TEST_DAEMON_TIMEOUT.as_secs(),
+        scan_timeout_secs: 60,
+        job_lease_secs: 5,
+    };
+    let other = exapp_janitor::app::App::open(&config).await.unwrap();
+    app.start_scheduler();
+    exapp_janitor::schedule::spawn(other);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        runs_by(&app, "schedule").await,
+        1,
+        "one run for one due time"
+    );
+}
+
+#[tokio::test]
 async fn interval_zero_means_no_scheduled_run() {
     let app = spawn_app().await;
     app.patch_settings(&json!({"interval_hours": 0})).await;

@@ -193,6 +193,37 @@ pub async fn start_run(
     request: &CleanupRequest,
     policy: Policy,
 ) -> Result<RunView, CleanupError> {
+    let run = start_run_unless(app, trigger, requested_by, request, policy, None).await?;
+    Ok(run.expect("a run without a condition is always created"))
+}
+
+/// The scheduled run due at `due` (unix seconds), unless some process made
+/// it already: then None.
+pub async fn start_scheduled_run(
+    app: &App,
+    due: i64,
+    policy: Policy,
+) -> Result<Option<RunView>, CleanupError> {
+    let request = CleanupRequest::default();
+    start_run_unless(
+        app,
+        Trigger::Schedule,
+        "schedule",
+        &request,
+        policy,
+        Some(due),
+    )
+    .await
+}
+
+async fn start_run_unless(
+    app: &App,
+    trigger: Trigger,
+    requested_by: &str,
+    request: &CleanupRequest,
+    policy: Policy,
+    unless_run_since: Option<i64>,
+) -> Result<Option<RunView>, CleanupError> {
     let preview = preview(app, request, policy).await?;
     let daemons = app.store.list_daemons().await?;
     let daemon_ids: HashMap<&str, i64> = daemons.iter().map(|d| (d.name.as_str(), d.id)).collect();
@@ -221,8 +252,11 @@ pub async fn start_run(
         daemon: request.daemon.as_ref().map(DaemonName::as_str),
         min_age_hours: min_age,
         bytes_predicted: i64::try_from(preview.bytes_reclaimable).unwrap_or(i64::MAX),
+        unless_run_since,
     };
-    let (run_id, queued) = app.store.create_run(&run, &jobs, now_ms()).await?;
+    let Some((run_id, queued)) = app.store.create_run(&run, &jobs, now_ms()).await? else {
+        return Ok(None);
+    };
     tracing::info!(
         run_id,
         trigger = trigger.as_str(),
@@ -231,9 +265,11 @@ pub async fn start_run(
         "cleanup run enqueued"
     );
     app.jobs_wakeup.notify_waiters();
-    Ok(run_view(&app.store, run_id)
-        .await?
-        .expect("the run was just created"))
+    Ok(Some(
+        run_view(&app.store, run_id)
+            .await?
+            .expect("the run was just created"),
+    ))
 }
 
 /// A job as the API shows it.

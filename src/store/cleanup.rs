@@ -21,6 +21,10 @@ pub struct NewRun<'a> {
     pub daemon: Option<&'a str>,
     pub min_age_hours: i64,
     pub bytes_predicted: i64,
+    /// Create the run only if no run of this trigger was created at or after
+    /// this time (unix seconds): a scheduled run due then is made once, however
+    /// many processes share the file and see it due.
+    pub unless_run_since: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,26 +81,39 @@ impl Store {
     /// Creates a run and its jobs at once. An image that already has an
     /// active job is not queued again; returns the run ID and how many jobs
     /// were queued.
+    /// The new run's ID and how many jobs were queued; None when
+    /// `unless_run_since` found a run already made (nothing is written).
     pub async fn create_run(
         &self,
         run: &NewRun<'_>,
         jobs: &[NewJob],
         now_ms: i64,
-    ) -> Result<(i64, usize), StoreError> {
+    ) -> Result<Option<(i64, usize)>, StoreError> {
         let mut tx = self.pool().begin().await?;
         let created_at = now_unix();
+        // One statement checks and inserts: SQLite runs it under the write
+        // lock, so two processes cannot both see "no run yet".
         let run_id = sqlx::query_scalar!(
             "INSERT INTO cleanup_runs (trigger, requested_by, daemon, min_age_hours, bytes_predicted, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             SELECT ?, ?, ?, ?, ?, ?
+             WHERE ? IS NULL
+                OR NOT EXISTS (SELECT 1 FROM cleanup_runs WHERE trigger = ? AND created_at >= ?)
+             RETURNING id",
             run.trigger,
             run.requested_by,
             run.daemon,
             run.min_age_hours,
             run.bytes_predicted,
-            created_at
+            created_at,
+            run.unless_run_since,
+            run.trigger,
+            run.unless_run_since
         )
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(run_id) = run_id else {
+            return Ok(None);
+        };
         let mut queued = 0;
         for job in jobs {
             let done = sqlx::query!(
@@ -114,7 +131,7 @@ impl Store {
             queued += done.rows_affected() as usize;
         }
         tx.commit().await?;
-        Ok((run_id, queued))
+        Ok(Some((run_id, queued)))
     }
 
     /// Claims the oldest ready job of a daemon for `owner`, unless a job of
