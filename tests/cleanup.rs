@@ -324,6 +324,61 @@ async fn a_stopped_daemon_retries_its_jobs_without_holding_up_the_other() {
 }
 
 #[tokio::test]
+async fn an_exapp_image_replaced_under_its_own_tag_is_removed_by_its_digest() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let fx = Fixtures::new(&engine_a_sock());
+    let app = app_with(&[("d", engine_a_sock())]).await;
+    let tag = format!("{}/{}/app:1.0", registry(), fx.unique("nc"));
+    let container = format!("nc_app_{}", fx.unique("digest").replace('-', "_"));
+    // 1.0 as first published: a tag and, from the registry, a digest.
+    let old_id = fx.import(&tag, &[("v", 3000)]);
+    fx.docker(&["push", "-q", &tag]);
+    fx.create(&container, &tag);
+    app.post_json("/api/v1/scan", &json!({})).await;
+    // 1.0 republished and updated in place: the tag moves, the old image
+    // keeps only its digest reference (`<none>` in `docker images`).
+    fx.docker(&["rm", &container]);
+    let new_id = fx.import(&tag, &[("v", 4000)]);
+    fx.docker(&["push", "-q", &tag]);
+    fx.create(&container, &tag);
+    let old_digest = fx.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{index .RepoDigests 0}}",
+        &old_id,
+    ]);
+
+    let (_, preview) = app
+        .post_json("/api/v1/cleanup/preview", &json!({"min_age_hours": 0}))
+        .await;
+    let old = preview["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == old_id.as_str())
+        .unwrap_or_else(|| panic!("the old image is not removable: {preview}"));
+    assert_eq!(old["status"], "outdated", "{old}");
+    assert_eq!(old["repo_tags"], json!([]), "{old}");
+    assert_eq!(old["repo_digests"], json!([old_digest]), "{old}");
+    let predicted = old["unique_bytes"].as_i64().unwrap();
+
+    let run = start(&app, json!({"min_age_hours": 0})).await;
+    app.start_worker();
+    let run = app
+        .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
+        .await;
+    let job = job_for(&run, &old_digest);
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["bytes_freed"].as_i64(), Some(predicted), "{job}");
+    assert!(!fx.has_id(&old_id), "the old image is gone");
+    assert!(
+        fx.has_id(&new_id) && fx.has(&tag),
+        "the current image is intact"
+    );
+}
+
+#[tokio::test]
 async fn bad_cleanup_requests_are_refused_and_queue_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
     let app = app_with(&[("d", engine_a_sock())]).await;

@@ -132,7 +132,14 @@ impl Fixtures {
         )
     }
 
-    /// Whether the engine still has an image by this reference or ID.
+    /// Whether the engine still has an image by this ID (`sha256:…`).
+    pub fn has_id(&self, id: &str) -> bool {
+        self.docker(&["images", "-aq", "--no-trunc"])
+            .lines()
+            .any(|l| l == id)
+    }
+
+    /// Whether the engine still has an image by this reference.
     pub fn has(&self, reference: &str) -> bool {
         !self.docker(&["images", "-q", reference]).is_empty()
     }

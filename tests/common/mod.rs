@@ -29,6 +29,12 @@ pub fn harness_var(name: &str) -> String {
 }
 
 /// Engine A: Debian 12's Engine 20.10 (API 1.41).
+/// `127.0.0.1:PORT` of the harness's registry: pushed images get the digest
+/// references a pull gives them.
+pub fn registry() -> String {
+    harness_var("EXAPP_JANITOR_TEST_REGISTRY")
+}
+
 pub fn engine_a_sock() -> String {
     harness_var("EXAPP_JANITOR_TEST_ENGINE_A_SOCK")
 }

@@ -10,12 +10,17 @@
 #           TLS client certificates (--tlsverify).
 # Engine C: a spare Engine 20.10 on a unix socket, for tests that stop or restart
 #           a daemon (engines.sh restart-spare DIR brings it back).
+# Registry: Debian's docker-registry (distribution 2.8) on a loopback port, so
+#           images get the digest references a real `docker pull` gives them.
+#           Unpacked into the cache like Engine 26.1: installing the package
+#           would start a system service.
 # The host's /var/run/docker.sock is never used: every engine has its own socket,
 # data root, exec root and containerd, all under DIR.
 set -euo pipefail
 
 CACHE=${EXAPP_JANITOR_HARNESS_CACHE:-/var/cache/exapp-janitor-harness}
 ENGINE26_DIR="$CACHE/docker.io-trixie"
+REGISTRY_DIR="$CACHE/docker-registry"
 
 log() { echo "engines: $*" >&2; }
 die() { echo "engines: error: $*" >&2; exit 1; }
@@ -60,12 +65,29 @@ install_engine26() {
   rm -rf "$tmp"
 }
 
+# Debian 12's docker-registry, unpacked (its package would start a service).
+install_registry() {
+  [ -x "$REGISTRY_DIR/usr/bin/docker-registry" ] && return 0
+  log "fetching Debian's docker-registry"
+  local tmp; tmp=$(mktemp -d)
+  if [ -z "$apt_updated" ]; then as_root apt-get update -qq; apt_updated=1; fi
+  (cd "$tmp" && apt-get download docker-registry >/dev/null 2>&1) \
+    || (cd "$tmp" && as_root apt-get -o APT::Sandbox::User=root download docker-registry >/dev/null)
+  as_root mkdir -p "$CACHE"
+  local staging="$REGISTRY_DIR.partial"
+  as_root rm -rf "$staging"
+  as_root dpkg-deb -x "$tmp"/docker-registry_*.deb "$staging"
+  as_root mv "$staging" "$REGISTRY_DIR"
+  rm -rf "$tmp"
+}
+
 cmd_install() {
   # docker.io brings dockerd 20.10, containerd, runc and the docker CLI;
   # busybox-static runs real containers; openssl makes the TLS certificates;
   # chromium and chromium-driver run the browser tests.
   apt_install docker.io busybox-static openssl ca-certificates curl iproute2 procps python3 chromium chromium-driver
   install_engine26
+  install_registry
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -101,6 +123,37 @@ start_engine() {
   echo $! > "$d/launcher.pid"
 }
 
+start_registry() {
+  local port=$1 d="$ROOT/registry"
+  mkdir -p "$d/data"
+  cat > "$d/config.yml" <<YML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $d/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+YML
+  "$REGISTRY_DIR/usr/bin/docker-registry" serve "$d/config.yml" > "$d/registry.log" 2>&1 &
+  echo $! > "$d/launcher.pid"
+}
+
+wait_registry() {
+  local port=$1 d="$ROOT/registry"
+  for _ in $(seq 1 150); do
+    if curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$(cat "$d/launcher.pid")" 2>/dev/null; then
+      cat "$d/registry.log" >&2; die "the registry exited during start"
+    fi
+    sleep 0.2
+  done
+  cat "$d/registry.log" >&2; die "the registry did not answer within 30 s"
+}
+
 wait_engine() {
   local name=$1 d="$ROOT/$1"
   for _ in $(seq 1 150); do
@@ -125,9 +178,12 @@ cmd_start() {
     --host "tcp://127.0.0.1:$port_b" --tlsverify --tlscacert "$ROOT/tls/ca.pem" \
     --tlscert "$ROOT/tls/server-cert.pem" --tlskey "$ROOT/tls/server-key.pem"
   start_engine c /usr/sbin/dockerd "/usr/sbin:/usr/bin"
+  local port_registry; port_registry=$(free_port)
+  start_registry "$port_registry"
   wait_engine a
   wait_engine b
   wait_engine c
+  wait_registry "$port_registry"
   cat > "$ROOT/env" <<ENV
 export EXAPP_JANITOR_TEST_ROOT='$ROOT'
 export EXAPP_JANITOR_TEST_ENGINE_A_SOCK='unix://$ROOT/a/docker.sock'
@@ -138,6 +194,7 @@ export EXAPP_JANITOR_TEST_ENGINE_B_TLS='https://127.0.0.1:$port_b'
 export EXAPP_JANITOR_TEST_ENGINE_B_PIDFILE='$ROOT/b/docker.pid'
 export EXAPP_JANITOR_TEST_ENGINE_C_SOCK='unix://$ROOT/c/docker.sock'
 export EXAPP_JANITOR_TEST_ENGINE_C_PIDFILE='$ROOT/c/docker.pid'
+export EXAPP_JANITOR_TEST_REGISTRY='127.0.0.1:$port_registry'
 export EXAPP_JANITOR_TEST_HARNESS='$(realpath "$0")'
 export EXAPP_JANITOR_TEST_TLS_CA='$ROOT/tls/ca.pem'
 export EXAPP_JANITOR_TEST_TLS_CERT='$ROOT/tls/cert.pem'
@@ -182,6 +239,7 @@ cmd_stop() {
   local root; root=$(realpath -m "$1")
   [ -d "$root" ] || return 0
   for e in a b c; do if [ -d "$root/$e" ]; then stop_engine "$root/$e"; fi; done
+  if [ -f "$root/registry/launcher.pid" ]; then kill "$(cat "$root/registry/launcher.pid")" 2>/dev/null || true; fi
   rm -rf "$root"
 }
 
