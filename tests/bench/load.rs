@@ -5,8 +5,9 @@
 //! 100 ms, no errors, peak RSS under 64 MiB through all of it (adding the
 //! daemons, the first scan, both loads, then a cleanup preview and a rescan).
 //!
-//! `tests/harness/bench.sh` runs it after the scan benchmark has loaded its
-//! fixture (1,000 images, 100 containers) into both engines.
+//! `tests/harness/bench.sh` runs it after the scan benchmark has loaded the
+//! two halves of its fixture (1,000 images and 100 containers each, 20
+//! ExApps apiece) into engines A and B.
 //! `EXAPP_JANITOR_BENCH_ENGINES`: the engines' sockets, comma-separated.
 //! `EXAPP_JANITOR_BENCH_LOAD_SECS`: seconds per endpoint (30).
 
