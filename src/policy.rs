@@ -61,8 +61,7 @@ pub fn decide(policy: &Policy, images: &[ClassifiedImage], now: i64) -> Vec<Deci
                 ),
             },
             Status::Outdated => {
-                let since = image.outdated_since.unwrap_or(now);
-                let ready_at = since + i64::from(policy.min_age_hours) * 3600;
+                let ready_at = ready_at(policy, image.outdated_since.unwrap_or(now));
                 if now >= ready_at {
                     Decision {
                         removable: true,
@@ -99,12 +98,14 @@ pub fn next_change(policy: &Policy, images: &[ClassifiedImage], now: i64) -> Opt
         .filter_map(|(image, _)| match image.outdated_since {
             // `decide` counts such an image from `now`: its text moves every second.
             None => Some(now + 1),
-            Some(since) => {
-                let ready_at = since + i64::from(policy.min_age_hours) * 3600;
-                (ready_at > now).then_some(ready_at)
-            }
+            Some(since) => Some(ready_at(policy, since)).filter(|t| *t > now),
         })
         .min()
+}
+
+/// When an image outdated since `since` has waited `min_age_hours`.
+fn ready_at(policy: &Policy, since: i64) -> i64 {
+    since + i64::from(policy.min_age_hours) * 3600
 }
 
 /// Marks the `keep` most recently outdated images of each ExApp.

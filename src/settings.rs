@@ -56,12 +56,17 @@ impl SettingsView {
 /// Only the settings in force (the defaults until the first change): one
 /// read, for every page and API call that applies the policy.
 pub async fn in_force(store: &crate::store::Store) -> Result<Settings, StoreError> {
-    Ok(match store.settings_row().await? {
-        None => Settings::default(),
-        Some(row) => serde_json::from_str(&row.settings).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "the stored settings are unreadable; using the defaults until they are saved again");
-            Settings::default()
-        }),
+    Ok(store
+        .settings_row()
+        .await?
+        .map_or_else(Settings::default, |row| parse_stored(&row.settings)))
+}
+
+/// The stored JSON, or the defaults (logged) if it cannot be read.
+fn parse_stored(json: &str) -> Settings {
+    serde_json::from_str(json).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "the stored settings are unreadable; using the defaults until they are saved again");
+        Settings::default()
     })
 }
 
@@ -71,10 +76,7 @@ pub async fn load(app: &App) -> Result<SettingsView, StoreError> {
     let defaults = serde_json::to_string(&Settings::default()).expect("settings serialise");
     app.store.ensure_settings(&defaults).await?;
     let row = app.store.settings_row().await?.expect("ensured above");
-    let settings: Settings = serde_json::from_str(&row.settings).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "the stored settings are unreadable; using the defaults until they are saved again");
-        Settings::default()
-    });
+    let settings = parse_stored(&row.settings);
     let last_run_at = app.store.last_run_at("schedule").await?;
     Ok(SettingsView {
         next_run_at: schedule::next_run_at(

@@ -34,20 +34,6 @@ fn exapp(fx: &Fixtures, name: &str, outdated: usize) -> (String, Vec<String>) {
     (current, old)
 }
 
-async fn app_with(daemons: &[(&str, String)]) -> TestApp {
-    let app = spawn_app().await;
-    for (name, endpoint) in daemons {
-        let (status, body) = app
-            .post_json(
-                "/api/v1/daemons",
-                &json!({"name": name, "endpoint": endpoint}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-    app
-}
-
 async fn start(app: &TestApp, body: Value) -> Value {
     let (status, run) = app.post_json("/api/v1/cleanup/runs", &body).await;
     assert_eq!(status, 202, "{run}");
@@ -58,18 +44,11 @@ fn jobs(run: &Value) -> &Vec<Value> {
     run["jobs"].as_array().unwrap()
 }
 
-fn job_for<'a>(run: &'a Value, tag: &str) -> &'a Value {
-    jobs(run)
-        .iter()
-        .find(|j| j["image_refs"].as_array().unwrap().iter().any(|r| r == tag))
-        .unwrap_or_else(|| panic!("no job for {tag}: {run}"))
-}
-
 #[tokio::test]
 async fn a_run_removes_exactly_the_previewed_images_and_nothing_else() {
     let _one = ONE_AT_A_TIME.lock().await;
     for engine in [engine_a_sock(), engine_b_sock()] {
-        let app = app_with(&[("d", engine.clone())]).await;
+        let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
         app.start_worker();
         let fx = Fixtures::new(&engine);
         let (current, old) = exapp(&fx, "exact", 3);
@@ -144,7 +123,7 @@ async fn a_run_removes_exactly_the_previewed_images_and_nothing_else() {
 async fn a_container_created_from_a_queued_image_skips_its_job() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
-    let app = app_with(&[("d", engine.clone())]).await;
+    let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "raced", 1);
     let run = start(&app, json!({"min_age_hours": 0})).await;
@@ -172,7 +151,7 @@ async fn a_container_created_from_a_queued_image_skips_its_job() {
 async fn clean_now_twice_at_once_queues_each_image_once() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_a_sock();
-    let app = app_with(&[("d", engine.clone())]).await;
+    let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "twice", 2);
     let body = json!({"min_age_hours": 0});
@@ -205,7 +184,7 @@ async fn clean_now_twice_at_once_queues_each_image_once() {
 async fn an_image_with_two_tags_is_removed_whole_and_a_tag_another_image_took_is_left_alone() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
-    let app = app_with(&[("d", engine.clone())]).await;
+    let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
     let (current, old) = exapp(&fx, "tags", 2);
     let second_tag = format!("{}-cpu", old[0]);
@@ -242,7 +221,7 @@ async fn an_image_with_two_tags_is_removed_whole_and_a_tag_another_image_took_is
 async fn a_queued_job_can_be_cancelled_and_then_nothing_happens_to_its_image() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_a_sock();
-    let app = app_with(&[("d", engine.clone())]).await;
+    let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "cancel", 1);
     let run = start(&app, json!({"min_age_hours": 0})).await;
@@ -272,7 +251,9 @@ async fn a_queued_job_can_be_cancelled_and_then_nothing_happens_to_its_image() {
 #[tokio::test]
 async fn a_stopped_daemon_retries_its_jobs_without_holding_up_the_other() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let app = app_with(&[("steady", engine_a_sock()), ("spare", SpareEngine::sock())]).await;
+    let app =
+        spawn_app_with_daemons(&[("steady", engine_a_sock()), ("spare", SpareEngine::sock())])
+            .await;
     let (steady, spare) = (
         Fixtures::new(&engine_a_sock()),
         Fixtures::new(&SpareEngine::sock()),
@@ -327,7 +308,7 @@ async fn a_stopped_daemon_retries_its_jobs_without_holding_up_the_other() {
 async fn an_exapp_image_replaced_under_its_own_tag_is_removed_by_its_digest() {
     let _one = ONE_AT_A_TIME.lock().await;
     let fx = Fixtures::new(&engine_a_sock());
-    let app = app_with(&[("d", engine_a_sock())]).await;
+    let app = spawn_app_with_daemons(&[("d", engine_a_sock())]).await;
     let tag = format!("{}/{}/app:1.0", registry(), fx.unique("nc"));
     let container = format!("nc_app_{}", fx.unique("digest").replace('-', "_"));
     // 1.0 as first published: a tag and, from the registry, a digest.
@@ -381,7 +362,7 @@ async fn an_exapp_image_replaced_under_its_own_tag_is_removed_by_its_digest() {
 #[tokio::test]
 async fn bad_cleanup_requests_are_refused_and_queue_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let app = app_with(&[("d", engine_a_sock())]).await;
+    let app = spawn_app_with_daemons(&[("d", engine_a_sock())]).await;
     for (body, field) in [
         (json!({"min_age_hours": -1}), "min_age_hours"),
         (json!({"min_age_hours": 87601}), "min_age_hours"),
@@ -415,7 +396,7 @@ async fn bad_cleanup_requests_are_refused_and_queue_nothing() {
 async fn clean_now_in_the_browser_previews_confirms_and_follows_the_run() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
-    let app = app_with(&[("d", engine.clone())]).await;
+    let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     app.start_worker();
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "browser", 1);
@@ -452,7 +433,7 @@ async fn clean_now_in_the_browser_previews_confirms_and_follows_the_run() {
 async fn protected_images_are_never_removed_even_if_protected_after_the_preview() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
-    let app = app_with(&[("d", engine.clone())]).await;
+    let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "protected", 2);
     let (status, _) = app
@@ -507,7 +488,7 @@ async fn protected_images_are_never_removed_even_if_protected_after_the_preview(
 async fn docker_refusing_a_removal_skips_the_job_in_dockers_words() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_a_sock();
-    let app = app_with(&[("d", engine.clone())]).await;
+    let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
     let base = fx.unique("busybox:1");
     fx.busybox(&base);

@@ -141,14 +141,9 @@ async fn a_100_job_run_survives_five_kills_in_a_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dying_daemon_only_affects_its_own_rows_and_comes_back() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let app = spawn_app().await;
-    for (name, engine) in [("steady", engine_a_sock()), ("spare", SpareEngine::sock())] {
-        app.post_json(
-            "/api/v1/daemons",
-            &json!({"name": name, "endpoint": engine}),
-        )
-        .await;
-    }
+    let app =
+        spawn_app_with_daemons(&[("steady", engine_a_sock()), ("spare", SpareEngine::sock())])
+            .await;
     let spare = Fixtures::new(&SpareEngine::sock());
     let (spare_current, _) = exapp_with_history(&spare, "dying", 0);
     let (_, body) = app.post_json("/api/v1/scan", &json!({})).await;
@@ -213,16 +208,7 @@ async fn a_dying_daemon_only_affects_its_own_rows_and_comes_back() {
 
 /// The jobs of `run` whose image carries one of `tags`, by tag.
 fn jobs_by_tag<'a>(run: &'a Value, tags: &[String]) -> Vec<&'a Value> {
-    tags.iter()
-        .map(|tag| {
-            run["jobs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|j| j["image_refs"].as_array().unwrap().iter().any(|r| r == tag))
-                .unwrap_or_else(|| panic!("no job for {tag}: {run}"))
-        })
-        .collect()
+    tags.iter().map(|tag| job_for(run, tag)).collect()
 }
 
 fn count_status(jobs: &[&Value], status: &str) -> usize {
@@ -232,14 +218,9 @@ fn count_status(jobs: &[&Value], status: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_dying_mid_run_holds_up_only_its_own_jobs_which_finish_when_it_returns() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let app = spawn_app().await;
-    for (name, engine) in [("steady", engine_a_sock()), ("spare", SpareEngine::sock())] {
-        app.post_json(
-            "/api/v1/daemons",
-            &json!({"name": name, "endpoint": engine}),
-        )
-        .await;
-    }
+    let app =
+        spawn_app_with_daemons(&[("steady", engine_a_sock()), ("spare", SpareEngine::sock())])
+            .await;
     let (steady, spare) = (
         Fixtures::new(&engine_a_sock()),
         Fixtures::new(&SpareEngine::sock()),

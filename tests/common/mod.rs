@@ -354,6 +354,31 @@ pub fn black_hole() -> (TcpListener, String) {
     (listener, url)
 }
 
+/// `spawn_app` with these daemons (name, endpoint) added through the API.
+pub async fn spawn_app_with_daemons(daemons: &[(&str, String)]) -> TestApp {
+    let app = spawn_app().await;
+    for (name, endpoint) in daemons {
+        let (status, body) = app
+            .post_json(
+                "/api/v1/daemons",
+                &serde_json::json!({"name": name, "endpoint": endpoint}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    app
+}
+
+/// The job of `run` whose image carries the reference `tag`.
+pub fn job_for<'a>(run: &'a Value, tag: &str) -> &'a Value {
+    run["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["image_refs"].as_array().unwrap().iter().any(|r| r == tag))
+        .unwrap_or_else(|| panic!("no job for {tag}: {run}"))
+}
+
 /// The jobs of a finished run, checked to be exactly the jobs queued, each once.
 pub fn jobs_exactly<'a>(run: &'a Value, queued: &[String]) -> &'a Vec<Value> {
     let jobs = run["jobs"].as_array().unwrap();
