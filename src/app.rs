@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use crate::auth::{self, ApiTokenSource, AuthError};
 use crate::config::{GlobalConfig, ServeConfig};
 use crate::daemons;
-use crate::domain::Settings;
+use crate::domain::{Settings, TrustedProxies};
 use crate::policy::Policy;
 use crate::report::{Report, ReportCache};
 use crate::scan::{ClientCache, InventoryCache, ScanOptions};
@@ -42,6 +42,8 @@ pub struct App {
     pub clients: Arc<ClientCache>,
     /// Every daemon's image objects, shared until an input changes.
     pub reports: Arc<ReportCache>,
+    /// Proxies whose `X-Forwarded-For` names the client (login throttle).
+    pub trusted_proxies: TrustedProxies,
 }
 
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -61,6 +63,7 @@ impl App {
             metrics_public: false,
             clients: Arc::default(),
             reports: Arc::default(),
+            trusted_proxies: TrustedProxies::default(),
         })
     }
 
@@ -137,6 +140,7 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
         ApiTokenSource::from_env(std::env::var("EXAPP_JANITOR_API_TOKEN").ok().as_deref());
     app.session_idle = config.session_idle();
     app.metrics_public = config.metrics_public;
+    app.trusted_proxies = TrustedProxies::new(config.trusted_proxies.clone());
     let env_password = std::env::var("EXAPP_JANITOR_ADMIN_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty());
@@ -145,7 +149,7 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
     {
         // The one and only time this password is shown: only its hash is kept.
         tracing::warn!(
-            "generated the admin password (shown only this once; change it with              `exapp-janitor admin reset-password`): {}",
+            "generated the admin password (shown only this once; change it with `exapp-janitor admin reset-password`): {}",
             generated.expose()
         );
     }

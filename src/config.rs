@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::domain::TrustedProxy;
+
 /// Options every command shares.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalConfig {
@@ -104,6 +106,17 @@ pub struct ServeConfig {
     /// Serve /metrics without the API token (for a Prometheus on a trusted network).
     #[arg(long, env = "EXAPP_JANITOR_METRICS_PUBLIC")]
     pub metrics_public: bool,
+
+    /// A reverse proxy (address or network) whose X-Forwarded-For names the
+    /// client, so that failed logins are counted per client and not per proxy.
+    /// Repeat the flag, or separate with commas in the environment variable.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "ADDRESS[/BITS]",
+        env = "EXAPP_JANITOR_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 impl ServeConfig {

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use common::*;
+use exapp_janitor::domain::TrustedProxies;
 use serde_json::{json, Value};
 
 /// Every page route, with the method it answers to.
@@ -341,6 +342,57 @@ async fn repeated_failed_logins_are_slowed_then_refused_for_a_while() {
         .await
         .unwrap()
         .contains("Too many failed logins"));
+}
+
+/// A login posted through a proxy on loopback that says the client is `from`.
+async fn login_via_proxy(app: &TestApp, password: &str, from: &str) -> u16 {
+    app.anon
+        .post(app.url("/login"))
+        .header("X-Forwarded-For", from)
+        .form(&[("password", password), ("next", "/")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn fail_logins_until_locked(app: &TestApp, from: &str) {
+    for _ in 0..8 {
+        assert_eq!(login_via_proxy(app, "wrong password!", from).await, 401);
+    }
+    assert_eq!(login_via_proxy(app, TEST_PASSWORD, from).await, 429);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_a_lock_out_holds_only_the_client_that_failed() {
+    let app = spawn_app_with(|app| {
+        app.trusted_proxies = TrustedProxies::new(vec!["127.0.0.1".parse().unwrap()]);
+    })
+    .await;
+    fail_logins_until_locked(&app, "203.0.113.7").await;
+
+    assert_eq!(
+        login_via_proxy(&app, TEST_PASSWORD, "203.0.113.8").await,
+        303
+    );
+    // Forged entries left of the proxy's own are not believed.
+    assert_eq!(
+        login_via_proxy(&app, TEST_PASSWORD, "203.0.113.8, 203.0.113.7").await,
+        429
+    );
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_ignored_unless_the_proxy_is_trusted() {
+    let app = spawn_app().await;
+    fail_logins_until_locked(&app, "203.0.113.7").await;
+
+    assert_eq!(
+        login_via_proxy(&app, TEST_PASSWORD, "203.0.113.8").await,
+        429,
+        "a client cannot escape the lock by naming another address"
+    );
 }
 
 #[tokio::test]

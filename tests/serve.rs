@@ -7,7 +7,7 @@ use std::process::Stdio;
 use common::*;
 use serde_json::Value;
 
-use common::server::{start_server, start_server_with};
+use common::server::{start_server, start_server_env, start_server_with};
 
 #[tokio::test]
 async fn serve_on_an_empty_data_dir_creates_the_database_and_answers() {
@@ -81,6 +81,44 @@ fn serve_with_an_unparsable_listen_address_is_bad_input() {
     assert!(
         !dir.path().join("exapp-janitor.db").exists(),
         "nothing created on bad input"
+    );
+}
+
+#[test]
+fn a_trusted_proxy_that_is_not_an_address_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(cli(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("EXAPP_JANITOR_TRUSTED_PROXIES", "127.0.0.1,localhost"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains(r#""localhost" is not an IP address"#), "{err}");
+    assert!(!dir.path().join("exapp-janitor.db").exists());
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_a_failed_login_is_logged_with_the_forwarded_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_env(
+        dir.path(),
+        None,
+        Some(TEST_PASSWORD),
+        &[("EXAPP_JANITOR_TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1")],
+    );
+    let answer = reqwest::Client::new()
+        .post(format!("{}/login", server.address))
+        .header("X-Forwarded-For", "203.0.113.7")
+        .form(&[("password", "wrong password!"), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 401);
+    let lines = server.log_lines_containing("failed login");
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("client=203.0.113.7") && lines[0].contains("peer=127.0.0.1"),
+        "{}",
+        lines[0]
     );
 }
 

@@ -9,6 +9,7 @@ mod ids;
 mod new_daemon;
 mod protected;
 mod settings;
+mod trusted_proxies;
 
 pub use daemon_name::DaemonName;
 pub use endpoint::{Endpoint, HostPort, TlsFiles};
@@ -17,3 +18,4 @@ pub use ids::{AppId, ImageId, EXAPP_CONTAINER_PREFIX};
 pub use new_daemon::{NewDaemon, NewDaemonInput};
 pub use protected::ProtectedPattern;
 pub use settings::{Settings, MAX_HOURS, SETTING_KEYS};
+pub use trusted_proxies::{TrustedProxies, TrustedProxy, TrustedProxyError};

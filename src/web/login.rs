@@ -65,10 +65,22 @@ async fn login(
     throttle: web::Data<LoginThrottle>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
-    let ip = req
+    let peer = req
         .peer_addr()
         .map(|a| a.ip())
         .unwrap_or([0, 0, 0, 0].into());
+    // Several header lines are one list, in order (RFC 9110, 5.3). Bytes a
+    // client forged stay unreadable entries, which stop the walk without
+    // hiding the entries the proxies appended to their right.
+    let forwarded_for: Vec<String> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    let forwarded_for = (!forwarded_for.is_empty()).then(|| forwarded_for.join(","));
+    let ip = app
+        .trusted_proxies
+        .client_ip(peer, forwarded_for.as_deref());
     let page = |error: String| LoginPage {
         layout: Layout::public(),
         next: safe_next(&form.next),
@@ -93,7 +105,7 @@ async fn login(
         .map_err(PageError::internal)?
     {
         let delay = throttle.failed(ip);
-        tracing::warn!(%ip, "failed login");
+        tracing::warn!(client = %ip, %peer, "failed login");
         tokio::time::sleep(delay).await;
         return Ok(html(
             StatusCode::UNAUTHORIZED,
