@@ -4,11 +4,15 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::app::{self, App};
 use crate::auth::{self, AuthError, Password};
 use crate::config::{GlobalConfig, ServeConfig};
+use crate::config_file;
 use crate::daemons::DaemonSummary;
 use crate::daemons::{self, DaemonError};
 use crate::domain::NewDaemonInput;
@@ -25,6 +29,11 @@ use crate::store::StoredDaemon;
     about = "Removes outdated Nextcloud ExApp images from Docker hosts"
 )]
 pub struct Cli {
+    /// A TOML file with settings: each key is a setting's environment
+    /// variable without EXAPP_JANITOR_, in lower case (listen, data_dir, …).
+    /// Flags and the environment override it.
+    #[arg(long, global = true, env = "EXAPP_JANITOR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub global: GlobalConfig,
     #[command(subcommand)]
@@ -148,7 +157,10 @@ impl From<DaemonError> for CliError {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => return fail(&e),
+    };
     init_tracing(matches!(cli.command, Command::Serve(_)));
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -162,6 +174,24 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }
+}
+
+/// The command line, with the config file's settings where neither a flag
+/// nor the environment gave one. Help, version and bad flags exit here, as
+/// clap does.
+fn parse(argv: Vec<OsString>) -> Result<Cli, CliError> {
+    let cmd = Cli::command();
+    let matches = cmd.clone().get_matches_from(&argv);
+    let matches = match matches.get_one::<PathBuf>(config_file::CONFIG_KEY) {
+        None => matches,
+        Some(path) => {
+            let bad = |e: config_file::ConfigFileError| CliError::BadInput(e.to_string());
+            let table = config_file::read(path).map_err(bad)?;
+            let argv = config_file::apply(&cmd, &argv, &matches, &table, path).map_err(bad)?;
+            cmd.get_matches_from(argv)
+        }
+    };
+    Cli::from_arg_matches(&matches).map_err(|e| e.exit())
 }
 
 fn fail(error: &CliError) -> ExitCode {

@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod daemons;
 pub mod docker;
 pub mod domain;

@@ -105,15 +105,7 @@ async fn behind_a_trusted_proxy_a_failed_login_is_logged_with_the_forwarded_clie
         Some(TEST_PASSWORD),
         &[("EXAPP_JANITOR_TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1")],
     );
-    let answer = reqwest::Client::new()
-        .post(format!("{}/login", server.address))
-        .header("X-Forwarded-For", "203.0.113.7")
-        .form(&[("password", "wrong password!"), ("next", "/")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 401);
-    let lines = server.log_lines_containing("failed login");
+    let lines = server.fail_login_via_proxy("203.0.113.7").await;
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
         lines[0].contains("client=203.0.113.7") && lines[0].contains("peer=127.0.0.1"),

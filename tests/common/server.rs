@@ -72,6 +72,20 @@ impl Server {
             .unwrap()
     }
 
+    /// A wrong password posted through a proxy that names `client` in
+    /// `X-Forwarded-For`; the log lines the failure wrote.
+    pub async fn fail_login_via_proxy(&self, client: &str) -> Vec<String> {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/login", self.address))
+            .header("X-Forwarded-For", client)
+            .form(&[("password", "wrong password!"), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401);
+        self.log_lines_containing("failed login")
+    }
+
     pub fn log_lines_containing(&self, needle: &str) -> Vec<String> {
         let log = self.log.lock().unwrap();
         log.iter().filter(|l| l.contains(needle)).cloned().collect()
