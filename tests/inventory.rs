@@ -329,6 +329,9 @@ async fn images_can_be_filtered_by_daemon_owner_and_status() {
 #[tokio::test]
 async fn a_rescan_of_an_unchanged_daemon_reads_the_layer_cache() {
     let app = app_on(&engine_a_sock()).await;
+    // At least one image of its own, whatever else ran on the engine before.
+    let fx = Fixtures::new(&engine_a_sock());
+    fx.import(&fx.unique("cached:1"), &[("f", 64)]);
     let first: Vec<String> = scan(&app)
         .await
         .iter()
@@ -361,6 +364,8 @@ async fn a_rescan_of_an_unchanged_daemon_reads_the_layer_cache() {
 #[tokio::test]
 async fn a_failed_scan_keeps_the_last_inventory_and_reports_the_error() {
     let app = spawn_app().await;
+    let fx = Fixtures::new(&engine_a_sock());
+    fx.import(&fx.unique("kept:1"), &[("f", 64)]);
     app.post_json(
         "/api/v1/daemons",
         &json!({"name": "good", "endpoint": engine_a_sock()}),

@@ -312,6 +312,12 @@ pub fn classify(
         });
     }
 
+    // Newest first, as `docker images` lists them, but with ties broken by
+    // ID: the daemon orders images created in the same second differently
+    // from call to call, and the same images must give the same inventory.
+    images.sort_by(|a, b| (b.info.created, &a.info.id).cmp(&(a.info.created, &b.info.id)));
+    observations.newly_outdated.sort();
+    observations.no_longer_outdated.sort();
     let totals = totals(&images, &layer_users);
     Inventory {
         images,

@@ -319,3 +319,34 @@ fn unique_bytes_and_totals_split_shared_layers_once() {
     assert_eq!(t.bytes_by_status.values().sum::<u64>(), t.total_bytes);
     assert_eq!(t.outdated_reclaimable, 100);
 }
+
+#[test]
+fn the_same_images_in_any_order_give_the_same_inventory_newest_first() {
+    let mut older = image(3, &["ghcr.io/nextcloud/llm2:0.9"]);
+    older.created -= 500;
+    let images = vec![
+        image(2, &["ghcr.io/nextcloud/llm2:1.0"]),
+        older,
+        image(1, &["ghcr.io/nextcloud/llm2:1.1"]),
+    ];
+    let containers = vec![exapp("llm2", 1, "ghcr.io/nextcloud/llm2:1.1", "running")];
+    let forward = Snapshot {
+        images: images.clone(),
+        containers: containers.clone(),
+    };
+    let backward = Snapshot {
+        images: images.into_iter().rev().collect(),
+        containers,
+    };
+    let (a, b) = (
+        run(&forward, &History::default()),
+        run(&backward, &History::default()),
+    );
+    assert_eq!(a, b);
+    let order: Vec<ImageId> = a.images.iter().map(|i| i.info.id.clone()).collect();
+    assert_eq!(
+        order,
+        [id(1), id(2), id(3)],
+        "same second by ID, then older"
+    );
+}

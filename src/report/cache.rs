@@ -1,6 +1,6 @@
 //! The image objects of every daemon, built once and shared by every request
-//! until something they depend on changes: a daemon's inventory (its scan
-//! generation), the daemons themselves, the policy, or the moment a waiting
+//! until something they depend on changes: a daemon's inventory (not just
+//! its scan generation: a rescan that found nothing new changes nothing), the daemons themselves, the policy, or the moment a waiting
 //! outdated image comes of age. Under load every request of the Images page
 //! and `GET /api/v1/images` then reads the same objects, and the API's
 //! unfiltered answer is one shared buffer instead of a fresh copy per client.
@@ -18,7 +18,8 @@ use crate::store::StoredDaemon;
 /// What a report was built from; a report answers only for the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Key {
-    /// Daemon ID, name and scan generation (None: never scanned), in daemon order.
+    /// Daemon ID, name and inventory generation (None: never scanned), in
+    /// daemon order. A rescan that changed nothing keeps the report.
     daemons: Vec<(i64, String, Option<i64>)>,
     policy: Policy,
 }
@@ -29,7 +30,7 @@ impl Key {
             daemons: daemons
                 .iter()
                 .map(|d| {
-                    let generation = scans.get(&d.id).map(|c| c.generation);
+                    let generation = scans.get(&d.id).map(|c| c.inventory_generation);
                     (d.id, d.name.to_string(), generation)
                 })
                 .collect(),
@@ -186,6 +187,8 @@ mod tests {
             error_at: None,
             attempted_at: NOW,
             generation,
+            inventory_generation: generation,
+            inventory_digest: None,
             scan: Some(Arc::new(scan)),
         };
         HashMap::from([(1, Arc::new(cached))])

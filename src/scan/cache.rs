@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use sha2::{Digest, Sha256};
+
 use super::DaemonScan;
 use crate::store::{Store, StoreError};
 
@@ -18,6 +20,12 @@ pub struct CachedScan {
     pub attempted_at: i64,
     /// Changes with every stored scan.
     pub generation: i64,
+    /// Changes only when the inventory does: the generation that stored it.
+    /// A rescan that finds nothing new keeps it, and so the reports built
+    /// on it (`report::ReportCache`).
+    pub inventory_generation: i64,
+    /// sha256 of the stored inventory text, to see that it did not change.
+    pub(crate) inventory_digest: Option<[u8; 32]>,
     /// The last successful inventory; None before the first success.
     pub scan: Option<Arc<DaemonScan>>,
 }
@@ -55,17 +63,19 @@ impl InventoryCache {
         let mut loaded = Vec::with_capacity(stale.len());
         for daemon_id in stale {
             if let Some(row) = store.load_scan(daemon_id).await? {
-                let scan = match row
+                let digest = row
                     .inventory
                     .as_deref()
-                    .map(serde_json::from_str::<DaemonScan>)
-                {
-                    Some(Ok(scan)) => Some(Arc::new(scan)),
-                    Some(Err(e)) => {
-                        tracing::warn!(daemon_id, error = %e, "a stored inventory could not be read; rescan to replace it");
-                        None
-                    }
-                    None => None,
+                    .map(|text| <[u8; 32]>::from(Sha256::digest(text.as_bytes())));
+                let previous = self.get(daemon_id);
+                let unchanged = previous.as_ref().filter(|p| {
+                    p.scan.is_some() && digest.is_some() && p.inventory_digest == digest
+                });
+                let (scan, inventory_generation) = match unchanged {
+                    // Same text: no need to parse it again, nor to rebuild
+                    // what was built on it.
+                    Some(p) => (p.scan.clone(), p.inventory_generation),
+                    None => (parse(daemon_id, row.inventory.as_deref()), row.generation),
                 };
                 loaded.push((
                     daemon_id,
@@ -76,6 +86,8 @@ impl InventoryCache {
                         error_at: row.error_at,
                         attempted_at: row.attempted_at,
                         generation: row.generation,
+                        inventory_generation,
+                        inventory_digest: digest,
                         scan,
                     }),
                 ));
@@ -86,5 +98,99 @@ impl InventoryCache {
         let live: std::collections::HashSet<i64> = versions.iter().map(|(id, _)| *id).collect();
         entries.retain(|id, _| live.contains(id));
         Ok(entries.clone())
+    }
+
+    fn get(&self, daemon_id: i64) -> Option<Arc<CachedScan>> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(&daemon_id).cloned()
+    }
+}
+
+fn parse(daemon_id: i64, inventory: Option<&str>) -> Option<Arc<DaemonScan>> {
+    match serde_json::from_str::<DaemonScan>(inventory?) {
+        Ok(scan) => Some(Arc::new(scan)),
+        Err(e) => {
+            tracing::warn!(daemon_id, error = %e, "a stored inventory could not be read; rescan to replace it");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{NewDaemon, NewDaemonInput};
+
+    async fn store_with_daemon() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let daemon = NewDaemon::parse(&NewDaemonInput {
+            name: "local".into(),
+            endpoint: "unix:///run/test.sock".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(store.insert_daemon(&daemon).await.unwrap());
+        let id = store.list_daemons().await.unwrap()[0].id;
+        (dir, store, id)
+    }
+
+    fn inventory(total_images: usize) -> String {
+        serde_json::to_string(&DaemonScan {
+            images: vec![],
+            totals: crate::inventory::Totals {
+                images: total_images,
+                ..Default::default()
+            },
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_rescan_that_stored_the_same_inventory_keeps_the_parsed_one() {
+        let (_dir, store, id) = store_with_daemon().await;
+        let cache = InventoryCache::default();
+        store.save_scan(id, 100, 5, &inventory(3)).await.unwrap();
+        let first = cache.current(&store).await.unwrap()[&id].clone();
+
+        store.save_scan(id, 200, 6, &inventory(3)).await.unwrap();
+        let again = cache.current(&store).await.unwrap()[&id].clone();
+
+        assert_ne!(again.generation, first.generation);
+        assert_eq!(again.scanned_at, Some(200), "the scan's own facts are new");
+        assert_eq!(again.inventory_generation, first.inventory_generation);
+        assert!(Arc::ptr_eq(
+            again.scan.as_ref().unwrap(),
+            first.scan.as_ref().unwrap()
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_rescan_that_stored_another_inventory_replaces_it() {
+        let (_dir, store, id) = store_with_daemon().await;
+        let cache = InventoryCache::default();
+        store.save_scan(id, 100, 5, &inventory(3)).await.unwrap();
+        let first = cache.current(&store).await.unwrap()[&id].clone();
+
+        store.save_scan(id, 200, 6, &inventory(4)).await.unwrap();
+        let changed = cache.current(&store).await.unwrap()[&id].clone();
+
+        assert_ne!(changed.inventory_generation, first.inventory_generation);
+        assert_eq!(changed.scan.as_ref().unwrap().totals.images, 4);
+    }
+
+    #[tokio::test]
+    async fn a_failed_scan_keeps_the_inventory_and_its_generation() {
+        let (_dir, store, id) = store_with_daemon().await;
+        let cache = InventoryCache::default();
+        store.save_scan(id, 100, 5, &inventory(3)).await.unwrap();
+        let first = cache.current(&store).await.unwrap()[&id].clone();
+
+        store.save_scan_error(id, 200, "daemon down").await.unwrap();
+        let failed = cache.current(&store).await.unwrap()[&id].clone();
+
+        assert!(failed.failed_last());
+        assert_eq!(failed.inventory_generation, first.inventory_generation);
+        assert_eq!(failed.scan.as_ref().unwrap().totals.images, 3);
     }
 }
