@@ -57,6 +57,32 @@ fn a_file_that_is_not_sqlite_is_refused_and_left_as_it_was() {
     );
 }
 
+#[test]
+fn a_database_of_another_user_is_refused_naming_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(cli(dir.path()).args(["daemon", "list"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let db = db_file(dir.path());
+    // The service's user; the suite runs as root, so it may hand the file over.
+    std::os::unix::fs::chown(&db, Some(65534), None).expect("chown needs root");
+    let before = std::fs::read(&db).unwrap();
+
+    let out = run(cli(dir.path()).args(["settings", "set", "keep_previous=3"]));
+
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("belongs to nobody") && err.contains("sudo -u nobody"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before, "the file changed");
+    assert!(
+        !dir.path().join("exapp-janitor.db-wal").exists(),
+        "a journal file of the wrong owner was left behind"
+    );
+}
+
 #[tokio::test]
 async fn a_database_migrated_by_a_newer_version_is_refused_and_left_as_it_was() {
     let dir = tempfile::tempdir().unwrap();

@@ -40,6 +40,11 @@ pub enum StoreError {
     #[error("{path} is not an SQLite database; move it away or choose another --data-dir")]
     NotSqlite { path: PathBuf },
     #[error(
+        "{path} belongs to {owner}, not to the user running this command; run it as that user \
+         (sudo -u {owner} exapp-janitor …) so that the database and its journal files keep one owner"
+    )]
+    OtherOwner { path: PathBuf, owner: String },
+    #[error(
         "{path} was migrated by a newer exapp-janitor (schema {found}, this version knows up to {known}); \
          run the newer version or restore a backup"
     )]
@@ -151,6 +156,7 @@ fn create_private_or_check_header(path: &Path) -> Result<(), StoreError> {
             })
         }
     }
+    refuse_other_owner(path)?;
     let mut header = Vec::with_capacity(16);
     std::fs::File::open(path)
         .and_then(|f| f.take(16).read_to_end(&mut header))
@@ -165,6 +171,42 @@ fn create_private_or_check_header(path: &Path) -> Result<(), StoreError> {
             path: path.to_path_buf(),
         })
     }
+}
+
+/// The server runs as a service user; an admin running the CLI as root
+/// would open the file fine but leave root-owned `-wal`/`-shm` files behind,
+/// and the service could no longer write its own database. Another user
+/// could not open the file at all. Either way: say whose it is.
+fn refuse_other_owner(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(owner) = std::fs::metadata(path).map(|m| m.uid()) else {
+        return Ok(()); // reading it fails next, with its own message
+    };
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if owner == unsafe { libc::geteuid() } {
+        return Ok(());
+    }
+    Err(StoreError::OtherOwner {
+        path: path.to_path_buf(),
+        owner: user_name(owner).unwrap_or_else(|| format!("'#{owner}'")),
+    })
+}
+
+/// The login name of `uid`, from the password database.
+fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero passwd is a valid value for getpwuid_r to fill.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and `buf` outlives `entry`'s
+    // use below; getpwuid_r is the thread-safe variant.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut entry, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string in `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+    name.to_str().ok().map(str::to_owned)
 }
 
 async fn refuse_newer_schema(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
