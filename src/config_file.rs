@@ -307,6 +307,12 @@ mod tests {
     }
 
     #[test]
+    fn a_global_flag_given_after_the_subcommand_beats_the_file_too() {
+        let argv = run(&["tool", "serve", "--data-dir", "/x"], "data_dir = \"/y\"").unwrap();
+        assert_eq!(argv, ["tool", "serve", "--data-dir", "/x"]);
+    }
+
+    #[test]
     fn a_setting_of_another_command_is_accepted_and_unused() {
         let argv = run(&["tool", "scan"], "timeout_secs = 9").unwrap();
         assert_eq!(argv, ["tool", "scan"]);
