@@ -99,11 +99,13 @@ impl LoginThrottle {
 
     pub fn check(&self, ip: IpAddr) -> Verdict {
         let records = self.records.lock().unwrap_or_else(|p| p.into_inner());
-        self.policy.verdict(records.get(&ip), Instant::now())
+        self.policy
+            .verdict(records.get(&client_key(ip)), Instant::now())
     }
 
     /// Records a failure; returns how long to wait before answering.
     pub fn failed(&self, ip: IpAddr) -> Duration {
+        let ip = client_key(ip);
         let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let (record, delay) = self.policy.fail(records.get(&ip).copied(), now);
@@ -123,7 +125,19 @@ impl LoginThrottle {
         self.records
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&ip);
+            .remove(&client_key(ip));
+    }
+}
+
+/// Whom failures are counted against: an IPv4 address, or an IPv6 /64 — one
+/// host is usually given a whole /64 and could otherwise try 2^64 addresses.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
     }
 }
 
@@ -170,6 +184,31 @@ mod tests {
             (after.failures, delay),
             (1, Duration::ZERO),
             "a fresh start after the lock"
+        );
+    }
+
+    #[test]
+    fn an_ipv6_64_counts_as_one_client_and_an_ipv4_address_as_itself() {
+        let throttle = LoginThrottle::new(ThrottlePolicy::default());
+        for n in 0..8u16 {
+            let ip = std::net::Ipv6Addr::new(0x2001, 0xdb8, 1, 2, n, n, n, n + 1);
+            throttle.failed(ip.into());
+        }
+        let neighbour: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+        assert!(matches!(throttle.check(neighbour), Verdict::Locked { .. }));
+        let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(throttle.check(next_64), Verdict::Allowed);
+
+        for _ in 0..8 {
+            throttle.failed("192.0.2.1".parse().unwrap());
+        }
+        assert!(matches!(
+            throttle.check("::ffff:192.0.2.1".parse().unwrap()),
+            Verdict::Locked { .. }
+        ));
+        assert_eq!(
+            throttle.check("192.0.2.2".parse().unwrap()),
+            Verdict::Allowed
         );
     }
 
