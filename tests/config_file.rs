@@ -170,3 +170,28 @@ async fn serve_takes_its_settings_from_the_file() {
         "trusted_proxies from the file: {lines:?}"
     );
 }
+
+#[tokio::test]
+async fn the_readmes_example_file_starts_the_server() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let example = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README.md has a ```toml example");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), example);
+    // Its data_dir and listen are the service's; the harness's flags keep
+    // this server in the test's own directory and on a free port.
+    let server = start_server_env(
+        &dir.path().join("data"),
+        None,
+        Some(TEST_PASSWORD),
+        &[("EXAPP_JANITOR_CONFIG", config.to_str().unwrap())],
+    );
+    let health = reqwest::get(format!("{}/api/v1/health", server.address))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
