@@ -251,13 +251,7 @@ async fn a_queued_job_can_be_cancelled_and_then_nothing_happens_to_its_image() {
 #[tokio::test]
 async fn a_stopped_daemon_retries_its_jobs_without_holding_up_the_other() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let app =
-        spawn_app_with_daemons(&[("steady", engine_a_sock()), ("spare", SpareEngine::sock())])
-            .await;
-    let (steady, spare) = (
-        Fixtures::new(&engine_a_sock()),
-        Fixtures::new(&SpareEngine::sock()),
-    );
+    let (app, steady, spare) = steady_and_spare().await;
     let (_, steady_old) = exapp(&steady, "steady", 1);
     let (_, spare_old) = exapp(&spare, "spare", 1);
     let run = start(&app, json!({"min_age_hours": 0})).await;

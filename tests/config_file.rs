@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::server::start_server_env;
+use common::server::{start_server_env, Server};
 use common::*;
 
 /// The binary with nothing from this test process's environment.
@@ -26,6 +26,18 @@ fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("janitor.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// `serve` with this config file. The harness's `--data-dir` and `--listen`
+/// flags beat the file's, keeping the server in `dir` and on a free port.
+fn serve_with_config(dir: &Path, text: &str) -> Server {
+    let config = write_config(dir, text);
+    start_server_env(
+        &dir.join("data"),
+        None,
+        Some(TEST_PASSWORD),
+        &[("EXAPP_JANITOR_CONFIG", config.to_str().unwrap())],
+    )
 }
 
 fn has_database(dir: &Path) -> bool {
@@ -148,15 +160,9 @@ fn a_missing_or_broken_file_is_bad_input_with_its_line() {
 #[tokio::test]
 async fn serve_takes_its_settings_from_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
+    let server = serve_with_config(
         dir.path(),
         "trusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\nmetrics_public = true\n",
-    );
-    let server = start_server_env(
-        &dir.path().join("data"),
-        None,
-        Some(TEST_PASSWORD),
-        &[("EXAPP_JANITOR_CONFIG", config.to_str().unwrap())],
     );
 
     let metrics = reqwest::get(format!("{}/metrics", server.address))
@@ -181,15 +187,7 @@ async fn the_readmes_example_file_starts_the_server() {
         .and_then(|rest| rest.split("```").next())
         .expect("README.md has a ```toml example");
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), example);
-    // Its data_dir and listen are the service's; the harness's flags keep
-    // this server in the test's own directory and on a free port.
-    let server = start_server_env(
-        &dir.path().join("data"),
-        None,
-        Some(TEST_PASSWORD),
-        &[("EXAPP_JANITOR_CONFIG", config.to_str().unwrap())],
-    );
+    let server = serve_with_config(dir.path(), example);
     let health = reqwest::get(format!("{}/api/v1/health", server.address))
         .await
         .unwrap();

@@ -141,10 +141,7 @@ async fn a_100_job_run_survives_five_kills_in_a_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dying_daemon_only_affects_its_own_rows_and_comes_back() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let app =
-        spawn_app_with_daemons(&[("steady", engine_a_sock()), ("spare", SpareEngine::sock())])
-            .await;
-    let spare = Fixtures::new(&SpareEngine::sock());
+    let (app, _, spare) = steady_and_spare().await;
     let (spare_current, _) = exapp_with_history(&spare, "dying", 0);
     let (_, body) = app.post_json("/api/v1/scan", &json!({})).await;
     assert!(
@@ -218,13 +215,7 @@ fn count_status(jobs: &[&Value], status: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_dying_mid_run_holds_up_only_its_own_jobs_which_finish_when_it_returns() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let app =
-        spawn_app_with_daemons(&[("steady", engine_a_sock()), ("spare", SpareEngine::sock())])
-            .await;
-    let (steady, spare) = (
-        Fixtures::new(&engine_a_sock()),
-        Fixtures::new(&SpareEngine::sock()),
-    );
+    let (app, steady, spare) = steady_and_spare().await;
     let (steady_current, steady_old) = exapp_with_history(&steady, "steadyrun", 20);
     // Enough that the spare daemon is still busy when it dies.
     let (spare_current, spare_old) = exapp_with_history(&spare, "sparerun", 40);

@@ -18,4 +18,6 @@ pub use ids::{AppId, ImageId, EXAPP_CONTAINER_PREFIX};
 pub use new_daemon::{NewDaemon, NewDaemonInput};
 pub use protected::ProtectedPattern;
 pub use settings::{Settings, MAX_HOURS, SETTING_KEYS};
-pub use trusted_proxies::{TrustedProxies, TrustedProxy, TrustedProxyError};
+pub use trusted_proxies::{
+    canonical as canonical_ip, TrustedProxies, TrustedProxy, TrustedProxyError,
+};

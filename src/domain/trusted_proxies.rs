@@ -91,7 +91,7 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 
 /// `::ffff:192.0.2.1` is 192.0.2.1: a dual-stack listener reports IPv4
 /// peers that way, and one client must not count as two.
-fn canonical(ip: IpAddr) -> IpAddr {
+pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

@@ -132,11 +132,8 @@ impl LoginThrottle {
 /// Whom failures are counted against: an IPv4 address, or an IPv6 /64 — one
 /// host is usually given a whole /64 and could otherwise try 2^64 addresses.
 fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
+    match crate::domain::canonical_ip(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
         v4 => v4,
     }
 }

@@ -354,6 +354,17 @@ pub fn black_hole() -> (TcpListener, String) {
     (listener, url)
 }
 
+/// An app with two daemons: "steady" on engine A and "spare" on engine C,
+/// which the fault tests stop and restart; with a fixture builder for each.
+pub async fn steady_and_spare() -> (TestApp, fixtures::Fixtures, fixtures::Fixtures) {
+    let app =
+        spawn_app_with_daemons(&[("steady", engine_a_sock()), ("spare", SpareEngine::sock())])
+            .await;
+    let steady = fixtures::Fixtures::new(&engine_a_sock());
+    let spare = fixtures::Fixtures::new(&SpareEngine::sock());
+    (app, steady, spare)
+}
+
 /// `spawn_app` with these daemons (name, endpoint) added through the API.
 pub async fn spawn_app_with_daemons(daemons: &[(&str, String)]) -> TestApp {
     let app = spawn_app().await;
