@@ -15,6 +15,7 @@ use crate::domain::{Settings, TrustedProxies};
 use crate::policy::Policy;
 use crate::report::{Report, ReportCache};
 use crate::scan::{ClientCache, InventoryCache, ScanOptions};
+use crate::settings::SettingsError;
 use crate::store::{Store, StoreError};
 
 /// Everything a request handler or command needs.
@@ -34,6 +35,14 @@ pub struct App {
     pub jobs_wakeup: Arc<Notify>,
     /// How long a claimed job stays claimed without a heartbeat.
     pub job_lease: Duration,
+    /// Attempts before a job fails (transient errors, or a worker that died).
+    pub job_max_attempts: i64,
+    /// How long one removal call may take (large images take long).
+    pub removal_timeout: Duration,
+    /// Test hook (debug builds only): before its first removal call, a job
+    /// writes `<dir>/<job id>.ready` and waits for `<dir>/<job id>.go`, so a
+    /// test can change the daemon right between the re-check and the removal.
+    pub removal_hold: Option<std::path::PathBuf>,
     /// Wakes the scheduler when the settings change.
     pub settings_changed: Arc<Notify>,
     /// Serve `/metrics` without the API token.
@@ -59,6 +68,9 @@ impl App {
             inventory: Arc::default(),
             jobs_wakeup: Arc::default(),
             job_lease: config.job_lease(),
+            job_max_attempts: config.job_max_attempts(),
+            removal_timeout: config.removal_timeout(),
+            removal_hold: removal_hold_from_env(),
             settings_changed: Arc::default(),
             metrics_public: false,
             clients: Arc::default(),
@@ -67,9 +79,14 @@ impl App {
         })
     }
 
-    /// Protected patterns in force.
+    /// Protected patterns in force, for showing statuses (none while the
+    /// settings cannot be read: the policy is halted then, and every job
+    /// reads the settings itself before it removes anything).
     pub async fn protected_patterns(&self) -> Vec<crate::domain::ProtectedPattern> {
-        self.current_settings().await.protected_patterns
+        self.current_settings()
+            .await
+            .map(|s| s.protected_patterns)
+            .unwrap_or_default()
     }
 
     pub async fn scan_options(&self) -> ScanOptions {
@@ -81,15 +98,10 @@ impl App {
         }
     }
 
-    /// The settings in force; the defaults if they cannot be read (logged).
-    pub async fn current_settings(&self) -> Settings {
-        match crate::settings::in_force(&self.store).await {
-            Ok(settings) => settings,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the settings; using the defaults");
-                Settings::default()
-            }
-        }
+    /// The settings in force. Never the defaults in place of settings that
+    /// cannot be read: a caller that removes anything must stop on the error.
+    pub async fn current_settings(&self) -> Result<Settings, SettingsError> {
+        crate::settings::in_force(&self.store).await
     }
 
     /// Every daemon's image objects as of now, the policy in force applied.
@@ -103,14 +115,31 @@ impl App {
             .await)
     }
 
-    /// The removal policy from the settings in force.
+    /// The removal policy from the settings in force; `Policy::HALTED`
+    /// (nothing removable) while they cannot be read.
     pub async fn policy(&self) -> Policy {
-        let s = self.current_settings().await;
-        Policy {
-            keep_previous: s.keep_previous,
-            min_age_hours: s.min_age_hours,
-            remove_dangling: s.remove_dangling,
+        match self.current_settings().await {
+            Ok(s) => Policy {
+                keep_previous: s.keep_previous,
+                min_age_hours: s.min_age_hours,
+                remove_dangling: s.remove_dangling,
+                halted: false,
+            },
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the settings; nothing is removed");
+                Policy::HALTED
+            }
         }
+    }
+}
+
+/// `EXAPP_JANITOR_TEST_REMOVAL_HOLD`: only in debug builds (the test suite's);
+/// a release build has no such hook.
+fn removal_hold_from_env() -> Option<std::path::PathBuf> {
+    if cfg!(debug_assertions) {
+        std::env::var_os("EXAPP_JANITOR_TEST_REMOVAL_HOLD").map(Into::into)
+    } else {
+        None
     }
 }
 

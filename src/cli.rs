@@ -249,6 +249,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let input = jobs::CleanupRequestInput {
                 daemon,
                 min_age_hours,
+                images: None,
             };
             let result = clean_command(&app, &input, dry_run, json).await;
             app.store.close().await;
@@ -391,6 +392,9 @@ async fn clean_command(
         let preview = jobs::preview(app, &request, app.policy().await)
             .await
             .map_err(cleanup_error)?;
+        for f in &preview.daemon_errors {
+            eprintln!("daemon {} could not be scanned: {}", f.daemon, f.error);
+        }
         if json {
             println!(
                 "{}",
@@ -404,7 +408,7 @@ async fn clean_command(
                 format_size(preview.bytes_reclaimable, DECIMAL)
             );
         }
-        return Ok(());
+        return daemons_failed(&preview.daemon_errors);
     }
     let run = jobs::start_run(
         app,
@@ -415,11 +419,12 @@ async fn clean_command(
     )
     .await
     .map_err(cleanup_error)?;
-    // The CLI works its own queue; a server on the same data dir may claim
-    // jobs too (claims are atomic).
-    let worker = jobs::Worker::new(app.clone()).spawn();
+    // The CLI works its own run only; a server on the same data dir may
+    // claim its jobs too (claims are atomic), and keeps the others.
+    let worker = jobs::Worker::for_run(app.clone(), run.id).spawn();
     let finished = follow_run(app, run.id, !json).await;
-    worker.abort();
+    // In order: the worker's tasks end before the caller closes the store.
+    worker.stop().await;
     let run = finished?;
     if json {
         println!("{}", serde_json::to_string_pretty(&run).map_err(failed)?);
@@ -435,13 +440,38 @@ async fn clean_command(
             format_size(u64::try_from(run.bytes_predicted).unwrap_or(0), DECIMAL),
         );
     }
+    let down: Vec<&jobs::LeftOut> = run
+        .left_out
+        .iter()
+        .filter(|l| l.image_id.is_none())
+        .collect();
+    for l in &down {
+        eprintln!("daemon {} {}", l.daemon.as_deref().unwrap_or("?"), l.reason);
+    }
     if run.counts.failed > 0 {
         Err(CliError::Failed(format!(
             "{} job(s) of run {} failed",
             run.counts.failed, run.id
         )))
+    } else if !down.is_empty() {
+        Err(CliError::Failed(format!(
+            "{} daemon(s) could not be scanned, so nothing of theirs was removed",
+            down.len()
+        )))
     } else {
         Ok(())
+    }
+}
+
+/// Exit 1 when a daemon could not be scanned (after printing what could be).
+fn daemons_failed(failures: &[jobs::DaemonFailure]) -> Result<(), CliError> {
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(CliError::Failed(format!(
+            "{} daemon(s) could not be scanned",
+            failures.len()
+        )))
     }
 }
 
@@ -529,7 +559,7 @@ async fn settings_command(app: &App, command: SettingsCommand) -> Result<(), Cli
                         fields.iter().map(|(f, m)| format!("{f}: {m}")).collect();
                     CliError::BadInput(lines.join("\n"))
                 }
-                SettingsError::Store(e) => failed(e),
+                other => failed(other),
             })?
         }
     };

@@ -52,6 +52,28 @@ pub struct GlobalConfig {
         value_parser = clap::value_parser!(u64).range(3..=3600)
     )]
     pub job_lease_secs: u64,
+
+    /// Seconds one image removal may take: deleting a large image's layers
+    /// takes far longer than any other Engine call.
+    #[arg(
+        long,
+        global = true,
+        env = "EXAPP_JANITOR_REMOVAL_TIMEOUT_SECS",
+        default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(1..=86400)
+    )]
+    pub removal_timeout_secs: u64,
+
+    /// Attempts a cleanup job gets (transient daemon errors, or a worker that
+    /// died while holding it) before it ends `failed` with the last error.
+    #[arg(
+        long,
+        global = true,
+        env = "EXAPP_JANITOR_JOB_MAX_ATTEMPTS",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u64).range(1..=100)
+    )]
+    pub job_max_attempts: u64,
 }
 
 impl GlobalConfig {
@@ -65,6 +87,14 @@ impl GlobalConfig {
 
     pub fn job_lease(&self) -> Duration {
         Duration::from_secs(self.job_lease_secs)
+    }
+
+    pub fn removal_timeout(&self) -> Duration {
+        Duration::from_secs(self.removal_timeout_secs)
+    }
+
+    pub fn job_max_attempts(&self) -> i64 {
+        i64::try_from(self.job_max_attempts).unwrap_or(8)
     }
 }
 

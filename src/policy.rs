@@ -1,7 +1,9 @@
 //! PURE: which images a cleanup removes now, and why each other one stays.
 //! Removable: `outdated` images outdated for at least `min_age_hours` and
 //! not among the `keep_previous` most recently outdated of their ExApp, plus
-//! `dangling` images when `remove_dangling` is on. Nothing else, ever.
+//! `dangling` images when `remove_dangling` is on. Nothing else, ever:
+//! not `pending` images (pulled for an update, not used yet), and nothing at
+//! all while the settings cannot be read (fail closed).
 
 use std::collections::HashMap;
 
@@ -14,6 +16,8 @@ pub struct Policy {
     pub keep_previous: u32,
     pub min_age_hours: u32,
     pub remove_dangling: bool,
+    /// The settings could not be read: nothing is removable until they can.
+    pub halted: bool,
 }
 
 impl Default for Policy {
@@ -22,9 +26,24 @@ impl Default for Policy {
             keep_previous: 0,
             min_age_hours: 24,
             remove_dangling: false,
+            halted: false,
         }
     }
 }
+
+impl Policy {
+    /// What applies while the settings cannot be read: nothing is removed.
+    pub const HALTED: Policy = Policy {
+        keep_previous: 0,
+        min_age_hours: 0,
+        remove_dangling: false,
+        halted: true,
+    };
+}
+
+/// Why nothing is removable while the settings cannot be read.
+pub const HALTED_WHY: &str =
+    "not removed: the settings cannot be read, so nothing is removed until they can";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -43,6 +62,14 @@ pub fn decide(policy: &Policy, images: &[ClassifiedImage], now: i64) -> Vec<Deci
             Status::Current | Status::InUse | Status::Protected | Status::Foreign => Decision {
                 removable: false,
                 why: "never removed".into(),
+            },
+            Status::Pending => Decision {
+                removable: false,
+                why: "never removed: not used yet (it becomes current or outdated first)".into(),
+            },
+            Status::Dangling | Status::Outdated if policy.halted => Decision {
+                removable: false,
+                why: HALTED_WHY.into(),
             },
             Status::Dangling if policy.remove_dangling => Decision {
                 removable: true,
@@ -90,6 +117,9 @@ pub fn decide(policy: &Policy, images: &[ClassifiedImage], now: i64) -> Vec<Deci
 /// removable. None when no decision depends on time, so a result computed at
 /// `now` stays right until the images or the policy change.
 pub fn next_change(policy: &Policy, images: &[ClassifiedImage], now: i64) -> Option<i64> {
+    if policy.halted {
+        return None;
+    }
     let kept = kept_previous(policy.keep_previous, images);
     images
         .iter()
@@ -185,20 +215,50 @@ mod tests {
             image(4, Status::Foreign, None, None),
             image(5, Status::Dangling, None, None),
             image(6, Status::Outdated, Some("a"), Some(100)),
+            image(7, Status::Pending, Some("a"), None),
         ];
         let all_on = Policy {
             keep_previous: 0,
             min_age_hours: 0,
             remove_dangling: true,
+            halted: false,
         };
         assert_eq!(
             removable(all_on, &images),
-            [false, false, false, false, true, true]
+            [false, false, false, false, true, true, false]
         );
         assert_eq!(
             removable(Policy::default(), &images),
-            [false, false, false, false, false, true]
+            [false, false, false, false, false, true, false]
         );
+    }
+
+    #[test]
+    fn nothing_is_removable_while_the_settings_cannot_be_read() {
+        let images = [
+            image(1, Status::Outdated, Some("a"), Some(1000)),
+            image(2, Status::Dangling, None, None),
+        ];
+        let decisions = decide(&Policy::HALTED, &images, NOW);
+        assert!(decisions
+            .iter()
+            .all(|d| !d.removable && d.why == HALTED_WHY));
+        assert_eq!(next_change(&Policy::HALTED, &images, NOW), None);
+    }
+
+    #[test]
+    fn a_pending_image_never_takes_a_keep_previous_slot() {
+        let images = [
+            image(1, Status::Outdated, Some("a"), Some(300)),
+            image(2, Status::Outdated, Some("a"), Some(200)),
+            image(3, Status::Pending, Some("a"), None),
+        ];
+        let keep_one = Policy {
+            keep_previous: 1,
+            ..Policy::default()
+        };
+        // Image 2 is the one kept; the pending image neither counts nor goes.
+        assert_eq!(removable(keep_one, &images), [true, false, false]);
     }
 
     #[test]

@@ -14,6 +14,12 @@ use crate::store::StoreError;
 pub enum SettingsError {
     #[error("invalid settings: {0}")]
     Invalid(FieldErrors),
+    /// The stored settings are there but cannot be read: nothing is removed
+    /// until they are saved again (fail closed, never the defaults).
+    #[error(
+        "the stored settings cannot be read ({0}); nothing is removed until they are saved again"
+    )]
+    Unreadable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -55,28 +61,36 @@ impl SettingsView {
 
 /// Only the settings in force (the defaults until the first change): one
 /// read, for every page and API call that applies the policy.
-pub async fn in_force(store: &crate::store::Store) -> Result<Settings, StoreError> {
-    Ok(store
-        .settings_row()
-        .await?
-        .map_or_else(Settings::default, |row| parse_stored(&row.settings)))
+pub async fn in_force(store: &crate::store::Store) -> Result<Settings, SettingsError> {
+    match store.settings_row().await? {
+        None => Ok(Settings::default()),
+        Some(row) => parse_stored(&row.settings),
+    }
 }
 
-/// The stored JSON, or the defaults (logged) if it cannot be read.
-fn parse_stored(json: &str) -> Settings {
-    serde_json::from_str(json).unwrap_or_else(|e| {
-        tracing::error!(error = %e, "the stored settings are unreadable; using the defaults until they are saved again");
-        Settings::default()
-    })
+/// The stored JSON, checked as a change would be: a key missing (added by a
+/// later version) takes its default; anything else wrong makes the settings
+/// unreadable, which stops every removal until they are saved again.
+fn parse_stored(json: &str) -> Result<Settings, SettingsError> {
+    let unreadable = |why: String| {
+        tracing::error!(error = %why, "the stored settings cannot be read; nothing is removed until they are saved again");
+        SettingsError::Unreadable(why)
+    };
+    let Ok(Value::Object(stored)) = serde_json::from_str::<Value>(json) else {
+        return Err(unreadable("not a JSON object".into()));
+    };
+    Settings::default()
+        .apply(&stored)
+        .map_err(|e| unreadable(e.to_string()))
 }
 
 /// The settings in force (the defaults until the first change) and when the
 /// schedule runs next.
-pub async fn load(app: &App) -> Result<SettingsView, StoreError> {
+pub async fn load(app: &App) -> Result<SettingsView, SettingsError> {
     let defaults = serde_json::to_string(&Settings::default()).expect("settings serialise");
     app.store.ensure_settings(&defaults).await?;
     let row = app.store.settings_row().await?.expect("ensured above");
-    let settings = parse_stored(&row.settings);
+    let settings = parse_stored(&row.settings)?;
     let last_run_at = app.store.last_run_at("schedule").await?;
     Ok(SettingsView {
         next_run_at: schedule::next_run_at(
@@ -97,7 +111,15 @@ pub async fn load(app: &App) -> Result<SettingsView, StoreError> {
 /// Applies a change (any subset of the keys); all of it or, on any bad
 /// value, nothing. Wakes the scheduler so a new interval applies at once.
 pub async fn update(app: &App, change: &Map<String, Value>) -> Result<SettingsView, SettingsError> {
-    let current = load(app).await?.settings();
+    // Unreadable settings are repaired by saving: the change applies to the defaults.
+    let current = match load(app).await {
+        Ok(view) => view.settings(),
+        Err(SettingsError::Unreadable(why)) => {
+            tracing::warn!(error = %why, "replacing unreadable settings: the change applies to the defaults");
+            Settings::default()
+        }
+        Err(e) => return Err(e),
+    };
     let next = current.apply(change).map_err(SettingsError::Invalid)?;
     let json = serde_json::to_string(&next).expect("settings serialise");
     app.store
@@ -113,5 +135,5 @@ pub async fn update(app: &App, change: &Map<String, Value>) -> Result<SettingsVi
         });
     }
     tracing::info!(keys = ?change.keys().collect::<Vec<_>>(), "settings changed");
-    Ok(load(app).await?)
+    load(app).await
 }

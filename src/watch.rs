@@ -259,7 +259,13 @@ async fn settle_then_clean(
         }
         break;
     }
-    let settings = app.current_settings().await;
+    let settings = match app.current_settings().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(daemon = %daemon.name, %appid, error = %e, "no cleanup after the update");
+            return;
+        }
+    };
     if !settings.cleanup_on_update {
         tracing::debug!(daemon = %daemon.name, %appid, "cleanup on update is off");
         return;
@@ -268,6 +274,7 @@ async fn settle_then_clean(
         daemon: Some(DaemonName::clone(&daemon.name)),
         min_age_hours: Some(0),
         owner: Some(appid.clone()),
+        images: None,
     };
     let requested_by = format!("update of {appid}");
     match jobs::start_run(

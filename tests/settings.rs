@@ -257,6 +257,8 @@ async fn two_servers_on_one_data_dir_make_one_scheduled_run() {
         daemon_timeout_secs: TEST_DAEMON_TIMEOUT.as_secs(),
         scan_timeout_secs: 60,
         job_lease_secs: 5,
+        removal_timeout_secs: 600,
+        job_max_attempts: 8,
     };
     let other = exapp_janitor::app::App::open(&config).await.unwrap();
     app.start_scheduler();

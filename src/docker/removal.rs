@@ -2,7 +2,9 @@
 //! and at who uses it, and untag/delete calls. There is deliberately no way
 //! to pass `force`: a removal Docker refuses stays refused.
 
-use bollard::query_parameters::RemoveImageOptions;
+use std::time::Duration;
+
+use bollard::query_parameters::{ListImagesOptions, RemoveImageOptions, TagImageOptions};
 
 use super::{within, DaemonClient, DockerError};
 use crate::domain::ImageId;
@@ -59,19 +61,60 @@ impl DaemonClient {
             .collect())
     }
 
+    /// Images built on this one (`ParentId` in an `all=1` listing): Docker
+    /// refuses to delete an image that has children.
+    pub async fn children_of(&self, id: &ImageId) -> Result<Vec<String>, DockerError> {
+        let options = ListImagesOptions {
+            all: true,
+            ..Default::default()
+        };
+        let listed = within(self.timeout(), self.docker().list_images(Some(options))).await?;
+        Ok(listed
+            .into_iter()
+            .filter(|i| i.parent_id == id.as_str())
+            .map(|i| {
+                i.repo_tags
+                    .into_iter()
+                    .find(|t| !t.starts_with("<none>"))
+                    .unwrap_or(i.id)
+            })
+            .collect())
+    }
+
+    /// `POST /images/{id}/tag`: puts a tag (`repo:tag`) back on an image.
+    pub async fn tag(&self, id: &ImageId, reference: &str) -> Result<(), DockerError> {
+        let (repo, tag) = split_tag(reference)
+            .ok_or_else(|| DockerError::Invalid(format!("{reference} is not a tag")))?;
+        let options = TagImageOptions {
+            repo: Some(repo.to_owned()),
+            tag: Some(tag.to_owned()),
+        };
+        within(
+            self.timeout(),
+            self.docker().tag_image(id.as_str(), Some(options)),
+        )
+        .await
+    }
+
     /// `DELETE /images/{reference}` without force (untagged parents that
-    /// nothing else needs go too, as `docker rmi` does).
-    pub async fn remove_reference(&self, reference: &str) -> Result<Vec<Removed>, DockerError> {
+    /// nothing else needs go too, as `docker rmi` does). `timeout` is the
+    /// removal timeout: deleting a large image's layers takes long.
+    pub async fn remove_reference(
+        &self,
+        reference: &str,
+        timeout: Duration,
+    ) -> Result<Vec<Removed>, DockerError> {
         let options = RemoveImageOptions {
             force: false,
             noprune: false,
             ..Default::default()
         };
-        let answer = within(
-            self.timeout(),
-            self.docker().remove_image(reference, Some(options), None),
-        )
-        .await?;
+        // bollard's own per-request timeout is only a backstop behind `within`.
+        let docker = self
+            .docker()
+            .clone()
+            .with_timeout(timeout + Duration::from_secs(2));
+        let answer = within(timeout, docker.remove_image(reference, Some(options), None)).await?;
         Ok(answer
             .into_iter()
             .flat_map(|item| {
@@ -81,5 +124,33 @@ impl DaemonClient {
                     .chain(item.deleted.map(Removed::Deleted))
             })
             .collect())
+    }
+}
+
+/// `repo:tag` → (`repo`, `tag`); None for a digest reference or no tag. The
+/// tag is after the last `:` that follows the last `/` (a registry port is not a tag).
+fn split_tag(reference: &str) -> Option<(&str, &str)> {
+    if reference.contains('@') {
+        return None;
+    }
+    let name_start = reference.rfind('/').map_or(0, |i| i + 1);
+    let colon = name_start + reference[name_start..].rfind(':')?;
+    Some((&reference[..colon], &reference[colon + 1..]))
+        .filter(|(r, t)| !r.is_empty() && !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_tag;
+
+    #[test]
+    fn a_tag_is_split_after_the_last_colon_of_the_name_not_the_registry_port() {
+        assert_eq!(
+            split_tag("127.0.0.1:5000/nc/llm2:1.2.0-cuda"),
+            Some(("127.0.0.1:5000/nc/llm2", "1.2.0-cuda"))
+        );
+        assert_eq!(split_tag("nginx:1"), Some(("nginx", "1")));
+        assert_eq!(split_tag("127.0.0.1:5000/nc/llm2"), None);
+        assert_eq!(split_tag("ghcr.io/nc/llm2@sha256:abcd"), None);
     }
 }

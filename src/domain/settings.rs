@@ -5,7 +5,9 @@ use super::{FieldErrors, ProtectedPattern};
 
 /// The admin's settings, valid by construction: built from defaults or by
 /// applying a checked change.
+/// A field missing from stored JSON (added by a later version) takes its default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Settings {
     /// Hours between scheduled cleanups; 0 = no scheduled cleanup.
     pub interval_hours: u32,

@@ -22,6 +22,10 @@ pub enum Status {
     InUse,
     /// One of its references matches a protected pattern.
     Protected,
+    /// Owned through a repository, never the ExApp's current image, and
+    /// created after its current one: pulled for an update that has not
+    /// switched yet. Never removable.
+    Pending,
     /// Owned by an ExApp and none of the above.
     Outdated,
     /// Untagged, unowned and unused.
@@ -31,10 +35,11 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Current,
         Status::InUse,
         Status::Protected,
+        Status::Pending,
         Status::Outdated,
         Status::Dangling,
         Status::Foreign,
@@ -45,6 +50,7 @@ impl Status {
             Status::Current => "current",
             Status::InUse => "in_use",
             Status::Protected => "protected",
+            Status::Pending => "pending",
             Status::Outdated => "outdated",
             Status::Dangling => "dangling",
             Status::Foreign => "foreign",
@@ -62,9 +68,10 @@ impl Status {
             Status::Current => 0,
             Status::InUse => 1,
             Status::Protected => 2,
-            Status::Foreign => 3,
-            Status::Outdated => 4,
-            Status::Dangling => 5,
+            Status::Pending => 3,
+            Status::Foreign => 4,
+            Status::Outdated => 5,
+            Status::Dangling => 6,
         }
     }
 }
@@ -191,6 +198,7 @@ pub fn classify(
     for c in &snapshot.containers {
         users.entry(&c.image_id).or_default().push(c);
     }
+    let newest_current = newest_current_created(snapshot);
     let layer_users = layers::layer_users(snapshot.images.iter().map(|i| i.layers.as_slice()));
 
     let mut observations = Observations {
@@ -231,6 +239,13 @@ pub fn classify(
             Status::InUse
         } else if protected_by.is_some() {
             Status::Protected
+        } else if owner_by_history.is_none()
+            && owner
+                .as_ref()
+                .and_then(|app| newest_current.get(app))
+                .is_some_and(|current_created| image.created > *current_created)
+        {
+            Status::Pending
         } else if owner.is_some() {
             Status::Outdated
         } else if image.repo_tags.is_empty() {
@@ -274,6 +289,12 @@ pub fn classify(
                 "matches protected pattern {}",
                 protected_by.map(ProtectedPattern::as_str).unwrap_or("?")
             ),
+            Status::Pending => {
+                let app = owner.as_ref().map(AppId::as_str).unwrap_or("?");
+                format!(
+                    "pulled for {app}, not used yet: newer than its current image and never its current image (an update in progress?)"
+                )
+            }
             Status::Outdated => {
                 let app = owner.as_ref().expect("outdated images are owned");
                 let how = if owner_by_history.is_some() {
@@ -324,6 +345,22 @@ pub fn classify(
         totals,
         observations,
     }
+}
+
+/// For each ExApp with a container: when its newest current image was
+/// created. An owned image newer than that, never current, is pending.
+fn newest_current_created(snapshot: &Snapshot) -> HashMap<&AppId, i64> {
+    let created: HashMap<&ImageId, i64> =
+        snapshot.images.iter().map(|i| (&i.id, i.created)).collect();
+    let mut newest: HashMap<&AppId, i64> = HashMap::new();
+    for c in &snapshot.containers {
+        let (Some(exapp), Some(at)) = (&c.exapp, created.get(&c.image_id)) else {
+            continue;
+        };
+        let entry = newest.entry(&exapp.appid).or_insert(*at);
+        *entry = (*entry).max(*at);
+    }
+    newest
 }
 
 fn current_images(snapshot: &Snapshot) -> Vec<CurrentImage> {

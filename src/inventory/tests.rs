@@ -350,3 +350,82 @@ fn the_same_images_in_any_order_give_the_same_inventory_newest_first() {
         "same second by ID, then older"
     );
 }
+
+fn created_at(mut info: ImageInfo, created: i64) -> ImageInfo {
+    info.created = created;
+    info
+}
+
+/// `pend:2` runs; `pend:3` was pulled after it (an update in progress).
+fn update_in_progress() -> Snapshot {
+    Snapshot {
+        images: vec![
+            created_at(image(2, &["ghcr.io/nextcloud/pend:2"]), NOW - 500),
+            created_at(image(3, &["ghcr.io/nextcloud/pend:3"]), NOW - 10),
+            created_at(image(1, &["ghcr.io/nextcloud/pend:1"]), NOW - 900),
+        ],
+        containers: vec![exapp("pend", 2, "ghcr.io/nextcloud/pend:2", "running")],
+    }
+}
+
+#[test]
+fn a_newer_image_pulled_for_an_exapp_and_never_used_is_pending_not_outdated() {
+    let inv = run(&update_in_progress(), &History::default());
+    let pulled = status_of(&inv, 3);
+    assert_eq!(
+        (pulled.status, pulled.owner.clone()),
+        (Status::Pending, Some(app("pend")))
+    );
+    assert!(
+        pulled.reason.starts_with("pulled for pend, not used yet"),
+        "{}",
+        pulled.reason
+    );
+    assert_eq!(pulled.outdated_since, None);
+    assert!(!inv.observations.newly_outdated.contains(&id(3)));
+    // An older tag of the same repository is still outdated.
+    assert_eq!(status_of(&inv, 1).status, Status::Outdated);
+}
+
+#[test]
+fn a_pending_image_becomes_current_when_the_container_switches_to_it() {
+    let mut snap = update_in_progress();
+    snap.containers = vec![exapp("pend", 3, "ghcr.io/nextcloud/pend:3", "running")];
+    let inv = run(&snap, &History::default());
+    assert_eq!(status_of(&inv, 3).status, Status::Current);
+    assert_eq!(status_of(&inv, 2).status, Status::Outdated);
+}
+
+#[test]
+fn a_pending_image_is_outdated_once_a_newer_image_is_current() {
+    let mut snap = update_in_progress();
+    snap.images
+        .push(created_at(image(4, &["ghcr.io/nextcloud/pend:4"]), NOW));
+    snap.containers = vec![exapp("pend", 4, "ghcr.io/nextcloud/pend:4", "running")];
+    let inv = run(&snap, &History::default());
+    assert_eq!(status_of(&inv, 3).status, Status::Outdated);
+}
+
+#[test]
+fn an_image_that_was_current_before_is_outdated_after_a_rollback_not_pending() {
+    // The ExApp went back from :3 to :2: :3 is newer but was current once.
+    let mut history = History::default();
+    history.image_owners.insert(id(3), app("pend"));
+    let inv = run(&update_in_progress(), &history);
+    assert_eq!(status_of(&inv, 3).status, Status::Outdated);
+}
+
+#[test]
+fn the_images_of_an_exapp_without_a_container_are_never_pending() {
+    let mut snap = update_in_progress();
+    snap.containers.clear();
+    let mut history = History::default();
+    history.image_owners.insert(id(2), app("pend"));
+    history
+        .repo_owners
+        .entry("ghcr.io/nextcloud/pend".into())
+        .or_default()
+        .insert(app("pend"));
+    let inv = run(&snap, &history);
+    assert_eq!(status_of(&inv, 3).status, Status::Outdated);
+}

@@ -5,15 +5,15 @@
 mod remove;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 pub use remove::Outcome;
-pub use worker::Worker;
+pub use worker::{Worker, WorkerHandle};
 
 use crate::app::App;
-use crate::domain::{AppId, DaemonName, FieldErrors};
+use crate::domain::{AppId, DaemonName, FieldErrors, ImageId};
 use crate::inventory::{layers, rfc3339};
 use crate::policy::Policy;
 use crate::report::{self, ImageFilter, ImageObject};
@@ -39,7 +39,7 @@ impl Trigger {
     }
 }
 
-/// `{"daemon"?, "min_age_hours"?}` as a client sent it.
+/// `{"daemon"?, "min_age_hours"?, "images"?}` as a client sent it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CleanupRequestInput {
@@ -47,17 +47,27 @@ pub struct CleanupRequestInput {
     pub daemon: Option<String>,
     #[serde(default)]
     pub min_age_hours: Option<i64>,
+    /// Full image IDs the admin approved in the preview.
+    #[serde(default)]
+    pub images: Option<Vec<String>>,
 }
 
-/// A valid cleanup request: which daemon (all when None), and a
-/// `min_age_hours` for this one preview or run.
+/// A valid cleanup request: which daemon (all when None), a
+/// `min_age_hours` for this one preview or run, and, for a run the admin
+/// confirmed, the images they approved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CleanupRequest {
     pub daemon: Option<DaemonName>,
     pub min_age_hours: Option<u32>,
     /// Only this ExApp's images (cleanup right after its update).
     pub owner: Option<AppId>,
+    /// Only these images, and only those still removable when the run is
+    /// made. None: everything removable then.
+    pub images: Option<BTreeSet<ImageId>>,
 }
+
+/// More image IDs than any preview a person confirms would hold.
+pub const MAX_APPROVED_IMAGES: usize = 10_000;
 
 /// Ten years, the longest any age setting may be.
 pub const MAX_HOURS: i64 = 87_600;
@@ -86,10 +96,34 @@ impl CleanupRequest {
                 None
             }
         });
+        let images = input.images.as_ref().and_then(|ids| {
+            if ids.is_empty() {
+                errors.add(
+                    "images",
+                    "an empty list approves nothing; leave it out to remove everything removable",
+                );
+                return None;
+            }
+            if ids.len() > MAX_APPROVED_IMAGES {
+                errors.add("images", format!("at most {MAX_APPROVED_IMAGES} image IDs"));
+                return None;
+            }
+            let parsed: Result<BTreeSet<ImageId>, String> =
+                ids.iter().map(|id| ImageId::parse(id.trim())).collect();
+            parsed
+                .map_err(|_| {
+                    errors.add(
+                        "images",
+                        "full image IDs as the preview lists them (sha256: and 64 hex digits)",
+                    )
+                })
+                .ok()
+        });
         errors.into_result(|| Self {
             daemon,
             min_age_hours,
             owner: None,
+            images,
         })
     }
 
@@ -105,6 +139,12 @@ impl CleanupRequest {
 pub enum CleanupError {
     #[error("there is no daemon named {0:?}")]
     UnknownDaemon(String),
+    /// The one daemon asked for could not be scanned: nothing to decide on.
+    #[error("daemon {daemon} could not be scanned: {error}")]
+    DaemonDown { daemon: String, error: String },
+    /// Fail closed: no preview and no run while the settings cannot be read.
+    #[error("the settings cannot be read, so nothing is removed until they are saved again")]
+    SettingsUnreadable,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -117,15 +157,28 @@ pub struct Preview {
     pub images: Vec<ImageObject>,
     /// Layers used only by these images, each counted once.
     pub bytes_reclaimable: u64,
+    /// Daemons that could not be scanned, so nothing of theirs is in it.
+    pub daemon_errors: Vec<DaemonFailure>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DaemonFailure {
+    pub daemon: String,
+    pub error: String,
 }
 
 /// Rescans the daemons concerned, then applies the policy. A daemon that
-/// cannot be scanned is left out (its error is logged and shown on its card).
+/// cannot be scanned is left out and named in `daemon_errors`; when it is the
+/// one daemon asked for, that is an error. Nothing is previewed while the
+/// settings cannot be read.
 pub async fn preview(
     app: &App,
     request: &CleanupRequest,
     policy: Policy,
 ) -> Result<Preview, CleanupError> {
+    if policy.halted {
+        return Err(CleanupError::SettingsUnreadable);
+    }
     let daemons = app.store.list_daemons().await?;
     if let Some(name) = &request.daemon {
         if !daemons.iter().any(|d| &d.name == name) {
@@ -144,11 +197,23 @@ pub async fn preview(
             .map(|d| scan::scan_daemon(&app.store, d, &options)),
     )
     .await;
-    let ok: Vec<_> = chosen
-        .into_iter()
-        .zip(scanned)
-        .filter_map(|(d, r)| r.is_ok().then_some(d))
-        .collect();
+    let mut ok = Vec::new();
+    let mut daemon_errors = Vec::new();
+    for (daemon, result) in chosen.into_iter().zip(scanned) {
+        match result {
+            Ok(_) => ok.push(daemon),
+            Err(e) => daemon_errors.push(DaemonFailure {
+                daemon: daemon.name.to_string(),
+                error: e.to_string(),
+            }),
+        }
+    }
+    if let (Some(_), Some(failure)) = (&request.daemon, daemon_errors.first()) {
+        return Err(CleanupError::DaemonDown {
+            daemon: failure.daemon.clone(),
+            error: failure.error.clone(),
+        });
+    }
     let scans = app.inventory.current(&app.store).await?;
     let policy = request.policy(policy);
     let now = now_unix();
@@ -167,6 +232,12 @@ pub async fn preview(
                         .as_ref()
                         .is_none_or(|o| i.owner.as_deref() == Some(o.as_str()))
                 })
+                // A confirmed run: only what the admin approved.
+                .filter(|i| {
+                    request.images.as_ref().is_none_or(|approved| {
+                        ImageId::parse(&i.id).is_ok_and(|id| approved.contains(&id))
+                    })
+                })
                 .collect();
         if let Some(scan) = scans.get(&daemon.id).and_then(|c| c.scan.clone()) {
             let users = layers::layer_users(scan.images.iter().map(|i| i.info.layers.as_slice()));
@@ -182,6 +253,7 @@ pub async fn preview(
     Ok(Preview {
         images,
         bytes_reclaimable: bytes,
+        daemon_errors,
     })
 }
 
@@ -225,6 +297,7 @@ async fn start_run_unless(
     unless_run_since: Option<i64>,
 ) -> Result<Option<RunView>, CleanupError> {
     let preview = preview(app, request, policy).await?;
+    let left_out = left_out(app, request, &preview).await?;
     let daemons = app.store.list_daemons().await?;
     let daemon_ids: HashMap<&str, i64> = daemons.iter().map(|d| (d.name.as_str(), d.id)).collect();
     let jobs: Vec<NewJob> = preview
@@ -253,6 +326,11 @@ async fn start_run_unless(
         min_age_hours: min_age,
         bytes_predicted: i64::try_from(preview.bytes_reclaimable).unwrap_or(i64::MAX),
         unless_run_since,
+        approved: request
+            .images
+            .as_ref()
+            .map(|i| i64::try_from(i.len()).unwrap_or(i64::MAX)),
+        left_out: &serde_json::to_string(&left_out).expect("left-out entries serialise"),
     };
     let Some((run_id, queued)) = app.store.create_run(&run, &jobs, now_ms()).await? else {
         return Ok(None);
@@ -270,6 +348,70 @@ async fn start_run_unless(
             .await?
             .expect("the run was just created"),
     ))
+}
+
+/// What a run did not take of what was approved or expected, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LeftOut {
+    pub daemon: Option<String>,
+    pub image_id: Option<String>,
+    pub reason: String,
+}
+
+/// The approved images the run will not remove (each with why, from the
+/// inventory just scanned), and the daemons that could not be scanned.
+async fn left_out(
+    app: &App,
+    request: &CleanupRequest,
+    preview: &Preview,
+) -> Result<Vec<LeftOut>, CleanupError> {
+    let mut out: Vec<LeftOut> = preview
+        .daemon_errors
+        .iter()
+        .map(|f| LeftOut {
+            daemon: Some(f.daemon.clone()),
+            image_id: None,
+            reason: format!("could not be scanned: {}", f.error),
+        })
+        .collect();
+    let Some(approved) = &request.images else {
+        return Ok(out);
+    };
+    let queued: BTreeSet<&str> = preview.images.iter().map(|i| i.id.as_str()).collect();
+    let missing: Vec<&ImageId> = approved
+        .iter()
+        .filter(|id| !queued.contains(id.as_str()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    let report = app.report().await?;
+    for id in missing {
+        let now = report.images.iter().find(|i| {
+            i.id == id.as_str()
+                && request
+                    .daemon
+                    .as_ref()
+                    .is_none_or(|d| i.daemon == d.as_str())
+        });
+        out.push(match now {
+            Some(image) => LeftOut {
+                daemon: Some(image.daemon.clone()),
+                image_id: Some(id.to_string()),
+                reason: format!(
+                    "no longer removable: {} ({})",
+                    image.status.as_str(),
+                    image.reason
+                ),
+            },
+            None => LeftOut {
+                daemon: None,
+                image_id: Some(id.to_string()),
+                reason: "no longer on the daemon (removed meanwhile), or its daemon could not be scanned".into(),
+            },
+        });
+    }
+    Ok(out)
 }
 
 /// A job as the API shows it.
@@ -318,6 +460,11 @@ pub struct RunView {
     pub bytes_predicted: i64,
     pub bytes_freed: i64,
     pub counts: JobCounts,
+    /// How many images the admin approved in the preview; null when the run
+    /// took everything removable (schedule, update, or no list given).
+    pub approved: Option<i64>,
+    /// What was approved (or expected) and not queued, and why.
+    pub left_out: Vec<LeftOut>,
     pub jobs: Vec<JobView>,
 }
 
@@ -366,6 +513,8 @@ impl RunView {
             bytes_predicted: run.bytes_predicted,
             bytes_freed: jobs.iter().filter_map(|j| j.bytes_freed).sum(),
             counts,
+            approved: run.approved,
+            left_out: serde_json::from_str(&run.left_out).unwrap_or_default(),
             jobs: jobs.into_iter().map(JobView::from).collect(),
         }
     }

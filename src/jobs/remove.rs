@@ -1,11 +1,21 @@
-//! The removal protocol of one job, against the live daemon:
-//! decide again (the image may be gone, used or protected by now), then
-//! untag each reference it has now, then remove the ID if it is still there.
-//! Docker's 404 means already removed; its 409 means in use now (skipped,
-//! in Docker's own words). Bytes freed are counted from the layers Docker
-//! reports deleting.
+//! The removal protocol of one job, against the live daemon. It removes the
+//! intersection of what was approved (the image and the references the
+//! preview showed) and what is still true right before the call:
+//!
+//! 1. decide again: the image may be gone, used by a container (any state),
+//!    protected, tagged with a reference the preview did not show, or the
+//!    parent of another image (Docker would refuse it after its tags went);
+//! 2. make sure this worker still holds the job's lease, and record that a
+//!    removal call goes out;
+//! 3. untag each reference it has now (tags first, digests last), then remove
+//!    the ID if it is still there. Never with `force`. Docker's 409 means "in
+//!    use now": the job is skipped in Docker's own words, and the tags this
+//!    job took off are put back, so the image stays as it was.
+//!
+//! Bytes freed are counted from the layers Docker reports deleting.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
 
 use crate::docker::{DaemonClient, DockerError, Removed};
 use crate::domain::{ImageId, ProtectedPattern};
@@ -17,6 +27,8 @@ pub enum Outcome {
         bytes_freed: u64,
         note: Option<String>,
     },
+    /// The image was not there any more when the job looked.
+    AlreadyRemoved,
     Skipped {
         reason: String,
         bytes_freed: u64,
@@ -24,24 +36,40 @@ pub enum Outcome {
     /// Worth another attempt later (daemon unreachable, timeout, 5xx).
     Retry(String),
     Failed(String),
+    /// The lease went to another worker before any removal call: nothing was
+    /// sent, and the job is the new holder's.
+    LeaseLost,
+}
+
+/// What the job was approved to remove.
+pub struct Approved<'a> {
+    pub image: &'a ImageId,
+    /// The references the preview showed for it.
+    pub references: &'a [String],
+}
+
+/// What the protocol needs from the worker around the Docker calls.
+pub trait Guard {
+    /// Right before the first removal call: true when this worker still holds
+    /// the lease (and has recorded that a call goes out).
+    async fn may_send(&self) -> bool;
+    /// Before every later call: the lease is still held.
+    fn still_held(&self) -> bool;
 }
 
 /// Runs the protocol. `layer_sizes` maps the image's chain IDs to sizes.
 pub async fn remove(
     client: &DaemonClient,
-    image: &ImageId,
+    approved: Approved<'_>,
     protected: &[ProtectedPattern],
     layer_sizes: &HashMap<String, u64>,
+    removal_timeout: Duration,
+    guard: &impl Guard,
 ) -> Outcome {
-    let mut freed = Freed::new(layer_sizes);
+    let image = approved.image;
     let live = match client.live_image(image).await {
         Ok(Some(live)) => live,
-        Ok(None) => {
-            return Outcome::Succeeded {
-                bytes_freed: 0,
-                note: Some("already removed".into()),
-            }
-        }
+        Ok(None) => return Outcome::AlreadyRemoved,
         Err(e) => return error_outcome(&e),
     };
     match client.containers_using(image).await {
@@ -50,66 +78,101 @@ pub async fn remove(
                 .iter()
                 .map(|(name, state)| format!("{name} ({state})"))
                 .collect();
-            return Outcome::Skipped {
-                reason: format!("in use now by container {}", who.join(", ")),
-                bytes_freed: 0,
-            };
+            return skipped(format!("in use now by container {}", who.join(", ")));
         }
         Ok(_) => {}
         Err(e) => return error_outcome(&e),
     }
-    let references: Vec<String> = live
+    let previewed: BTreeSet<&str> = approved.references.iter().map(String::as_str).collect();
+    let gained: Vec<&str> = live
         .repo_tags
         .iter()
         .chain(&live.repo_digests)
-        .cloned()
+        .map(String::as_str)
+        .filter(|r| !previewed.contains(r))
         .collect();
+    if !gained.is_empty() {
+        return skipped(format!(
+            "tagged {} since the preview; nothing was untagged",
+            gained.join(", ")
+        ));
+    }
+    let references: Vec<&String> = live.repo_tags.iter().chain(&live.repo_digests).collect();
     if let Some(pattern) = protected.iter().find(|p| {
         references
             .iter()
             .any(|r| p.matches(r) || reference::normalized(r).is_some_and(|n| p.matches(&n)))
     }) {
-        return Outcome::Skipped {
-            reason: format!("protected now by pattern {pattern}"),
-            bytes_freed: 0,
-        };
+        return skipped(format!("protected now by pattern {pattern}"));
+    }
+    match client.children_of(image).await {
+        Ok(children) if !children.is_empty() => return skipped(format!(
+            "image {} is built on it, so Docker would refuse to delete it; nothing was untagged",
+            children.join(", ")
+        )),
+        Ok(_) => {}
+        Err(e) => return error_outcome(&e),
     }
 
+    if !guard.may_send().await {
+        return Outcome::LeaseLost;
+    }
+    let mut freed = Freed::new(layer_sizes);
     // Only the references this image has now: one that moved to another
-    // image since the preview is that image's business.
+    // image since the preview is that image's business. Tags first: a
+    // digest reference cannot be put back if Docker refuses later.
     for r in &references {
-        match client.remove_reference(r).await {
-            Ok(removed) => freed.add(&removed),
+        if !guard.still_held() {
+            return freed
+                .put_back(client, image, "the job's lease was lost")
+                .await;
+        }
+        match client.remove_reference(r, removal_timeout).await {
+            Ok(removed) => freed.add(r, &removed),
             Err(e) if e.is_not_found() => {}
-            Err(e) => return freed.stop(&e),
+            Err(e) => return freed.stop(client, image, &e).await,
         }
     }
     if freed.deleted(image) {
-        return Outcome::Succeeded {
-            bytes_freed: freed.bytes,
-            note: None,
-        };
+        return freed.done();
     }
     match client.live_image(image).await {
         Ok(None) => {}
-        Ok(Some(_)) => match client.remove_reference(image.as_str()).await {
-            Ok(removed) => freed.add(&removed),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return freed.stop(&e),
-        },
-        Err(e) => return freed.stop(&e),
+        Ok(Some(_)) => {
+            if !guard.still_held() {
+                return freed
+                    .put_back(client, image, "the job's lease was lost")
+                    .await;
+            }
+            match client
+                .remove_reference(image.as_str(), removal_timeout)
+                .await
+            {
+                Ok(removed) => freed.add(image.as_str(), &removed),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return freed.stop(client, image, &e).await,
+            }
+        }
+        Err(e) => return freed.stop(client, image, &e).await,
     }
-    Outcome::Succeeded {
-        bytes_freed: freed.bytes,
-        note: None,
+    freed.done()
+}
+
+fn skipped(reason: String) -> Outcome {
+    Outcome::Skipped {
+        reason,
+        bytes_freed: 0,
     }
 }
 
-/// Bytes of the layers Docker reported deleting.
+/// What this job took off the image so far, and the bytes of the layers
+/// Docker reported deleting.
 struct Freed<'a> {
     sizes: &'a HashMap<String, u64>,
     bytes: u64,
     deleted: Vec<String>,
+    /// References this job untagged, in order.
+    untagged: Vec<String>,
 }
 
 impl<'a> Freed<'a> {
@@ -118,15 +181,22 @@ impl<'a> Freed<'a> {
             sizes,
             bytes: 0,
             deleted: Vec::new(),
+            untagged: Vec::new(),
         }
     }
 
-    fn add(&mut self, removed: &[Removed]) {
+    fn add(&mut self, reference: &str, removed: &[Removed]) {
         for r in removed {
-            if let Removed::Deleted(id) = r {
-                self.bytes += self.sizes.get(id).copied().unwrap_or(0);
-                self.deleted.push(id.clone());
+            match r {
+                Removed::Deleted(id) => {
+                    self.bytes += self.sizes.get(id).copied().unwrap_or(0);
+                    self.deleted.push(id.clone());
+                }
+                Removed::Untagged(_) => {}
             }
+        }
+        if !reference.starts_with("sha256:") {
+            self.untagged.push(reference.to_owned());
         }
     }
 
@@ -135,15 +205,56 @@ impl<'a> Freed<'a> {
         self.deleted.iter().any(|d| d == image.as_str())
     }
 
-    /// An error part-way: a 409 is Docker refusing (in use now).
-    fn stop(&self, e: &DockerError) -> Outcome {
+    fn done(self) -> Outcome {
+        Outcome::Succeeded {
+            bytes_freed: self.bytes,
+            note: None,
+        }
+    }
+
+    /// An error part-way. A 409 is Docker refusing (in use now): skipped, and
+    /// the image is put back as it was.
+    async fn stop(self, client: &DaemonClient, image: &ImageId, e: &DockerError) -> Outcome {
         if e.is_conflict() {
-            Outcome::Skipped {
-                reason: e.daemon_message().unwrap_or("conflict").to_owned(),
-                bytes_freed: self.bytes,
-            }
+            let words = e.daemon_message().unwrap_or("conflict").to_owned();
+            self.put_back(client, image, &words).await
         } else {
             error_outcome(e)
+        }
+    }
+
+    /// Ends the job skipped with `why`, after putting back the tags it took off.
+    async fn put_back(self, client: &DaemonClient, image: &ImageId, why: &str) -> Outcome {
+        if self.untagged.is_empty() {
+            return Outcome::Skipped {
+                reason: why.to_owned(),
+                bytes_freed: self.bytes,
+            };
+        }
+        let mut restored = Vec::new();
+        let mut lost = Vec::new();
+        for r in &self.untagged {
+            if r.contains('@') {
+                lost.push(format!(
+                    "{r} (a digest reference; it returns with the next pull)"
+                ));
+                continue;
+            }
+            match client.tag(image, r).await {
+                Ok(()) => restored.push(r.as_str()),
+                Err(e) => lost.push(format!("{r} ({e})")),
+            }
+        }
+        let mut reason = format!("{why}; untagged {} first", self.untagged.join(", "));
+        if !restored.is_empty() {
+            reason.push_str(&format!(", then put back {}", restored.join(", ")));
+        }
+        if !lost.is_empty() {
+            reason.push_str(&format!("; could not put back {}", lost.join(", ")));
+        }
+        Outcome::Skipped {
+            reason,
+            bytes_freed: self.bytes,
         }
     }
 }
@@ -152,10 +263,7 @@ fn error_outcome(e: &DockerError) -> Outcome {
     if e.is_transient() {
         Outcome::Retry(e.to_string())
     } else if e.is_conflict() {
-        Outcome::Skipped {
-            reason: e.daemon_message().unwrap_or("conflict").to_owned(),
-            bytes_freed: 0,
-        }
+        skipped(e.daemon_message().unwrap_or("conflict").to_owned())
     } else {
         Outcome::Failed(e.to_string())
     }

@@ -2,26 +2,35 @@
 //! time per daemon, daemons in parallel. It wakes when work is enqueued in
 //! this process, and otherwise when the next job is due (a retry's backoff,
 //! a lease running out, work another process enqueued).
+//!
+//! A job's lease is renewed while it runs; a renewal that fails is retried
+//! until the lease would run out. A worker that lost the lease sends no
+//! further removal call: the job is its new holder's.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
 use super::now_ms;
-use super::remove::{self, Outcome};
+use super::remove::{self, Approved, Guard, Outcome};
 use crate::app::App;
 use crate::docker::DaemonClient;
 use crate::domain::ImageId;
 use crate::inventory::Layer;
 use crate::scan;
-use crate::store::{JobEnd, StoredDaemon};
+use crate::store::{JobEnd, Store, StoredDaemon};
 
-/// Attempts before a job that keeps hitting transient errors fails.
-pub const MAX_ATTEMPTS: i64 = 8;
 /// Longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How often the worker looks for work enqueued by another process.
 const IDLE_TICK: Duration = Duration::from_secs(2);
+/// A lease is treated as lost this long before it runs out, so that no
+/// removal call starts at the very end of it.
+const LEASE_MARGIN_MS: i64 = 1000;
 
 #[derive(Clone)]
 pub struct Worker {
@@ -29,6 +38,39 @@ pub struct Worker {
     /// Unique per worker: a lease names its holder.
     owner: Arc<str>,
     busy: Arc<Mutex<HashSet<i64>>>,
+    /// Only this run's jobs (the CLI's `clean` works its own run only).
+    only_run: Option<i64>,
+    stopping: Arc<AtomicBool>,
+    stop: Arc<Notify>,
+}
+
+/// A running worker. Dropping it leaves the worker running.
+pub struct WorkerHandle {
+    stopping: Arc<AtomicBool>,
+    stop: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Stops claiming jobs, lets the jobs in hand end, and waits for every
+    /// task of the worker: after this nothing of it touches the store.
+    pub async fn stop(self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop.notify_waiters();
+        let _ = self.task.await;
+    }
+
+    /// Stops at once, jobs in hand too (their leases run out and they run again).
+    pub fn abort(&self) {
+        self.task.abort();
+    }
+}
+
+/// How a pass over the queue ended.
+enum Pass {
+    Worked,
+    /// The settings cannot be read: nothing runs until they can.
+    Halted,
 }
 
 impl Worker {
@@ -38,35 +80,77 @@ impl Worker {
             app,
             owner: owner.into(),
             busy: Arc::default(),
+            only_run: None,
+            stopping: Arc::default(),
+            stop: Arc::default(),
         }
     }
 
-    /// Runs until the process ends.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = self.tick().await {
-                    tracing::error!(error = %e, "the job worker hit an error; retrying");
-                }
+    /// A worker for one run's jobs only.
+    pub fn for_run(app: App, run_id: i64) -> Self {
+        Self {
+            only_run: Some(run_id),
+            ..Self::new(app)
+        }
+    }
+
+    /// Runs until stopped (or the process ends). The per-daemon tasks belong
+    /// to the worker's task: aborting it aborts them, stopping it waits for them.
+    pub fn spawn(self) -> WorkerHandle {
+        let (stopping, stop) = (self.stopping.clone(), self.stop.clone());
+        let task = tokio::spawn(async move {
+            let mut tasks = JoinSet::new();
+            while !self.stopping.load(Ordering::SeqCst) {
+                let sleep = match self.tick(&mut tasks).await {
+                    Ok(Pass::Worked) => self.idle_sleep().await,
+                    Ok(Pass::Halted) => IDLE_TICK,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the job worker hit an error; retrying");
+                        IDLE_TICK
+                    }
+                };
                 let wakeup = self.app.jobs_wakeup.notified();
-                let sleep = self.idle_sleep().await;
+                let stop = self.stop.notified();
                 tokio::select! {
                     _ = wakeup => {}
+                    _ = stop => {}
                     _ = tokio::time::sleep(sleep) => {}
                 }
+                while tasks.try_join_next().is_some() {}
             }
-        })
+            while tasks.join_next().await.is_some() {}
+        });
+        WorkerHandle {
+            stopping,
+            stop,
+            task,
+        }
     }
 
     /// Requeues jobs of dead workers and starts a task for each daemon that
     /// has ready jobs and none running here.
-    pub async fn tick(&self) -> Result<(), crate::store::StoreError> {
+    async fn tick(&self, tasks: &mut JoinSet<()>) -> Result<Pass, crate::store::StoreError> {
+        if let Err(e) = self.app.current_settings().await {
+            tracing::error!(error = %e, "no job runs while the settings cannot be read");
+            return Ok(Pass::Halted);
+        }
         let store = &self.app.store;
-        let requeued = store.requeue_expired(now_ms()).await?;
+        let (requeued, failed) = store
+            .requeue_expired(now_ms(), self.app.job_max_attempts)
+            .await?;
         if requeued > 0 {
             tracing::warn!(requeued, "jobs whose worker stopped went back to the queue");
         }
-        for daemon_id in store.daemons_with_ready_jobs(now_ms()).await? {
+        if failed > 0 {
+            tracing::error!(
+                failed,
+                "jobs whose worker stopped at every attempt ended failed"
+            );
+        }
+        for daemon_id in store
+            .daemons_with_ready_jobs(now_ms(), self.only_run)
+            .await?
+        {
             if self
                 .busy
                 .lock()
@@ -74,7 +158,7 @@ impl Worker {
                 .insert(daemon_id)
             {
                 let worker = self.clone();
-                tokio::spawn(async move {
+                tasks.spawn(async move {
                     worker.drain_daemon(daemon_id).await;
                     worker
                         .busy
@@ -86,7 +170,7 @@ impl Worker {
                 });
             }
         }
-        Ok(())
+        Ok(Pass::Worked)
     }
 
     async fn idle_sleep(&self) -> Duration {
@@ -98,8 +182,8 @@ impl Worker {
     }
 
     /// Runs the daemon's ready jobs one after another, then rescans it so
-    /// the pages show what is gone. The connection and the protected patterns
-    /// are set up once for the batch.
+    /// the pages show what is gone. The connection is set up once for the
+    /// batch; the settings are read for every job.
     async fn drain_daemon(&self, daemon_id: i64) {
         let daemon = match self.daemon(daemon_id).await {
             Ok(d) => d,
@@ -111,15 +195,14 @@ impl Worker {
         let mut batch = Batch {
             daemon,
             client: None,
-            protected: self.app.protected_patterns().await,
         };
         let mut did_work = false;
-        loop {
+        while !self.stopping.load(Ordering::SeqCst) {
             let lease_ms = i64::try_from(self.app.job_lease.as_millis()).unwrap_or(30_000);
             let claimed = match self
                 .app
                 .store
-                .claim_job(daemon_id, &self.owner, now_ms(), lease_ms)
+                .claim_job(daemon_id, self.only_run, &self.owner, now_ms(), lease_ms)
                 .await
             {
                 Ok(Some(job_id)) => job_id,
@@ -130,7 +213,9 @@ impl Worker {
                 }
             };
             did_work = true;
-            self.run_job(claimed, &mut batch).await;
+            if !self.run_job(claimed, &mut batch).await {
+                break;
+            }
         }
         if let (true, Some(daemon)) = (did_work, &batch.daemon) {
             let _ =
@@ -151,18 +236,26 @@ impl Worker {
             .find(|d| d.id == daemon_id))
     }
 
-    async fn run_job(&self, job_id: i64, batch: &mut Batch) {
-        let heartbeat = self.keep_lease(job_id);
-        let outcome = self.attempt(job_id, batch).await;
+    /// Runs one claimed job to its next state; false when the batch must stop
+    /// (the settings cannot be read).
+    async fn run_job(&self, job_id: i64, batch: &mut Batch) -> bool {
+        let lease = Lease::start(&self.app, &self.owner, job_id);
+        let outcome = self.attempt(job_id, batch, &lease).await;
+        lease.stop();
         if matches!(outcome, Ok((_, Outcome::Retry(_)))) {
             // The connection may be what failed: the next job connects anew.
             batch.client = None;
         }
-        heartbeat.abort();
         let store = &self.app.store;
         let owner = &self.owner;
         let recorded = match &outcome {
-            Ok((attempts, Outcome::Retry(error))) if *attempts < MAX_ATTEMPTS => {
+            Err(Halt::SettingsUnreadable(e)) => {
+                tracing::error!(job_id, error = %e, "the job waits: the settings cannot be read");
+                let _ = store.release_job(job_id, owner).await;
+                return false;
+            }
+            Ok((_, Outcome::LeaseLost)) => Ok(false),
+            Ok((attempts, Outcome::Retry(error))) if *attempts < self.app.job_max_attempts => {
                 let backoff = Duration::from_secs(1u64 << (*attempts).clamp(0, 6)).min(MAX_BACKOFF);
                 tracing::warn!(job_id, attempts, error, ?backoff, "removal will be retried");
                 store
@@ -178,6 +271,11 @@ impl Worker {
                 let error = format!("gave up after {attempts} attempts: {error}");
                 store
                     .finish_job(job_id, owner, JobEnd::Failed, Some(&error), 0)
+                    .await
+            }
+            Ok((_, Outcome::AlreadyRemoved)) => {
+                store
+                    .finish_job(job_id, owner, JobEnd::Succeeded, Some("already removed"), 0)
                     .await
             }
             Ok((_, Outcome::Succeeded { bytes_freed, note })) => {
@@ -208,12 +306,7 @@ impl Worker {
                     )
                     .await
             }
-            Ok((_, Outcome::Failed(error))) => {
-                store
-                    .finish_job(job_id, owner, JobEnd::Failed, Some(error), 0)
-                    .await
-            }
-            Err(error) => {
+            Ok((_, Outcome::Failed(error))) | Err(Halt::Failed(error)) => {
                 store
                     .finish_job(job_id, owner, JobEnd::Failed, Some(error), 0)
                     .await
@@ -229,17 +322,32 @@ impl Worker {
                 tracing::error!(job_id, error = %e, "cannot record the job's end; its lease will expire and it will run again")
             }
         }
+        true
     }
 
     /// One attempt; returns the attempt number and the outcome.
-    async fn attempt(&self, job_id: i64, batch: &mut Batch) -> Result<(i64, Outcome), String> {
+    async fn attempt(
+        &self,
+        job_id: i64,
+        batch: &mut Batch,
+        lease: &Lease,
+    ) -> Result<(i64, Outcome), Halt> {
         let store = &self.app.store;
         let job = store
             .job(job_id)
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the job vanished")?;
-        let image = ImageId::parse(&job.image_id)?;
+            .map_err(|e| Halt::Failed(e.to_string()))?
+            .ok_or_else(|| Halt::Failed("the job vanished".into()))?;
+        // Read for every job: a pattern added while a run is in progress
+        // protects the jobs not yet started.
+        let settings = self
+            .app
+            .current_settings()
+            .await
+            .map_err(|e| Halt::SettingsUnreadable(e.to_string()))?;
+        let image = ImageId::parse(&job.image_id).map_err(Halt::Failed)?;
+        let references: Vec<String> = serde_json::from_str(&job.image_refs)
+            .map_err(|e| Halt::Failed(format!("the previewed references cannot be read: {e}")))?;
         let Some(daemon) = &batch.daemon else {
             return Ok((
                 job.attempts,
@@ -260,32 +368,54 @@ impl Worker {
             }
         }
         let client = batch.client.as_ref().expect("connected above");
-        let sizes = layer_sizes(&self.app, client, job.daemon_id, &image).await;
-        Ok((
-            job.attempts,
-            remove::remove(client, &image, &batch.protected, &sizes).await,
-        ))
-    }
-
-    /// Renews the lease while the job runs, so only a dead worker loses it.
-    fn keep_lease(&self, job_id: i64) -> tokio::task::JoinHandle<()> {
-        let (store, owner, lease) = (
-            self.app.store.clone(),
-            self.owner.clone(),
-            self.app.job_lease,
-        );
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(lease / 3);
-            every.tick().await;
-            loop {
-                every.tick().await;
-                let until = now_ms() + i64::try_from(lease.as_millis()).unwrap_or(30_000);
-                if !matches!(store.extend_lease(job_id, &owner, until).await, Ok(true)) {
-                    break;
+        let layers = layers_of(&self.app, client, job.daemon_id, &image).await;
+        let guard = SendGuard {
+            lease,
+            layers: &layers,
+            hold: self.app.removal_hold.as_deref(),
+        };
+        let sizes: HashMap<String, u64> = layers
+            .iter()
+            .map(|l| (l.chain_id.clone(), l.size))
+            .collect();
+        let outcome = remove::remove(
+            client,
+            Approved {
+                image: &image,
+                references: &references,
+            },
+            &settings.protected_patterns,
+            &sizes,
+            self.app.removal_timeout,
+            &guard,
+        )
+        .await;
+        let outcome = match (outcome, &job.removal_layers) {
+            // An earlier attempt sent the removal and lost the answer (a
+            // timeout): what it freed is what is gone of the layers it had.
+            (Outcome::AlreadyRemoved, Some(sent)) => {
+                match bytes_gone(&self.app, daemon, sent).await {
+                    Ok(bytes) => Outcome::Succeeded {
+                        bytes_freed: bytes,
+                        note: Some(
+                            "removed by an earlier attempt whose answer was lost; bytes counted from its layers gone since".into(),
+                        ),
+                    },
+                    Err(e) => Outcome::Retry(e),
                 }
             }
-        })
+            (outcome, _) => outcome,
+        };
+        Ok((job.attempts, outcome))
     }
+}
+
+/// Why an attempt did not reach the daemon.
+#[derive(Debug)]
+enum Halt {
+    /// The job waits (not counted as an attempt) until the settings can be read.
+    SettingsUnreadable(String),
+    Failed(String),
 }
 
 /// What the jobs of one daemon share while the worker drains its queue.
@@ -293,17 +423,136 @@ struct Batch {
     /// None when the daemon was removed meanwhile.
     daemon: Option<StoredDaemon>,
     client: Option<DaemonClient>,
-    protected: Vec<crate::domain::ProtectedPattern>,
 }
 
-/// Chain ID → size for the image, from the layer cache, or asked of the
-/// daemon when the cache does not have it.
-async fn layer_sizes(
+/// A claimed job's lease, renewed in the background while the job runs.
+struct Lease {
+    store: Store,
+    owner: Arc<str>,
+    job_id: i64,
+    /// Unix ms until which the lease is known to be held.
+    valid_until: Arc<AtomicI64>,
+    lost: Arc<AtomicBool>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    /// Starts renewing the lease just claimed (it runs `job_lease` from now).
+    fn start(app: &App, owner: &Arc<str>, job_id: i64) -> Self {
+        let lease_ms = i64::try_from(app.job_lease.as_millis()).unwrap_or(30_000);
+        let valid_until = Arc::new(AtomicI64::new(now_ms() + lease_ms));
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = {
+            let (store, owner, lease) = (app.store.clone(), owner.clone(), app.job_lease);
+            let (valid_until, lost) = (valid_until.clone(), lost.clone());
+            tokio::spawn(async move {
+                let mut wait = lease / 3;
+                loop {
+                    tokio::time::sleep(wait).await;
+                    let until = now_ms() + lease_ms;
+                    match store.extend_lease(job_id, &owner, until).await {
+                        Ok(true) => {
+                            valid_until.store(until, Ordering::SeqCst);
+                            wait = lease / 3;
+                        }
+                        Ok(false) => {
+                            tracing::warn!(job_id, "the job's lease went to another worker");
+                            lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        Err(e)
+                            if now_ms() + LEASE_MARGIN_MS < valid_until.load(Ordering::SeqCst) =>
+                        {
+                            // A busy or briefly failing database: try again soon.
+                            tracing::warn!(job_id, error = %e, "cannot renew the job's lease; retrying");
+                            wait = Duration::from_millis(250);
+                        }
+                        Err(e) => {
+                            tracing::error!(job_id, error = %e, "the job's lease ran out: no removal call is sent");
+                            lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                }
+            })
+        };
+        Self {
+            store: app.store.clone(),
+            owner: owner.clone(),
+            job_id,
+            valid_until,
+            lost,
+            heartbeat,
+        }
+    }
+
+    fn held(&self) -> bool {
+        !self.lost.load(Ordering::SeqCst)
+            && now_ms() + LEASE_MARGIN_MS < self.valid_until.load(Ordering::SeqCst)
+    }
+
+    fn stop(self) {
+        self.heartbeat.abort();
+    }
+}
+
+/// The lease as the removal protocol sees it; records the layers when the
+/// first removal call goes out.
+struct SendGuard<'a> {
+    lease: &'a Lease,
+    layers: &'a [Layer],
+    hold: Option<&'a std::path::Path>,
+}
+
+impl Guard for SendGuard<'_> {
+    async fn may_send(&self) -> bool {
+        if let Some(dir) = self.hold {
+            hold_for_test(dir, self.lease.job_id).await;
+        }
+        if !self.lease.held() {
+            return false;
+        }
+        let layers = serde_json::to_string(self.layers).expect("layers serialise");
+        match self
+            .lease
+            .store
+            .mark_removal_sent(self.lease.job_id, &self.lease.owner, now_ms(), &layers)
+            .await
+        {
+            Ok(true) => true,
+            Ok(false) => false,
+            Err(e) => {
+                tracing::error!(job_id = self.lease.job_id, error = %e, "cannot record the removal; nothing is sent");
+                false
+            }
+        }
+    }
+
+    fn still_held(&self) -> bool {
+        self.lease.held()
+    }
+}
+
+/// The test hook (`App::removal_hold`): `<dir>/<job>.ready`, then wait for `<dir>/<job>.go`.
+async fn hold_for_test(dir: &std::path::Path, job_id: i64) {
+    let _ = tokio::fs::write(dir.join(format!("{job_id}.ready")), b"").await;
+    let go = dir.join(format!("{job_id}.go"));
+    for _ in 0..6000 {
+        if tokio::fs::try_exists(&go).await.unwrap_or(false) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The image's layers from the layer cache, or asked of the daemon when the
+/// cache does not have them.
+async fn layers_of(
     app: &App,
     client: &DaemonClient,
     daemon_id: i64,
     image: &ImageId,
-) -> HashMap<String, u64> {
+) -> Vec<Layer> {
     let cached = app
         .store
         .cached_layers_of(daemon_id, image.as_str())
@@ -311,7 +560,7 @@ async fn layer_sizes(
         .ok()
         .flatten()
         .and_then(|json| serde_json::from_str::<Vec<Layer>>(&json).ok());
-    let layers = match cached {
+    match cached {
         Some(layers) => layers,
         None => match client.layer_data(image).await {
             Ok(d) => crate::inventory::layers::layers(&d.diff_ids, &d.history_sizes)
@@ -320,8 +569,27 @@ async fn layer_sizes(
                 }),
             Err(_) => Vec::new(),
         },
-    };
-    layers.into_iter().map(|l| (l.chain_id, l.size)).collect()
+    }
+}
+
+/// Bytes of `sent` (the layers an image had when its removal went out) that
+/// no image on the daemon has now.
+async fn bytes_gone(app: &App, daemon: &StoredDaemon, sent: &str) -> Result<u64, String> {
+    let sent: Vec<Layer> = serde_json::from_str(sent)
+        .map_err(|e| format!("the recorded layers cannot be read: {e}"))?;
+    let now = scan::scan_daemon(&app.store, daemon, &app.scan_options().await)
+        .await
+        .map_err(|e| e.to_string())?;
+    let present: HashSet<&str> = now
+        .images
+        .iter()
+        .flat_map(|i| i.info.layers.iter().map(|l| l.chain_id.as_str()))
+        .collect();
+    Ok(sent
+        .iter()
+        .filter(|l| !present.contains(l.chain_id.as_str()))
+        .map(|l| l.size)
+        .sum())
 }
 
 fn to_i64(n: u64) -> i64 {

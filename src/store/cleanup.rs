@@ -25,6 +25,11 @@ pub struct NewRun<'a> {
     /// this time (unix seconds): a scheduled run due then is made once, however
     /// many processes share the file and see it due.
     pub unless_run_since: Option<i64>,
+    /// How many images the admin approved in the preview; None: the run
+    /// takes whatever is removable now (schedule, update, or no list given).
+    pub approved: Option<i64>,
+    /// JSON array of what was approved or expected and not queued, and why.
+    pub left_out: &'a str,
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +41,8 @@ pub struct RunRow {
     pub min_age_hours: i64,
     pub bytes_predicted: i64,
     pub created_at: i64,
+    pub approved: Option<i64>,
+    pub left_out: String,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +60,9 @@ pub struct JobRow {
     pub bytes_freed: Option<i64>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// A removal call went out in an earlier attempt (its answer may be
+    /// lost): the image's layers then, JSON `[{chain_id, size}]`.
+    pub removal_layers: Option<String>,
 }
 
 /// How a job ended.
@@ -75,7 +85,7 @@ impl JobEnd {
 
 const JOB_COLUMNS: &str =
     "j.id, j.run_id, j.daemon_id, d.name AS daemon_name, j.image_id, j.image_refs, j.owner, \
-     j.status, j.attempts, j.error, j.bytes_freed, j.started_at, j.finished_at";
+     j.status, j.attempts, j.error, j.bytes_freed, j.started_at, j.finished_at, j.removal_layers";
 
 impl Store {
     /// Creates a run and its jobs at once. An image that already has an
@@ -94,8 +104,8 @@ impl Store {
         // One statement checks and inserts: SQLite runs it under the write
         // lock, so two processes cannot both see "no run yet".
         let run_id = sqlx::query_scalar!(
-            "INSERT INTO cleanup_runs (trigger, requested_by, daemon, min_age_hours, bytes_predicted, created_at)
-             SELECT ?, ?, ?, ?, ?, ?
+            "INSERT INTO cleanup_runs (trigger, requested_by, daemon, min_age_hours, bytes_predicted, created_at, approved, left_out)
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?
              WHERE ? IS NULL
                 OR NOT EXISTS (SELECT 1 FROM cleanup_runs WHERE trigger = ? AND created_at >= ?)
              RETURNING id",
@@ -105,6 +115,8 @@ impl Store {
             run.min_age_hours,
             run.bytes_predicted,
             created_at,
+            run.approved,
+            run.left_out,
             run.unless_run_since,
             run.trigger,
             run.unless_run_since
@@ -128,18 +140,35 @@ impl Store {
             )
             .execute(&mut *tx)
             .await?;
-            queued += done.rows_affected() as usize;
+            if done.rows_affected() == 1 {
+                queued += 1;
+            } else {
+                // The image has an active job of another run: say so on this one.
+                sqlx::query!(
+                    "UPDATE cleanup_runs SET left_out = json_insert(left_out, '$[#]', json_object(
+                         'daemon', (SELECT name FROM daemons WHERE id = ?), 'image_id', ?,
+                         'reason', 'already queued by another run'))
+                     WHERE id = ?",
+                    job.daemon_id,
+                    job.image_id,
+                    run_id
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(Some((run_id, queued)))
     }
 
-    /// Claims the oldest ready job of a daemon for `owner`, unless a job of
-    /// that daemon is already running under a live lease (one at a time per
-    /// daemon, across processes). One statement: atomic.
+    /// Claims the oldest ready job of a daemon for `owner` (of run `only_run`
+    /// when given), unless a job of that daemon is already running under a
+    /// live lease (one at a time per daemon, across processes). One
+    /// statement: atomic.
     pub async fn claim_job(
         &self,
         daemon_id: i64,
+        only_run: Option<i64>,
         owner: &str,
         now_ms: i64,
         lease_ms: i64,
@@ -152,6 +181,7 @@ impl Store {
                    started_at = COALESCE(started_at, ?)
                WHERE id = (SELECT id FROM cleanup_jobs
                            WHERE daemon_id = ? AND status = 'queued' AND not_before <= ?
+                             AND (? IS NULL OR run_id = ?)
                            ORDER BY id LIMIT 1)
                  AND NOT EXISTS (SELECT 1 FROM cleanup_jobs
                                  WHERE daemon_id = ? AND status = 'running' AND lease_expires_at > ?)
@@ -161,6 +191,8 @@ impl Store {
             started,
             daemon_id,
             now_ms,
+            only_run,
+            only_run,
             daemon_id,
             now_ms
         )
@@ -235,16 +267,74 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Jobs whose worker died (lease expired) go back to the queue.
-    pub async fn requeue_expired(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query!(
+    /// Jobs whose worker died (lease expired) go back to the queue, or end
+    /// `failed` when they have had `max_attempts` (a job that crashes its
+    /// process every time is not retried without end). Returns (requeued, failed).
+    pub async fn requeue_expired(
+        &self,
+        now_ms: i64,
+        max_attempts: i64,
+    ) -> Result<(u64, u64), StoreError> {
+        let now = now_unix();
+        let mut tx = self.pool().begin().await?;
+        let failed = sqlx::query!(
+            "UPDATE cleanup_jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, finished_at = ?,
+                 error = 'gave up after ' || attempts || ' attempts: its worker stopped while holding it each time'
+                         || COALESCE(' (last error: ' || error || ')', ''),
+                 bytes_freed = 0
+             WHERE status = 'running' AND lease_expires_at <= ? AND attempts >= ?",
+            now,
+            now_ms,
+            max_attempts
+        )
+        .execute(&mut *tx)
+        .await?;
+        let requeued = sqlx::query!(
             "UPDATE cleanup_jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL
              WHERE status = 'running' AND lease_expires_at <= ?",
             now_ms
         )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((requeued.rows_affected(), failed.rows_affected()))
+    }
+
+    /// Gives a claimed job back without counting the attempt (the worker
+    /// could not start it, e.g. the settings cannot be read).
+    pub async fn release_job(&self, job_id: i64, owner: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query!(
+            "UPDATE cleanup_jobs SET status = 'queued', attempts = MAX(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = ? AND lease_owner = ? AND status = 'running'",
+            job_id,
+            owner
+        )
         .execute(self.pool())
         .await?;
-        Ok(done.rows_affected())
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records that this job's removal call is about to go out, with the
+    /// image's layers (JSON), if `owner` still holds a live lease on it;
+    /// false (and nothing may be sent) when the lease was lost.
+    pub async fn mark_removal_sent(
+        &self,
+        job_id: i64,
+        owner: &str,
+        now_ms: i64,
+        layers_json: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query!(
+            "UPDATE cleanup_jobs SET removal_layers = COALESCE(removal_layers, ?)
+             WHERE id = ? AND lease_owner = ? AND status = 'running' AND lease_expires_at > ?",
+            layers_json,
+            job_id,
+            owner,
+            now_ms
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Cancels a queued job; false if it is not queued (running or ended).
@@ -261,11 +351,18 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Daemons with a job ready to run now.
-    pub async fn daemons_with_ready_jobs(&self, now_ms: i64) -> Result<Vec<i64>, StoreError> {
+    /// Daemons with a job ready to run now (of run `only_run` when given).
+    pub async fn daemons_with_ready_jobs(
+        &self,
+        now_ms: i64,
+        only_run: Option<i64>,
+    ) -> Result<Vec<i64>, StoreError> {
         Ok(sqlx::query_scalar!(
-            "SELECT DISTINCT daemon_id FROM cleanup_jobs WHERE status = 'queued' AND not_before <= ?",
-            now_ms
+            "SELECT DISTINCT daemon_id FROM cleanup_jobs WHERE status = 'queued' AND not_before <= ?
+               AND (? IS NULL OR run_id = ?)",
+            now_ms,
+            only_run,
+            only_run
         )
         .fetch_all(self.pool())
         .await?)
@@ -309,7 +406,7 @@ impl Store {
     pub async fn run(&self, run_id: i64) -> Result<Option<RunRow>, StoreError> {
         Ok(sqlx::query_as!(
             RunRow,
-            "SELECT id, trigger, requested_by, daemon, min_age_hours, bytes_predicted, created_at
+            "SELECT id, trigger, requested_by, daemon, min_age_hours, bytes_predicted, created_at, approved, left_out
              FROM cleanup_runs WHERE id = ?",
             run_id
         )
@@ -321,7 +418,7 @@ impl Store {
     pub async fn runs(&self, limit: i64) -> Result<Vec<RunRow>, StoreError> {
         Ok(sqlx::query_as!(
             RunRow,
-            "SELECT id, trigger, requested_by, daemon, min_age_hours, bytes_predicted, created_at
+            "SELECT id, trigger, requested_by, daemon, min_age_hours, bytes_predicted, created_at, approved, left_out
              FROM cleanup_runs ORDER BY id DESC LIMIT ?",
             limit
         )
@@ -383,6 +480,7 @@ struct JobRowSql {
     bytes_freed: Option<i64>,
     started_at: Option<i64>,
     finished_at: Option<i64>,
+    removal_layers: Option<String>,
 }
 
 impl From<JobRowSql> for JobRow {
@@ -401,6 +499,7 @@ impl From<JobRowSql> for JobRow {
             bytes_freed: r.bytes_freed,
             started_at: r.started_at,
             finished_at: r.finished_at,
+            removal_layers: r.removal_layers,
         }
     }
 }

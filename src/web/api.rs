@@ -167,7 +167,7 @@ fn shared_body(
     SizedStream::new(len as u64, futures_util::stream::iter(slices))
 }
 
-/// `{"daemon"?, "min_age_hours"?}`; an empty body means `{}`.
+/// `{"daemon"?, "min_age_hours"?, "images"?}`; an empty body means `{}`.
 fn cleanup_request(body: &[u8]) -> Result<CleanupRequest, ApiError> {
     let input: CleanupRequestInput = if body.iter().all(u8::is_ascii_whitespace) {
         CleanupRequestInput::default()
@@ -189,6 +189,8 @@ fn cleanup_error(e: CleanupError) -> ApiError {
         CleanupError::UnknownDaemon(_) => {
             ApiError::Invalid(FieldErrors::single("daemon", e.to_string()))
         }
+        CleanupError::DaemonDown { .. } => ApiError::BadGateway(e.to_string()),
+        CleanupError::SettingsUnreadable => ApiError::Unavailable(e.to_string()),
         other => ApiError::Internal(Box::new(other)),
     }
 }
@@ -244,9 +246,7 @@ async fn cleanup_cancel(
 }
 
 async fn get_settings(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
-    let view = settings::load(&app)
-        .await
-        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    let view = settings::load(&app).await.map_err(settings_error)?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -257,7 +257,14 @@ async fn patch_settings(app: web::Data<App>, body: web::Bytes) -> Result<HttpRes
         .map_err(|e| ApiError::BadRequest(format!("expected a JSON object of settings: {e}")))?;
     match settings::update(&app, &change).await {
         Ok(view) => Ok(HttpResponse::Ok().json(view)),
-        Err(SettingsError::Invalid(fields)) => Err(ApiError::Invalid(fields)),
-        Err(SettingsError::Store(e)) => Err(ApiError::Internal(Box::new(e))),
+        Err(e) => Err(settings_error(e)),
+    }
+}
+
+fn settings_error(e: SettingsError) -> ApiError {
+    match e {
+        SettingsError::Invalid(fields) => ApiError::Invalid(fields),
+        SettingsError::Unreadable(_) => ApiError::Unavailable(e.to_string()),
+        SettingsError::Store(e) => ApiError::Internal(Box::new(e)),
     }
 }

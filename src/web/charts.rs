@@ -33,7 +33,7 @@ impl Part {
             Status::Current => Part::Current,
             Status::InUse => Part::InUse,
             Status::Outdated => Part::Kept,
-            Status::Protected | Status::Foreign | Status::Dangling => Part::Other,
+            Status::Protected | Status::Pending | Status::Foreign | Status::Dangling => Part::Other,
         }
     }
 

@@ -35,7 +35,10 @@ struct CleanupForm {
     min_age_hours: String,
 }
 
-fn parse_form(form: &CleanupForm) -> Result<CleanupRequest, FieldErrors> {
+fn parse_form(
+    form: &CleanupForm,
+    images: Option<Vec<String>>,
+) -> Result<CleanupRequest, FieldErrors> {
     let min_age_hours = match form.min_age_hours.trim() {
         "" => None,
         raw => Some(
@@ -46,10 +49,37 @@ fn parse_form(form: &CleanupForm) -> Result<CleanupRequest, FieldErrors> {
     CleanupRequest::parse(&CleanupRequestInput {
         daemon: Some(form.daemon.clone()),
         min_age_hours,
+        images,
     })
 }
 
+/// The confirmation form: `daemon`, `min_age_hours` and one `images` field per
+/// image the preview showed (repeated keys, which `web::Form` cannot read).
+fn parse_confirmation(body: &[u8]) -> Result<CleanupRequest, FieldErrors> {
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+        .map_err(|_| FieldErrors::single("form", "cannot read the form"))?;
+    let mut form = CleanupForm::default();
+    let mut images = Vec::new();
+    for (key, value) in fields {
+        match key.as_str() {
+            "daemon" => form.daemon = value,
+            "min_age_hours" => form.min_age_hours = value,
+            "images" => images.push(value),
+            _ => {}
+        }
+    }
+    // A form without images confirms nothing: there is no "everything" here.
+    if images.is_empty() {
+        return Err(FieldErrors::single(
+            "images",
+            "the confirmation names no image; open the preview again",
+        ));
+    }
+    parse_form(&form, Some(images))
+}
+
 struct PreviewRow {
+    id: String,
     daemon: String,
     reference: String,
     short_id: String,
@@ -61,6 +91,7 @@ struct PreviewRow {
 impl From<&ImageObject> for PreviewRow {
     fn from(i: &ImageObject) -> Self {
         Self {
+            id: i.id.clone(),
             daemon: i.daemon.clone(),
             reference: i
                 .repo_tags
@@ -86,6 +117,8 @@ struct PreviewPage {
     rows: Vec<PreviewRow>,
     total: String,
     errors: FieldErrors,
+    /// Daemons left out of the preview: (name, error).
+    daemon_errors: Vec<(String, String)>,
 }
 
 async fn preview_page(
@@ -105,8 +138,9 @@ async fn preview_page(
         rows: Vec::new(),
         total: format::bytes(0),
         errors: FieldErrors::new(),
+        daemon_errors: Vec::new(),
     };
-    let request = match parse_form(&query) {
+    let request = match parse_form(&query, None) {
         Ok(r) => r,
         Err(errors) => {
             page.errors = errors;
@@ -117,25 +151,39 @@ async fn preview_page(
         Ok(preview) => {
             page.rows = preview.images.iter().map(PreviewRow::from).collect();
             page.total = format::bytes(preview.bytes_reclaimable);
+            page.daemon_errors = preview
+                .daemon_errors
+                .into_iter()
+                .map(|f| (f.daemon, f.error))
+                .collect();
             Ok(html(StatusCode::OK, &page))
         }
         Err(e @ CleanupError::UnknownDaemon(_)) => {
             page.errors = FieldErrors::single("daemon", e.to_string());
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
+        Err(e @ CleanupError::DaemonDown { .. }) => {
+            page.errors = FieldErrors::single("daemon", e.to_string());
+            Ok(html(StatusCode::BAD_GATEWAY, &page))
+        }
+        Err(e @ CleanupError::SettingsUnreadable) => {
+            page.errors = FieldErrors::single("settings", e.to_string());
+            Ok(html(StatusCode::SERVICE_UNAVAILABLE, &page))
+        }
         Err(e) => Err(PageError::internal(e)),
     }
 }
 
-async fn start_run(
-    app: web::Data<App>,
-    form: web::Form<CleanupForm>,
-) -> Result<HttpResponse, PageError> {
-    let request = parse_form(&form).map_err(|e| PageError::BadRequest(e.to_string()))?;
+/// "Remove N images": a run of exactly the images the preview showed that
+/// are still removable now.
+async fn start_run(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, PageError> {
+    let request = parse_confirmation(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
     let run = jobs::start_run(&app, Trigger::Manual, "web", &request, app.policy().await)
         .await
         .map_err(|e| match e {
-            CleanupError::UnknownDaemon(_) => PageError::BadRequest(e.to_string()),
+            CleanupError::UnknownDaemon(_)
+            | CleanupError::DaemonDown { .. }
+            | CleanupError::SettingsUnreadable => PageError::BadRequest(e.to_string()),
             other => PageError::internal(other),
         })?;
     Ok(HttpResponse::SeeOther()
@@ -158,7 +206,17 @@ pub struct RunRow {
     pub failed: usize,
     pub cancelled: usize,
     pub active: usize,
+    pub approved: Option<i64>,
+    /// How many of `left_out` are images (not daemons).
+    pub left_out_images: usize,
+    pub left_out: Vec<LeftOutRow>,
     pub jobs: Vec<JobRow>,
+}
+
+pub struct LeftOutRow {
+    /// The image (short ID and daemon) or the daemon it is about.
+    pub what: String,
+    pub reason: String,
 }
 
 pub struct JobRow {
@@ -190,6 +248,21 @@ impl From<&RunView> for RunRow {
             failed: r.counts.failed,
             cancelled: r.counts.cancelled,
             active: r.counts.queued + r.counts.running,
+            approved: r.approved,
+            left_out_images: r.left_out.iter().filter(|l| l.image_id.is_some()).count(),
+            left_out: r
+                .left_out
+                .iter()
+                .map(|l| LeftOutRow {
+                    what: match (&l.image_id, &l.daemon) {
+                        (Some(id), Some(d)) => format!("{} on {d}", short(id)),
+                        (Some(id), None) => short(id).to_owned(),
+                        (None, Some(d)) => format!("daemon {d}"),
+                        (None, None) => String::new(),
+                    },
+                    reason: l.reason.clone(),
+                })
+                .collect(),
             jobs: r
                 .jobs
                 .iter()
@@ -201,7 +274,7 @@ impl From<&RunView> for RunRow {
                         .first()
                         .cloned()
                         .unwrap_or_else(|| "<none>".into()),
-                    short_id: j.image_id.get(7..19).unwrap_or(&j.image_id).to_owned(),
+                    short_id: short(&j.image_id).to_owned(),
                     owner: j.owner.clone().unwrap_or_default(),
                     status: j.status.clone(),
                     attempts: j.attempts,
@@ -289,4 +362,9 @@ async fn run_live(app: web::Data<App>, id: web::Path<String>) -> Result<RunLive,
     Ok(RunLive {
         r: load_run(&app, &id).await?,
     })
+}
+
+/// The 12 hex digits `docker images` shows.
+fn short(image_id: &str) -> &str {
+    image_id.get(7..19).unwrap_or(image_id)
 }

@@ -111,6 +111,12 @@ pub enum ApiError {
     TooLarge { limit: usize },
     #[error("invalid input")]
     Invalid(FieldErrors),
+    /// A daemon the request needs could not be reached (502).
+    #[error("{0}")]
+    BadGateway(String),
+    /// Nothing can be done until something is repaired (503).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error; the server log has the details")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -133,6 +139,8 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -147,6 +147,7 @@ fn status_label(s: Status) -> &'static str {
         Status::Current => "current",
         Status::InUse => "in use",
         Status::Protected => "protected",
+        Status::Pending => "pending",
         Status::Outdated => "outdated",
         Status::Dangling => "dangling",
         Status::Foreign => "foreign",

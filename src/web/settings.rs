@@ -121,6 +121,9 @@ struct SettingsPage {
     next_run: String,
     last_run: String,
     token: TokenState,
+    /// The stored settings cannot be read: why, shown above the form (which
+    /// then holds the defaults; saving it replaces what is stored).
+    problem: Option<String>,
 }
 
 async fn token_state(app: &App) -> Result<TokenState, PageError> {
@@ -158,9 +161,27 @@ async fn page(
     saved: bool,
     token: Option<TokenState>,
 ) -> Result<SettingsPage, PageError> {
-    let view = settings::load(app).await.map_err(PageError::internal)?;
+    let (view, problem) = match settings::load(app).await {
+        Ok(view) => (view, None),
+        Err(e @ SettingsError::Unreadable(_)) => {
+            let d = crate::domain::Settings::default();
+            let view = SettingsView {
+                interval_hours: d.interval_hours,
+                cleanup_on_update: d.cleanup_on_update,
+                keep_previous: d.keep_previous,
+                min_age_hours: d.min_age_hours,
+                remove_dangling: d.remove_dangling,
+                protected_patterns: d.protected_patterns,
+                next_run_at: None,
+                last_run_at: None,
+            };
+            (view, Some(e.to_string()))
+        }
+        Err(e) => return Err(PageError::internal(e)),
+    };
     let (next_run, last_run) = schedule_text(&view);
     Ok(SettingsPage {
+        problem,
         layout: Layout::page("settings", session),
         form: form.unwrap_or_else(|| SettingsForm::from_view(&view)),
         errors,
@@ -209,7 +230,7 @@ async fn save_settings(
             let p = page(&app, &session, Some(form.into_inner()), errors, false, None).await?;
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &p))
         }
-        Err(SettingsError::Store(e)) => Err(PageError::internal(e)),
+        Err(e) => Err(PageError::internal(e)),
     }
 }
 

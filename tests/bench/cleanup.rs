@@ -160,6 +160,8 @@ fn main() {
             daemon_timeout_secs: 30,
             scan_timeout_secs: 600,
             job_lease_secs: 30,
+            removal_timeout_secs: 600,
+            job_max_attempts: 8,
         };
         let app = App::open(&config).await.unwrap_or_else(|e| fail(e));
         let input = NewDaemonInput {

@@ -143,6 +143,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut App)) -> TestApp {
         daemon_timeout_secs: TEST_DAEMON_TIMEOUT.as_secs(),
         scan_timeout_secs: 60,
         job_lease_secs: 5,
+        removal_timeout_secs: 600,
+        job_max_attempts: 8,
     };
     let mut app = App::open(&config).await.expect("open the store");
     configure(&mut app);
@@ -259,7 +261,7 @@ impl TestApp {
     }
 
     /// Starts a job worker in this process (the server alone only enqueues).
-    pub fn start_worker(&self) -> tokio::task::JoinHandle<()> {
+    pub fn start_worker(&self) -> exapp_janitor::jobs::WorkerHandle {
         exapp_janitor::jobs::Worker::new(self.app.clone()).spawn()
     }
 
