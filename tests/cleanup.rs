@@ -15,25 +15,6 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
-/// An ExApp on `engine`: a running container on `current`, and `outdated`
-/// earlier versions of the same repository. Returns (current tag, outdated tags).
-fn exapp(fx: &Fixtures, name: &str, outdated: usize) -> (String, Vec<String>) {
-    let base = fx.unique("busybox:1");
-    fx.busybox(&base);
-    let repo = format!("ghcr.io/{}/{name}", fx.unique("nc"));
-    let old: Vec<String> = (0..outdated).map(|i| format!("{repo}:0.{i}.0")).collect();
-    for (i, tag) in old.iter().enumerate() {
-        fx.build(tag, &base, 1000 + i);
-    }
-    let current = format!("{repo}:1.0.0");
-    fx.build(&current, &base, 2000);
-    fx.run(
-        &format!("nc_app_{}", fx.unique(name).replace('-', "_")),
-        &current,
-    );
-    (current, old)
-}
-
 async fn start(app: &TestApp, body: Value) -> Value {
     let (status, run) = app.post_json("/api/v1/cleanup/runs", &body).await;
     assert_eq!(status, 202, "{run}");
@@ -476,47 +457,4 @@ async fn protected_images_are_never_removed_even_if_protected_after_the_preview(
         "{job}"
     );
     assert!(fx.has(&old[0]) && fx.has(&old[1]));
-}
-
-#[tokio::test]
-async fn docker_refusing_a_removal_skips_the_job_in_dockers_words() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let engine = engine_a_sock();
-    let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
-    let fx = Fixtures::new(&engine);
-    let base = fx.unique("busybox:1");
-    fx.busybox(&base);
-    // The old version is the parent of the current one (built FROM it): no
-    // container uses it, but Docker will not delete it (409), force or not.
-    let repo = format!("ghcr.io/{}/parent", fx.unique("nc"));
-    let (old, current) = (format!("{repo}:1"), format!("{repo}:2"));
-    fx.build(&old, &base, 1000);
-    fx.build(&current, &old, 2000);
-    fx.run(
-        &format!("nc_app_{}", fx.unique("parent").replace('-', "_")),
-        &current,
-    );
-    let old_id = fx.docker(&["image", "inspect", "-f", "{{.Id}}", &old]);
-
-    let run = start(&app, json!({"min_age_hours": 0, "daemon": "d"})).await;
-    job_for(&run, &old);
-    app.start_worker();
-    let run = app
-        .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
-        .await;
-    let job = job_for(&run, &old);
-    assert_eq!(job["status"], "skipped", "{job}");
-    let error = job["error"].as_str().unwrap();
-    assert!(
-        error.contains("conflict") && error.contains("dependent child images"),
-        "Docker's own words: {job}"
-    );
-    // Untagged now, as `docker rmi` leaves it, but still there (a parent is
-    // listed only with --all, so ask for it by ID).
-    assert_eq!(
-        fx.docker(&["image", "inspect", "-f", "{{.Id}}", &old_id]),
-        old_id,
-        "the image is still there"
-    );
-    assert!(fx.has(&current));
 }

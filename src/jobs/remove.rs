@@ -106,10 +106,12 @@ pub async fn remove(
         return skipped(format!("protected now by pattern {pattern}"));
     }
     match client.children_of(image).await {
-        Ok(children) if !children.is_empty() => return skipped(format!(
+        Ok(children) if !children.is_empty() => {
+            return skipped(format!(
             "image {} is built on it, so Docker would refuse to delete it; nothing was untagged",
             children.join(", ")
-        )),
+        ))
+        }
         Ok(_) => {}
         Err(e) => return error_outcome(&e),
     }

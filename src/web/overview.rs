@@ -110,12 +110,15 @@ async fn cards(app: &App, refresh: bool) -> Result<Vec<Card>, PageError> {
 struct Overview {
     layout: Layout,
     cards: Vec<Card>,
+    /// Why nothing is removed right now (the settings cannot be read).
+    halted: Option<String>,
 }
 
 async fn overview(app: web::Data<App>, session: CurrentSession) -> Result<HttpResponse, PageError> {
     let page = Overview {
         layout: Layout::page("overview", &session),
         cards: cards(&app, true).await?,
+        halted: app.current_settings().await.err().map(|e| e.to_string()),
     };
     Ok(html(StatusCode::OK, &page))
 }

@@ -406,3 +406,79 @@ pub fn jobs_exactly<'a>(run: &'a Value, queued: &[String]) -> &'a Vec<Value> {
     );
     jobs
 }
+
+/// An ExApp on `engine`: a running container on `current`, and `outdated`
+/// earlier versions of the same repository. Returns (current tag, outdated tags).
+pub fn exapp(fx: &fixtures::Fixtures, name: &str, outdated: usize) -> (String, Vec<String>) {
+    let base = fx.unique("busybox:1");
+    fx.busybox(&base);
+    let repo = format!("ghcr.io/{}/{name}", fx.unique("nc"));
+    let old: Vec<String> = (0..outdated).map(|i| format!("{repo}:0.{i}.0")).collect();
+    for (i, tag) in old.iter().enumerate() {
+        fx.build(tag, &base, 1000 + i);
+    }
+    let current = format!("{repo}:1.0.0");
+    fx.build(&current, &base, 2000);
+    fx.run(
+        &format!("nc_app_{}", fx.unique(name).replace('-', "_")),
+        &current,
+    );
+    (current, old)
+}
+
+/// The test hook of `App::removal_hold`: a job stops right before its first
+/// removal call until the test lets it go.
+pub struct RemovalHold {
+    dir: tempfile::TempDir,
+}
+
+impl RemovalHold {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> std::path::PathBuf {
+        self.dir.path().to_owned()
+    }
+
+    /// Waits until job `job_id` has been re-checked and holds before removing.
+    pub async fn reached(&self, job_id: i64) {
+        let ready = self.dir.path().join(format!("{job_id}.ready"));
+        let started = std::time::Instant::now();
+        while !ready.exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "job {job_id} never reached its removal"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Lets job `job_id` go on to its removal calls.
+    pub fn release(&self, job_id: i64) {
+        std::fs::write(self.dir.path().join(format!("{job_id}.go")), b"").unwrap();
+    }
+}
+
+impl Default for RemovalHold {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Waits until the wall clock's second changes, so the next image built has
+/// a later `Created` than the last one (Docker keeps whole seconds).
+pub fn next_second() {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let start = now();
+    while now() == start {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
