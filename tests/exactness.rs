@@ -431,7 +431,7 @@ async fn a_parent_of_another_image_is_skipped_before_any_tag_is_taken_off() {
         j["error"]
             .as_str()
             .unwrap()
-            .contains(&format!("image {current} is built on it")),
+            .contains("is built on it, so Docker would refuse"),
         "{j}"
     );
     assert!(fx.has(&old), "the parent lost its tag");

@@ -76,7 +76,10 @@ impl DaemonClient {
                 i.repo_tags
                     .into_iter()
                     .find(|t| !t.starts_with("<none>"))
-                    .unwrap_or(i.id)
+                    .unwrap_or_else(|| {
+                        let short = i.id.get(7..19).unwrap_or(&i.id).to_owned();
+                        format!("{short} (untagged)")
+                    })
             })
             .collect())
     }
