@@ -381,9 +381,10 @@ async fn clean_now_in_the_browser_previews_confirms_and_follows_the_run() {
         page.contains(&old[0]) && page.contains(r#"id="confirm-cleanup""#),
         "{page}"
     );
-    let response = app
-        .post_form("/cleanup/runs", &[("daemon", "d"), ("min_age_hours", "0")])
-        .await;
+    let images = confirmed_images_in(&page);
+    let mut form = vec![("daemon", "d"), ("min_age_hours", "0")];
+    form.extend(images.iter().map(|id| ("images", id.as_str())));
+    let response = app.post_form("/cleanup/runs", &form).await;
     assert_eq!(response.status(), 303);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let run_id: i64 = location.trim_start_matches("/runs/").parse().unwrap();

@@ -304,17 +304,7 @@ async fn the_confirm_form_posts_the_previewed_images_and_the_run_page_says_what_
     let (_, old) = exapp(&fx, "form", 2);
     let (status, page) = app.get_text("/cleanup?daemon=d&min_age_hours=0").await;
     assert_eq!(status, 200, "{page}");
-    let marker = r#"name="images" value=""#;
-    let shown: Vec<String> = page
-        .match_indices(marker)
-        .map(|(at, _)| {
-            page[at + marker.len()..]
-                .split('"')
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let shown = confirmed_images_in(&page);
     let (a, b) = (id_of(&fx, &old[0]), id_of(&fx, &old[1]));
     assert!(shown.contains(&a) && shown.contains(&b), "{page}");
     // Between the preview and the click, b starts being used.
@@ -707,12 +697,23 @@ async fn clean_works_its_own_run_and_leaves_other_runs_to_their_server() {
     let (_, old) = exapp(&fx, "own_run", 2);
     // The server's run (its worker is not running) has queued jobs.
     let theirs = start(&app, json!({"min_age_hours": 0})).await;
-    assert_eq!(theirs["jobs"].as_array().unwrap().len(), 2, "{theirs}");
+    for tag in &old {
+        job_for(&theirs, tag);
+    }
     let output =
         run(cli(&app.data_dir).args(["clean", "--daemon", "d", "--min-age-hours", "0", "--json"]));
     assert!(output.status.success(), "{}", stderr(&output));
     let ours: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(ours["jobs"], json!([]), "{ours}");
+    for j in ours["jobs"].as_array().unwrap() {
+        assert!(
+            !old.iter().any(|t| j["image_refs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == t.as_str())),
+            "queued twice: {ours}"
+        );
+    }
     assert!(
         ours["left_out"]
             .as_array()
@@ -806,4 +807,69 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+}
+
+#[tokio::test]
+async fn clean_exits_1_when_a_job_fails_every_attempt() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let app = spawn_app_with_daemons(&[("spare", SpareEngine::sock())]).await;
+    let fx = Fixtures::new(&SpareEngine::sock());
+    let (_, old) = exapp(&fx, "cli_down", 1);
+    let hold = RemovalHold::new();
+    let clean = cli(&app.data_dir)
+        .args([
+            "--job-max-attempts",
+            "1",
+            "clean",
+            "--daemon",
+            "spare",
+            "--min-age-hours",
+            "0",
+        ])
+        .env("EXAPP_JANITOR_TEST_REMOVAL_HOLD", hold.path())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The run's one job is checked and about to remove: the daemon goes away.
+    let job = {
+        let started = Instant::now();
+        loop {
+            let ready = std::fs::read_dir(hold.path())
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .find_map(|n| n.strip_suffix(".ready")?.parse::<i64>().ok());
+            if let Some(job) = ready {
+                break job;
+            }
+            assert!(
+                started.elapsed() < RUN_LIMIT,
+                "the CLI's job never reached its removal"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    SpareEngine::stop();
+    hold.release(job);
+    let output = tokio::task::spawn_blocking(move || clean.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    SpareEngine::restart();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("1 job(s) of run") && stderr(&output).contains("failed"),
+        "{}",
+        stderr(&output)
+    );
+    let runs = app.get_json("/api/v1/cleanup/runs").await;
+    let j = job_for(&runs[0], &old[0]);
+    assert_eq!(j["status"], "failed", "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("gave up after 1 attempts"),
+        "the last error: {j}"
+    );
+    assert!(fx.has(&old[0]));
 }

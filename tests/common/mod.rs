@@ -482,3 +482,17 @@ pub fn next_second() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The image IDs the preview page's confirm form posts.
+pub fn confirmed_images_in(page: &str) -> Vec<String> {
+    let marker = r#"name="images" value=""#;
+    page.match_indices(marker)
+        .map(|(at, _)| {
+            page[at + marker.len()..]
+                .split('"')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
