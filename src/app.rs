@@ -14,7 +14,7 @@ use crate::daemons;
 use crate::domain::{Settings, TrustedProxies};
 use crate::policy::Policy;
 use crate::report::{Report, ReportCache};
-use crate::scan::{ClientCache, InventoryCache, ScanOptions};
+use crate::scan::{ClientCache, InventoryCache, ScanGate, ScanOptions};
 use crate::settings::SettingsError;
 use crate::store::{Store, StoreError};
 
@@ -49,6 +49,8 @@ pub struct App {
     pub metrics_public: bool,
     /// Negotiated daemon connections, kept between scans.
     pub clients: Arc<ClientCache>,
+    /// One scan per daemon at a time in this process.
+    pub scans: Arc<ScanGate>,
     /// Every daemon's image objects, shared until an input changes.
     pub reports: Arc<ReportCache>,
     /// Proxies whose `X-Forwarded-For` names the client (login throttle).
@@ -74,6 +76,7 @@ impl App {
             settings_changed: Arc::default(),
             metrics_public: false,
             clients: Arc::default(),
+            scans: Arc::default(),
             reports: Arc::default(),
             trusted_proxies: TrustedProxies::default(),
         })
@@ -95,6 +98,7 @@ impl App {
             scan_timeout: self.scan_timeout,
             protected: self.protected_patterns().await,
             clients: Some(self.clients.clone()),
+            gate: Some(self.scans.clone()),
         }
     }
 
@@ -182,6 +186,8 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
             generated.expose()
         );
     }
+    // The schedule's clock starts with the first start of the server.
+    crate::settings::ensure_stored(&app.store).await?;
     let candidate = daemons::local_daemon_input(
         std::env::var("DOCKER_HOST").ok().as_deref(),
         std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0"),

@@ -66,6 +66,9 @@ pub enum Command {
         /// Use this min_age_hours for this run only.
         #[arg(long, value_parser = clap::value_parser!(i64).range(0..=jobs::MAX_HOURS))]
         min_age_hours: Option<i64>,
+        /// Only this ExApp's images (its app ID, e.g. llm2).
+        #[arg(long)]
+        owner: Option<String>,
         /// Print the preview or the finished run as JSON.
         #[arg(long)]
         json: bool,
@@ -150,7 +153,9 @@ impl From<DaemonError> for CliError {
                 let lines: Vec<String> = fields.iter().map(|(f, m)| format!("{f}: {m}")).collect();
                 CliError::BadInput(lines.join("\n"))
             }
-            DaemonError::NotFound(_) => CliError::BadInput(e.to_string()),
+            DaemonError::NotFound(_) | DaemonError::Busy { .. } => {
+                CliError::BadInput(e.to_string())
+            }
             DaemonError::Store(e) => CliError::Failed(e.to_string()),
         }
     }
@@ -243,6 +248,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             daemon,
             dry_run,
             min_age_hours,
+            owner,
             json,
         } => {
             let app = App::open(&cli.global).await.map_err(failed)?;
@@ -250,6 +256,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 daemon,
                 min_age_hours,
                 images: None,
+                owner,
             };
             let result = clean_command(&app, &input, dry_run, json).await;
             app.store.close().await;
@@ -553,14 +560,16 @@ async fn settings_command(app: &App, command: SettingsCommand) -> Result<(), Cli
                     .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
                 change.insert(key.trim().to_owned(), value);
             }
-            settings::update(app, &change).await.map_err(|e| match e {
-                SettingsError::Invalid(fields) => {
-                    let lines: Vec<String> =
-                        fields.iter().map(|(f, m)| format!("{f}: {m}")).collect();
-                    CliError::BadInput(lines.join("\n"))
-                }
-                other => failed(other),
-            })?
+            settings::update(app, &change, None)
+                .await
+                .map_err(|e| match e {
+                    SettingsError::Invalid(fields) => {
+                        let lines: Vec<String> =
+                            fields.iter().map(|(f, m)| format!("{f}: {m}")).collect();
+                        CliError::BadInput(lines.join("\n"))
+                    }
+                    other => failed(other),
+                })?
         }
     };
     let time = |t: Option<i64>| {

@@ -18,6 +18,9 @@ pub enum DaemonError {
     Invalid(FieldErrors),
     #[error("there is no daemon named {0:?}")]
     NotFound(String),
+    /// Removing it would leave queued or running jobs without their daemon.
+    #[error("daemon {name} has {active} queued or running cleanup job(s): cancel the queued ones (or let them finish) first")]
+    Busy { name: String, active: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -41,8 +44,17 @@ pub async fn get(store: &Store, name: &str) -> Result<StoredDaemon, DaemonError>
     store.get_daemon(&parsed).await?.ok_or_else(not_found)
 }
 
+/// Removes a daemon (no image on it is touched). Its past runs and jobs stay
+/// as history; while it has queued or running jobs it is not removed.
 pub async fn remove(store: &Store, name: &str) -> Result<(), DaemonError> {
     let daemon = get(store, name).await?;
+    let active = store.active_jobs_of_daemon(daemon.id).await?;
+    if active > 0 {
+        return Err(DaemonError::Busy {
+            name: daemon.name.to_string(),
+            active,
+        });
+    }
     if store.remove_daemon(&daemon.name).await? {
         Ok(())
     } else {

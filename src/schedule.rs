@@ -24,9 +24,14 @@ pub fn next_run_at(
     Some(base.saturating_add(i64::from(interval_hours) * 3600))
 }
 
+/// The longest the scheduler sleeps before it reads the settings again: a
+/// change made by another process (the CLI, a second server) applies within
+/// this time; one made in this process wakes it at once.
+pub const SETTINGS_POLL: Duration = Duration::from_secs(5);
+
 /// Runs scheduled cleanups until the process ends. It sleeps until the next
-/// run is due or the settings change, whichever comes first; with the
-/// schedule off it only waits for a change.
+/// run is due, the settings change here, or `SETTINGS_POLL` passes,
+/// whichever comes first.
 pub fn spawn(app: App) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -44,12 +49,16 @@ pub fn spawn(app: App) -> tokio::task::JoinHandle<()> {
                 }
             };
             let Some(next) = next else {
-                changed.await;
+                tokio::select! {
+                    _ = changed => {}
+                    _ = tokio::time::sleep(SETTINGS_POLL) => {}
+                }
                 continue;
             };
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             if next > now {
-                let wait = Duration::from_secs(u64::try_from(next - now).unwrap_or(0));
+                let wait =
+                    Duration::from_secs(u64::try_from(next - now).unwrap_or(0)).min(SETTINGS_POLL);
                 tokio::select! {
                     _ = changed => {}
                     _ = tokio::time::sleep(wait) => {}

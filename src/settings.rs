@@ -10,6 +10,10 @@ use crate::inventory::rfc3339;
 use crate::schedule;
 use crate::store::StoreError;
 
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("invalid settings: {0}")]
@@ -20,6 +24,13 @@ pub enum SettingsError {
         "the stored settings cannot be read ({0}); nothing is removed until they are saved again"
     )]
     Unreadable(String),
+    /// The change was made from a version that is not the stored one any
+    /// more: someone else changed the settings meanwhile. Nothing changed.
+    #[error("the settings were changed elsewhere since version {seen}; nothing was changed")]
+    Conflict {
+        seen: i64,
+        current: Box<SettingsView>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -37,6 +48,9 @@ pub struct SettingsView {
     pub next_run_at: Option<i64>,
     #[serde(serialize_with = "as_rfc3339")]
     pub last_run_at: Option<i64>,
+    /// Bumped by every change; a change may name the version it was made
+    /// from (0: never saved).
+    pub version: i64,
 }
 
 fn as_rfc3339<S: serde::Serializer>(t: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
@@ -85,19 +99,22 @@ fn parse_stored(json: &str) -> Result<Settings, SettingsError> {
 }
 
 /// The settings in force (the defaults until the first change) and when the
-/// schedule runs next.
+/// schedule runs next. Reads only (the server writes the first row when it
+/// starts: `ensure_stored`).
 pub async fn load(app: &App) -> Result<SettingsView, SettingsError> {
-    let defaults = serde_json::to_string(&Settings::default()).expect("settings serialise");
-    app.store.ensure_settings(&defaults).await?;
-    let row = app.store.settings_row().await?.expect("ensured above");
-    let settings = parse_stored(&row.settings)?;
+    let (settings, interval_set_at, version) = match app.store.settings_row().await? {
+        Some(row) => (
+            parse_stored(&row.settings)?,
+            row.interval_set_at,
+            row.version,
+        ),
+        // Never saved and no server started yet: the clock would start now.
+        None => (Settings::default(), now_unix(), 0),
+    };
     let last_run_at = app.store.last_run_at("schedule").await?;
     Ok(SettingsView {
-        next_run_at: schedule::next_run_at(
-            settings.interval_hours,
-            last_run_at,
-            row.interval_set_at,
-        ),
+        version,
+        next_run_at: schedule::next_run_at(settings.interval_hours, last_run_at, interval_set_at),
         last_run_at,
         interval_hours: settings.interval_hours,
         cleanup_on_update: settings.cleanup_on_update,
@@ -108,23 +125,64 @@ pub async fn load(app: &App) -> Result<SettingsView, SettingsError> {
     })
 }
 
+/// Writes the defaults when no settings were ever stored: the schedule's
+/// clock starts with the first start of the server.
+pub async fn ensure_stored(store: &crate::store::Store) -> Result<(), StoreError> {
+    let defaults = serde_json::to_string(&Settings::default()).expect("settings serialise");
+    store.ensure_settings(&defaults).await
+}
+
+/// How often a change retries when another change (without a version) came
+/// first: each retry applies it to the newer settings.
+const CHANGE_RETRIES: usize = 20;
+
 /// Applies a change (any subset of the keys); all of it or, on any bad
-/// value, nothing. Wakes the scheduler so a new interval applies at once.
-pub async fn update(app: &App, change: &Map<String, Value>) -> Result<SettingsView, SettingsError> {
-    // Unreadable settings are repaired by saving: the change applies to the defaults.
-    let current = match load(app).await {
-        Ok(view) => view.settings(),
-        Err(SettingsError::Unreadable(why)) => {
-            tracing::warn!(error = %why, "replacing unreadable settings: the change applies to the defaults");
-            Settings::default()
+/// value, nothing. With `seen`, only to that version of the settings (a
+/// form that showed it: a conflict changes nothing); without, to whatever
+/// is stored when it is written (compare-and-swap, retried), so two changes
+/// at once both apply. Wakes the scheduler so a new interval applies at once.
+pub async fn update(
+    app: &App,
+    change: &Map<String, Value>,
+    seen: Option<i64>,
+) -> Result<SettingsView, SettingsError> {
+    let mut retries = 0;
+    let (current, next) = loop {
+        let row = app.store.settings_row().await?;
+        let version = row.as_ref().map(|r| r.version);
+        if let Some(seen) = seen.filter(|s| *s != version.unwrap_or(0)) {
+            return Err(SettingsError::Conflict {
+                seen,
+                current: Box::new(load(app).await?),
+            });
         }
-        Err(e) => return Err(e),
+        // Unreadable settings are repaired by saving: the change applies to the defaults.
+        let current = match row.as_ref().map(|r| parse_stored(&r.settings)) {
+            None => Settings::default(),
+            Some(Ok(s)) => s,
+            Some(Err(why)) => {
+                tracing::warn!(error = %why, "replacing unreadable settings: the change applies to the defaults");
+                Settings::default()
+            }
+        };
+        let next = current.apply(change).map_err(SettingsError::Invalid)?;
+        let json = serde_json::to_string(&next).expect("settings serialise");
+        let interval_changed = next.interval_hours != current.interval_hours;
+        if app
+            .store
+            .save_settings(&json, interval_changed, version)
+            .await?
+        {
+            break (current, next);
+        }
+        retries += 1;
+        if seen.is_some() || retries > CHANGE_RETRIES {
+            return Err(SettingsError::Conflict {
+                seen: version.unwrap_or(0),
+                current: Box::new(load(app).await?),
+            });
+        }
     };
-    let next = current.apply(change).map_err(SettingsError::Invalid)?;
-    let json = serde_json::to_string(&next).expect("settings serialise");
-    app.store
-        .save_settings(&json, next.interval_hours != current.interval_hours)
-        .await?;
     app.settings_changed.notify_waiters();
     if next.protected_patterns != current.protected_patterns {
         // Statuses depend on the patterns: show them as soon as possible.

@@ -50,6 +50,9 @@ pub struct CleanupRequestInput {
     /// Full image IDs the admin approved in the preview.
     #[serde(default)]
     pub images: Option<Vec<String>>,
+    /// Only this ExApp's images.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// A valid cleanup request: which daemon (all when None), a
@@ -119,10 +122,20 @@ impl CleanupRequest {
                 })
                 .ok()
         });
+        let owner = input
+            .owner
+            .as_deref()
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .and_then(|o| {
+                AppId::parse(o)
+                    .map_err(|_| errors.add("owner", "an ExApp ID (letters, digits, _ - .)"))
+                    .ok()
+            });
         errors.into_result(|| Self {
             daemon,
             min_age_hours,
-            owner: None,
+            owner,
             images,
         })
     }

@@ -174,7 +174,7 @@ impl Worker {
     }
 
     async fn idle_sleep(&self) -> Duration {
-        match self.app.store.next_job_event().await {
+        match self.app.store.next_job_event(now_ms()).await {
             Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
                 .clamp(Duration::from_millis(50), IDLE_TICK),
             _ => IDLE_TICK,
@@ -368,7 +368,7 @@ impl Worker {
             }
         }
         let client = batch.client.as_ref().expect("connected above");
-        let layers = layers_of(&self.app, client, job.daemon_id, &image).await;
+        let layers = layers_of(&self.app, client, daemon.id, &image).await;
         let guard = SendGuard {
             lease,
             layers: &layers,

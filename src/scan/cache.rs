@@ -150,10 +150,16 @@ mod tests {
     async fn a_rescan_that_stored_the_same_inventory_keeps_the_parsed_one() {
         let (_dir, store, id) = store_with_daemon().await;
         let cache = InventoryCache::default();
-        store.save_scan(id, 100, 5, &inventory(3)).await.unwrap();
+        store
+            .save_scan(id, 100, 5, &inventory(3), 100)
+            .await
+            .unwrap();
         let first = cache.current(&store).await.unwrap()[&id].clone();
 
-        store.save_scan(id, 200, 6, &inventory(3)).await.unwrap();
+        store
+            .save_scan(id, 200, 6, &inventory(3), 200)
+            .await
+            .unwrap();
         let again = cache.current(&store).await.unwrap()[&id].clone();
 
         assert_ne!(again.generation, first.generation);
@@ -169,10 +175,16 @@ mod tests {
     async fn a_rescan_that_stored_another_inventory_replaces_it() {
         let (_dir, store, id) = store_with_daemon().await;
         let cache = InventoryCache::default();
-        store.save_scan(id, 100, 5, &inventory(3)).await.unwrap();
+        store
+            .save_scan(id, 100, 5, &inventory(3), 100)
+            .await
+            .unwrap();
         let first = cache.current(&store).await.unwrap()[&id].clone();
 
-        store.save_scan(id, 200, 6, &inventory(4)).await.unwrap();
+        store
+            .save_scan(id, 200, 6, &inventory(4), 200)
+            .await
+            .unwrap();
         let changed = cache.current(&store).await.unwrap()[&id].clone();
 
         assert_ne!(changed.inventory_generation, first.inventory_generation);
@@ -183,7 +195,10 @@ mod tests {
     async fn a_failed_scan_keeps_the_inventory_and_its_generation() {
         let (_dir, store, id) = store_with_daemon().await;
         let cache = InventoryCache::default();
-        store.save_scan(id, 100, 5, &inventory(3)).await.unwrap();
+        store
+            .save_scan(id, 100, 5, &inventory(3), 100)
+            .await
+            .unwrap();
         let first = cache.current(&store).await.unwrap()[&id].clone();
 
         store.save_scan_error(id, 200, "daemon down").await.unwrap();

@@ -39,6 +39,9 @@ pub enum ScanError {
     Timeout(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The scan this caller waited for failed (its error, as text).
+    #[error("{0}")]
+    Shared(String),
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +53,32 @@ pub struct ScanOptions {
     pub protected: Vec<ProtectedPattern>,
     /// Connections kept between scans (None: connect every time).
     pub clients: Option<Arc<ClientCache>>,
+    /// One scan per daemon at a time in this process (None: no limit).
+    pub gate: Option<Arc<ScanGate>>,
+}
+
+/// One scan per daemon at a time. A caller that arrives while a scan runs
+/// waits for it, and then takes the result of the next scan that started
+/// after it arrived (or makes that scan): a burst of callers costs at most
+/// two scans, and each gets a snapshot taken after it asked.
+#[derive(Debug, Default)]
+pub struct ScanGate(Mutex<HashMap<i64, Arc<tokio::sync::Mutex<Option<LastScan>>>>>);
+
+#[derive(Debug)]
+struct LastScan {
+    started: Instant,
+    result: Result<DaemonScan, String>,
+}
+
+impl ScanGate {
+    fn slot(&self, daemon_id: i64) -> Arc<tokio::sync::Mutex<Option<LastScan>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(daemon_id)
+            .or_default()
+            .clone()
+    }
 }
 
 /// One negotiated client per daemon, kept between scans so a rescan does not
@@ -78,13 +107,41 @@ impl ClientCache {
     }
 }
 
-/// Scans one daemon and stores the result (or the error).
+/// Scans one daemon and stores the result (or the error); with a gate, one
+/// scan per daemon at a time, merged as `ScanGate` says.
 pub async fn scan_daemon(
     store: &Store,
     daemon: &StoredDaemon,
     options: &ScanOptions,
 ) -> Result<DaemonScan, ScanError> {
+    let Some(gate) = &options.gate else {
+        return scan_daemon_now(store, daemon, options).await;
+    };
+    let arrived = Instant::now();
+    let slot = gate.slot(daemon.id);
+    let mut last = slot.lock().await;
+    if let Some(done) = last.as_ref().filter(|l| l.started >= arrived) {
+        return done.result.clone().map_err(ScanError::Shared);
+    }
     let started = Instant::now();
+    let result = scan_daemon_now(store, daemon, options).await;
+    *last = Some(LastScan {
+        started,
+        result: result
+            .as_ref()
+            .map(Clone::clone)
+            .map_err(ToString::to_string),
+    });
+    result
+}
+
+async fn scan_daemon_now(
+    store: &Store,
+    daemon: &StoredDaemon,
+    options: &ScanOptions,
+) -> Result<DaemonScan, ScanError> {
+    let started = Instant::now();
+    let snapshot_started_ms = now_ms();
     let outcome = match tokio::time::timeout(
         options.scan_timeout,
         scan_inner(store, daemon, options),
@@ -99,8 +156,14 @@ pub async fn scan_daemon(
         Ok(scan) => {
             let json = serde_json::to_string(scan).expect("an inventory serialises");
             let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-            store.save_scan(daemon.id, now, ms, &json).await?;
-            tracing::info!(daemon = %daemon.name, images = scan.images.len(), ms, "scanned");
+            if store
+                .save_scan(daemon.id, now, ms, &json, snapshot_started_ms)
+                .await?
+            {
+                tracing::info!(daemon = %daemon.name, images = scan.images.len(), ms, "scanned");
+            } else {
+                tracing::info!(daemon = %daemon.name, ms, "scanned, but a newer scan is stored already: not saved");
+            }
         }
         Err(e) => {
             tracing::warn!(daemon = %daemon.name, error = %e, "scan failed");
@@ -364,6 +427,11 @@ fn history_from(rows: HistoryRows) -> History {
         }
     }
     history
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
 }
 
 fn now_unix() -> i64 {

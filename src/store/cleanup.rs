@@ -49,7 +49,8 @@ pub struct RunRow {
 pub struct JobRow {
     pub id: i64,
     pub run_id: i64,
-    pub daemon_id: i64,
+    /// None once the daemon was removed (the job is history then).
+    pub daemon_id: Option<i64>,
     pub daemon_name: String,
     pub image_id: String,
     pub image_refs: String,
@@ -84,7 +85,7 @@ impl JobEnd {
 }
 
 const JOB_COLUMNS: &str =
-    "j.id, j.run_id, j.daemon_id, d.name AS daemon_name, j.image_id, j.image_refs, j.owner, \
+    "j.id, j.run_id, j.daemon_id, j.daemon_name, j.image_id, j.image_refs, j.owner, \
      j.status, j.attempts, j.error, j.bytes_freed, j.started_at, j.finished_at, j.removal_layers";
 
 impl Store {
@@ -129,9 +130,10 @@ impl Store {
         let mut queued = 0;
         for job in jobs {
             let done = sqlx::query!(
-                "INSERT INTO cleanup_jobs (run_id, daemon_id, image_id, image_refs, owner, not_before)
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO cleanup_jobs (run_id, daemon_id, daemon_name, image_id, image_refs, owner, not_before)
+                 VALUES (?, ?, (SELECT name FROM daemons WHERE id = ?), ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 run_id,
+                job.daemon_id,
                 job.daemon_id,
                 job.image_id,
                 job.image_refs,
@@ -275,6 +277,16 @@ impl Store {
         now_ms: i64,
         max_attempts: i64,
     ) -> Result<(u64, u64), StoreError> {
+        // A read first: most ticks find nothing, and need no write lock.
+        let expired = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM cleanup_jobs WHERE status = 'running' AND lease_expires_at <= ?) AS "e!: bool""#,
+            now_ms
+        )
+        .fetch_one(self.pool())
+        .await?;
+        if !expired {
+            return Ok((0, 0));
+        }
         let now = now_unix();
         let mut tx = self.pool().begin().await?;
         let failed = sqlx::query!(
@@ -337,6 +349,16 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Queued or running jobs of a daemon: while there are any, it stays.
+    pub async fn active_jobs_of_daemon(&self, daemon_id: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT COUNT(*) AS "n!: i64" FROM cleanup_jobs WHERE daemon_id = ? AND status IN ('queued', 'running')"#,
+            daemon_id
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// Cancels a queued job; false if it is not queued (running or ended).
     pub async fn cancel_job(&self, job_id: i64) -> Result<bool, StoreError> {
         let now = now_unix();
@@ -351,38 +373,51 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Daemons with a job ready to run now (of run `only_run` when given).
+    /// Daemons with a job ready to run now (of run `only_run` when given),
+    /// leaving out those whose running job another worker holds under a live
+    /// lease: a claim there could only fail.
     pub async fn daemons_with_ready_jobs(
         &self,
         now_ms: i64,
         only_run: Option<i64>,
     ) -> Result<Vec<i64>, StoreError> {
         Ok(sqlx::query_scalar!(
-            "SELECT DISTINCT daemon_id FROM cleanup_jobs WHERE status = 'queued' AND not_before <= ?
-               AND (? IS NULL OR run_id = ?)",
+            r#"SELECT DISTINCT q.daemon_id AS "daemon_id!" FROM cleanup_jobs q
+             WHERE q.status = 'queued' AND q.not_before <= ? AND (? IS NULL OR q.run_id = ?)
+               AND NOT EXISTS (SELECT 1 FROM cleanup_jobs r
+                               WHERE r.daemon_id = q.daemon_id AND r.status = 'running' AND r.lease_expires_at > ?)
+               AND q.daemon_id IS NOT NULL"#,
             now_ms,
             only_run,
-            only_run
+            only_run,
+            now_ms
         )
         .fetch_all(self.pool())
         .await?)
     }
 
-    /// When the next queued job becomes ready or a lease runs out (unix ms):
-    /// how long a worker may sleep.
-    pub async fn next_job_event(&self) -> Result<Option<i64>, StoreError> {
+    /// When the next queued job can be claimed (it is ready and its daemon
+    /// has no job running under a live lease) or a lease runs out (unix ms):
+    /// how long a worker may sleep. A queued job behind another worker's live
+    /// lease waits for that lease, not for its own `not_before`.
+    pub async fn next_job_event(&self, now_ms: i64) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar!(
             r#"SELECT MIN(t) AS "t: i64" FROM (
-                 SELECT MIN(not_before) AS t FROM cleanup_jobs WHERE status = 'queued'
+                 SELECT MAX(q.not_before,
+                            COALESCE((SELECT MAX(r.lease_expires_at) FROM cleanup_jobs r
+                                      WHERE r.daemon_id = q.daemon_id AND r.status = 'running'
+                                        AND r.lease_expires_at > ?), 0)) AS t
+                 FROM cleanup_jobs q WHERE q.status = 'queued'
                  UNION ALL
-                 SELECT MIN(lease_expires_at) FROM cleanup_jobs WHERE status = 'running')"#
+                 SELECT MIN(lease_expires_at) FROM cleanup_jobs WHERE status = 'running')"#,
+            now_ms
         )
         .fetch_one(self.pool())
         .await?)
     }
 
     pub async fn job(&self, job_id: i64) -> Result<Option<JobRow>, StoreError> {
-        let sql = format!("SELECT {JOB_COLUMNS} FROM cleanup_jobs j JOIN daemons d ON d.id = j.daemon_id WHERE j.id = ?");
+        let sql = format!("SELECT {JOB_COLUMNS} FROM cleanup_jobs j WHERE j.id = ?");
         Ok(sqlx::query_as::<_, JobRowSql>(&sql)
             .bind(job_id)
             .fetch_optional(self.pool())
@@ -391,9 +426,8 @@ impl Store {
     }
 
     pub async fn jobs_of_run(&self, run_id: i64) -> Result<Vec<JobRow>, StoreError> {
-        let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM cleanup_jobs j JOIN daemons d ON d.id = j.daemon_id WHERE j.run_id = ? ORDER BY j.id"
-        );
+        let sql =
+            format!("SELECT {JOB_COLUMNS} FROM cleanup_jobs j WHERE j.run_id = ? ORDER BY j.id");
         Ok(sqlx::query_as::<_, JobRowSql>(&sql)
             .bind(run_id)
             .fetch_all(self.pool())
@@ -469,7 +503,7 @@ impl Store {
 struct JobRowSql {
     id: i64,
     run_id: i64,
-    daemon_id: i64,
+    daemon_id: Option<i64>,
     daemon_name: String,
     image_id: String,
     image_refs: String,

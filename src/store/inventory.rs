@@ -204,28 +204,36 @@ impl Store {
         Ok(())
     }
 
+    /// Saves a scan's inventory unless the stored one comes from a snapshot
+    /// that started later (newest wins, across processes: the comparison is
+    /// part of the statement). Returns whether it was saved.
     pub async fn save_scan(
         &self,
         daemon_id: i64,
         at: i64,
         duration_ms: i64,
         inventory: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query!(
-            "INSERT INTO daemon_scans (daemon_id, scanned_at, duration_ms, inventory, attempted_at)
-             VALUES (?, ?, ?, ?, ?)
+        snapshot_started_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query!(
+            "INSERT INTO daemon_scans (daemon_id, scanned_at, duration_ms, inventory, attempted_at, snapshot_started_ms)
+             VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT (daemon_id) DO UPDATE SET scanned_at = excluded.scanned_at,
                  duration_ms = excluded.duration_ms, inventory = excluded.inventory,
-                 attempted_at = excluded.attempted_at, generation = generation + 1",
+                 attempted_at = excluded.attempted_at, generation = generation + 1,
+                 snapshot_started_ms = excluded.snapshot_started_ms
+             WHERE daemon_scans.snapshot_started_ms IS NULL
+                OR daemon_scans.snapshot_started_ms <= excluded.snapshot_started_ms",
             daemon_id,
             at,
             duration_ms,
             inventory,
-            at
+            at,
+            snapshot_started_ms
         )
         .execute(self.pool())
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     /// Records a failed scan; the last good inventory stays.

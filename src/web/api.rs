@@ -253,9 +253,19 @@ async fn get_settings(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
 /// Any subset of the settings; one bad value and nothing changes (422 with
 /// a message per field).
 async fn patch_settings(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let change: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+    let mut change: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("expected a JSON object of settings: {e}")))?;
-    match settings::update(&app, &change).await {
+    // `"version": N` applies the change only to that version (409 otherwise).
+    let seen = match change.remove("version") {
+        None => None,
+        Some(v) => Some(v.as_i64().filter(|v| *v >= 0).ok_or_else(|| {
+            ApiError::Invalid(FieldErrors::single(
+                "version",
+                "the settings version the change was made from (a whole number)",
+            ))
+        })?),
+    };
+    match settings::update(&app, &change, seen).await {
         Ok(view) => Ok(HttpResponse::Ok().json(view)),
         Err(e) => Err(settings_error(e)),
     }
@@ -265,6 +275,7 @@ fn settings_error(e: SettingsError) -> ApiError {
     match e {
         SettingsError::Invalid(fields) => ApiError::Invalid(fields),
         SettingsError::Unreadable(_) => ApiError::Unavailable(e.to_string()),
+        SettingsError::Conflict { .. } => ApiError::Conflict(e.to_string()),
         SettingsError::Store(e) => ApiError::Internal(Box::new(e)),
     }
 }

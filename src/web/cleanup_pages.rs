@@ -50,6 +50,7 @@ fn parse_form(
         daemon: Some(form.daemon.clone()),
         min_age_hours,
         images,
+        owner: None,
     })
 }
 

@@ -64,6 +64,7 @@ impl From<DaemonError> for PageError {
     fn from(e: DaemonError) -> Self {
         match e {
             DaemonError::NotFound(_) => PageError::NotFound(e.to_string()),
+            DaemonError::Busy { .. } => PageError::BadRequest(e.to_string()),
             other => PageError::Internal(Box::new(other)),
         }
     }
@@ -126,6 +127,7 @@ impl From<DaemonError> for ApiError {
         match e {
             DaemonError::Invalid(fields) => ApiError::Invalid(fields),
             DaemonError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            DaemonError::Busy { .. } => ApiError::Conflict(e.to_string()),
             other => ApiError::Internal(Box::new(other)),
         }
     }

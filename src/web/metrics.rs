@@ -42,6 +42,11 @@ struct JobLabel {
     outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActiveLabel {
+    status: String,
+}
+
 type IntGauge = Family<DaemonLabel, Gauge>;
 type FloatGauge = Family<DaemonLabel, Gauge<f64, AtomicU64>>;
 
@@ -55,6 +60,7 @@ async fn metrics(app: web::Data<App>) -> Result<HttpResponse, PageError> {
     let scan_time = IntGauge::default();
     let runs = Family::<TriggerLabel, Counter>::default();
     let jobs = Family::<JobLabel, Counter>::default();
+    let active_jobs = Family::<ActiveLabel, Gauge>::default();
     let freed = Counter::<u64>::default();
     let next_run = Gauge::<i64>::default();
 
@@ -111,8 +117,15 @@ async fn metrics(app: web::Data<App>) -> Result<HttpResponse, PageError> {
     for (trigger, outcome, count, bytes_freed) in
         app.store.job_totals().await.map_err(PageError::internal)?
     {
-        jobs.get_or_create(&JobLabel { trigger, outcome })
-            .inc_by(u64::try_from(count).unwrap_or(0));
+        // Queued and running go down again: a gauge. Only ended jobs count up.
+        if matches!(outcome.as_str(), "queued" | "running") {
+            active_jobs
+                .get_or_create(&ActiveLabel { status: outcome })
+                .inc_by(count);
+        } else {
+            jobs.get_or_create(&JobLabel { trigger, outcome })
+                .inc_by(u64::try_from(count).unwrap_or(0));
+        }
         freed_total += u64::try_from(bytes_freed).unwrap_or(0);
     }
     freed.inc_by(freed_total);
@@ -147,7 +160,16 @@ async fn metrics(app: web::Data<App>) -> Result<HttpResponse, PageError> {
         scan_time,
     );
     registry.register("cleanup_runs", "Cleanup runs by trigger", runs);
-    registry.register("cleanup_jobs", "Cleanup jobs by trigger and outcome (queued, running, succeeded, skipped, failed, cancelled)", jobs);
+    registry.register(
+        "cleanup_jobs",
+        "Cleanup jobs that ended, by trigger and outcome (succeeded, skipped, failed, cancelled)",
+        jobs,
+    );
+    registry.register(
+        "cleanup_jobs_active",
+        "Cleanup jobs queued or running now",
+        active_jobs,
+    );
     registry.register("freed_bytes", "Bytes freed by all cleanup jobs", freed);
     if let Some(at) = schedule.next_run_at {
         next_run.set(at);

@@ -55,6 +55,10 @@ struct SettingsForm {
     remove_dangling: Option<String>,
     #[serde(default)]
     protected_patterns: String,
+    /// The settings version the page showed: a change made elsewhere since
+    /// is not overwritten (409, the current values shown).
+    #[serde(default)]
+    version: String,
 }
 
 impl SettingsForm {
@@ -72,6 +76,20 @@ impl SettingsForm {
                 .map(|p| p.as_str())
                 .collect::<Vec<_>>()
                 .join("\n"),
+            version: v.version.to_string(),
+        }
+    }
+
+    /// The version the page showed; None when the form carries none.
+    fn seen(&self) -> Result<Option<i64>, FieldErrors> {
+        match self.version.trim() {
+            "" => Ok(None),
+            raw => raw
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .map(Some)
+                .ok_or_else(|| FieldErrors::single("version", "the page's settings version")),
         }
     }
 
@@ -174,6 +192,13 @@ async fn page(
                 protected_patterns: d.protected_patterns,
                 next_run_at: None,
                 last_run_at: None,
+                version: app
+                    .store
+                    .settings_row()
+                    .await
+                    .ok()
+                    .flatten()
+                    .map_or(0, |r| r.version),
             };
             (view, Some(e.to_string()))
         }
@@ -222,13 +247,30 @@ async fn save_settings(
     session: CurrentSession,
     form: web::Form<SettingsForm>,
 ) -> Result<HttpResponse, PageError> {
-    match settings::update(&app, &form.change()).await {
+    let seen = match form.seen() {
+        Ok(seen) => seen,
+        Err(errors) => {
+            let p = page(&app, &session, Some(form.into_inner()), errors, false, None).await?;
+            return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &p));
+        }
+    };
+    match settings::update(&app, &form.change(), seen).await {
         Ok(_) => Ok(HttpResponse::SeeOther()
             .insert_header(("Location", "/settings?saved=1"))
             .finish()),
         Err(SettingsError::Invalid(errors)) => {
             let p = page(&app, &session, Some(form.into_inner()), errors, false, None).await?;
             Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &p))
+        }
+        Err(SettingsError::Conflict { current, .. }) => {
+            // Show what is stored now; the admin decides again.
+            let errors = FieldErrors::single(
+                "settings",
+                "they were changed elsewhere since this page was opened; these are the current values, nothing was saved",
+            );
+            let form = SettingsForm::from_view(&current);
+            let p = page(&app, &session, Some(form), errors, false, None).await?;
+            Ok(html(StatusCode::CONFLICT, &p))
         }
         Err(e) => Err(PageError::internal(e)),
     }

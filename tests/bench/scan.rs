@@ -425,6 +425,8 @@ fn options(clients: &Arc<ClientCache>) -> ScanOptions {
         scan_timeout: Duration::from_secs(600),
         protected: vec![],
         clients: Some(clients.clone()),
+        // Every measured scan is a scan of its own.
+        gate: None,
     }
 }
 

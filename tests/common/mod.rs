@@ -147,6 +147,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut App)) -> TestApp {
         job_max_attempts: 8,
     };
     let mut app = App::open(&config).await.expect("open the store");
+    // As `serve` does at its start.
+    exapp_janitor::settings::ensure_stored(&app.store)
+        .await
+        .unwrap();
     configure(&mut app);
     auth::reset_admin_password(&app.store, &auth::Password::parse(TEST_PASSWORD).unwrap())
         .await
@@ -424,6 +428,12 @@ pub fn exapp(fx: &fixtures::Fixtures, name: &str, outdated: usize) -> (String, V
         &current,
     );
     (current, old)
+}
+
+/// The app ID of the ExApp `exapp(fx, name, …)` made: runs limited to it
+/// (`"owner"`) touch only this test's images.
+pub fn appid(fx: &fixtures::Fixtures, name: &str) -> String {
+    fx.unique(name).replace('-', "_")
 }
 
 /// The test hook of `App::removal_hold`: a job stops right before its first

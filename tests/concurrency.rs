@@ -1,0 +1,381 @@
+//! One truth under concurrency: scans of one daemon, the scheduler and the
+//! settings across tasks and processes, and a worker that does not spin.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::server::start_server;
+use common::*;
+use exapp_janitor::store::{NewJob, NewRun};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A TCP relay in front of a real engine that counts the image listings
+/// (`GET …/images/json`) the janitor sends through it.
+async fn counting_relay(upstream: &str) -> (String, Arc<AtomicUsize>) {
+    let upstream = upstream.trim_start_matches("tcp://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+    let listings = Arc::new(AtomicUsize::new(0));
+    let counter = listings.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let (upstream, counter) = (upstream.clone(), counter.clone());
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let up = async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let mut tail = Vec::new();
+                    loop {
+                        let n = match client_read.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        // Count across chunk boundaries: keep the last bytes.
+                        tail.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&tail).into_owned();
+                        let found = text.matches("/images/json").count();
+                        counter.fetch_add(found, Ordering::SeqCst);
+                        let keep = tail.len().saturating_sub(16);
+                        tail.drain(..keep);
+                        if found > 0 {
+                            tail.clear();
+                        }
+                        if server_write.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                };
+                let down = async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                };
+                tokio::join!(up, down);
+            });
+        }
+    });
+    (endpoint, listings)
+}
+
+#[tokio::test]
+async fn fifty_scans_of_one_daemon_at_once_cost_at_most_two_listings() {
+    let (endpoint, listings) = counting_relay(&engine_a_tcp()).await;
+    let app = spawn_app_with_daemons(&[("relayed", endpoint)]).await;
+    // Adding the daemon contacted it; count from here.
+    listings.store(0, Ordering::SeqCst);
+    let empty = json!({});
+    let scans = (0..50).map(|_| app.post_json("/api/v1/scan", &empty));
+    for (status, body) in futures_util::future::join_all(scans).await {
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body[0]["ok"], true, "{body}");
+    }
+    let sent = listings.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&sent),
+        "{sent} image listings for 50 scans at once"
+    );
+}
+
+#[tokio::test]
+async fn a_scan_older_than_the_stored_one_is_never_saved() {
+    let (_hole, endpoint) = black_hole();
+    let app = spawn_app_with_daemons(&[("d", endpoint)]).await;
+    let store = &app.app.store;
+    let id = store.list_daemons().await.unwrap()[0].id;
+    // The newer snapshot (its listing started at 2000) lands first.
+    assert!(store
+        .save_scan(id, 1, 5, r#"{"newer":1}"#, 2000)
+        .await
+        .unwrap());
+    assert!(!store
+        .save_scan(id, 2, 5, r#"{"older":1}"#, 1000)
+        .await
+        .unwrap());
+    let row = store.load_scan(id).await.unwrap().unwrap();
+    assert_eq!(row.inventory.as_deref(), Some(r#"{"newer":1}"#));
+}
+
+#[tokio::test]
+async fn the_server_s_scheduler_sees_an_interval_the_cli_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = start_server(&data_dir, None);
+    // With the default week, the scheduler sleeps; then the CLI sets an
+    // hour, set (as far as the schedule knows) two hours ago.
+    let output = run(cli(&data_dir).args(["settings", "set", "interval_hours=1"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let db = format!("sqlite:{}", data_dir.join("exapp-janitor.db").display());
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    sqlx::query("UPDATE settings SET interval_set_at = interval_set_at - 7200")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let started = Instant::now();
+    loop {
+        let runs = server.api("/api/v1/cleanup/runs").await;
+        if runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["trigger"] == "schedule")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the scheduler never saw the change: {runs}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_worker_waits_for_another_processs_lease_instead_of_claiming_again_and_again() {
+    let (_hole, endpoint) = black_hole();
+    let app = spawn_app_with_daemons(&[("d", endpoint)]).await;
+    let store = &app.app.store;
+    let daemon_id = store.list_daemons().await.unwrap()[0].id;
+    let job = |n: u8| NewJob {
+        daemon_id,
+        image_id: format!("sha256:{}", format!("{n:02x}").repeat(32)),
+        image_refs: "[]".into(),
+        owner: None,
+    };
+    let run = NewRun {
+        trigger: "manual",
+        requested_by: "test",
+        daemon: None,
+        min_age_hours: 0,
+        bytes_predicted: 0,
+        unless_run_since: None,
+        approved: None,
+        left_out: "[]",
+    };
+    let now = now_ms();
+    store
+        .create_run(&run, &[job(1), job(2)], now - 1000)
+        .await
+        .unwrap();
+    // Another process holds the daemon's first job for 30 s.
+    let lease_until = now + 30_000;
+    store
+        .claim_job(daemon_id, None, "another-process", now, 30_000)
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(
+        store.daemons_with_ready_jobs(now, None).await.unwrap(),
+        Vec::<i64>::new(),
+        "a claim there can only fail"
+    );
+    let next = store.next_job_event(now).await.unwrap().unwrap();
+    assert!(
+        next >= lease_until,
+        "the worker would wake at {next}, before the lease ends at {lease_until}"
+    );
+}
+
+#[tokio::test]
+async fn two_settings_changes_at_once_both_apply() {
+    let app = spawn_app().await;
+    for round in 1..=15 {
+        let (keep, age) = (
+            json!({"keep_previous": round}),
+            json!({"min_age_hours": round}),
+        );
+        let (a, b) = tokio::join!(app.patch_settings(&keep), app.patch_settings(&age));
+        assert_eq!((a.0, b.0), (200, 200), "{a:?} {b:?}");
+        let now = app.get_json("/api/v1/settings").await;
+        assert_eq!(
+            (now["keep_previous"].clone(), now["min_age_hours"].clone()),
+            (json!(round), json!(round)),
+            "a change was lost in round {round}: {now}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_settings_page_does_not_overwrite_a_change_made_since_it_was_shown() {
+    let app = spawn_app().await;
+    let (_, page) = app.get_text("/settings").await;
+    let marker = r#"name="version" value=""#;
+    let at = page.find(marker).expect("the page carries its version") + marker.len();
+    let shown = page[at..].split('"').next().unwrap().to_owned();
+    // Meanwhile, through the API:
+    let (status, _) = app.patch_settings(&json!({"keep_previous": 3})).await;
+    assert_eq!(status, 200);
+    let response = app
+        .post_form(
+            "/settings",
+            &[
+                ("interval_hours", "168"),
+                ("keep_previous", "0"),
+                ("min_age_hours", "24"),
+                ("protected_patterns", ""),
+                ("version", &shown),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 409);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("changed elsewhere")
+            && page.contains(r#"name="keep_previous" inputmode="numeric" value="3""#),
+        "the current values are shown: {page}"
+    );
+    let now = app.get_json("/api/v1/settings").await;
+    assert_eq!(now["keep_previous"], 3, "{now}");
+    // An API change naming a stale version is refused the same way.
+    let (status, body) = app
+        .patch_settings(&json!({"version": 1, "keep_previous": 0}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+}
+
+#[tokio::test]
+async fn reading_the_settings_writes_nothing() {
+    let app = spawn_app().await;
+    let db = format!("sqlite:{}", app.data_dir.join("exapp-janitor.db").display());
+    // One connection: `data_version` changes when another connection commits.
+    let mut watcher = <sqlx::SqliteConnection as sqlx::Connection>::connect(&db)
+        .await
+        .unwrap();
+    let mut version = async || -> i64 {
+        sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap()
+    };
+    let before = version().await;
+    for _ in 0..5 {
+        // The token alone: no session cookie whose last use would be recorded.
+        let view: Value = app
+            .anon
+            .get(app.url("/api/v1/settings"))
+            .bearer_auth(&app.api_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(view["interval_hours"].as_i64().is_some(), "{view}");
+    }
+    assert_eq!(
+        version().await,
+        before,
+        "a settings read wrote to the database"
+    );
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+#[tokio::test]
+async fn a_removed_daemons_runs_and_jobs_stay_in_the_history_and_the_totals() {
+    let engine = engine_a_sock();
+    let app = spawn_app_with_daemons(&[("goes", engine.clone())]).await;
+    let fx = common::fixtures::Fixtures::new(&engine);
+    let (_, old) = exapp(&fx, "history", 1);
+    app.start_worker();
+    let (status, run) = app
+        .post_json(
+            "/api/v1/cleanup/runs",
+            &json!({"min_age_hours": 0, "owner": appid(&fx, "history")}),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run = app
+        .wait_for_run(run["id"].as_i64().unwrap(), Duration::from_secs(60))
+        .await;
+    let metrics = |app: &TestApp| {
+        let request = app
+            .anon
+            .get(app.url("/metrics"))
+            .bearer_auth(&app.api_token);
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    let succeeded = |text: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with(
+                    r#"exapp_janitor_cleanup_jobs_total{trigger="manual",outcome="succeeded"}"#,
+                )
+            })
+            .map(str::to_owned)
+    };
+    let before = succeeded(&metrics(&app).await).expect("a total of succeeded jobs");
+    assert_eq!(app.api_delete("/api/v1/daemons/goes").await.status(), 204);
+    let kept = app
+        .get_json(&format!("/api/v1/cleanup/runs/{}", run["id"]))
+        .await;
+    let job = job_for(&kept, &old[0]);
+    assert_eq!(
+        (job["daemon"].clone(), job["status"].clone()),
+        (json!("goes"), json!("succeeded")),
+        "{kept}"
+    );
+    assert_eq!(
+        succeeded(&metrics(&app).await),
+        Some(before),
+        "a total went backwards"
+    );
+}
+
+#[tokio::test]
+async fn a_daemon_with_queued_jobs_is_not_removed_until_they_are_cancelled() {
+    let (_hole, endpoint) = black_hole();
+    let app = spawn_app_with_daemons(&[("busy", endpoint)]).await;
+    let store = &app.app.store;
+    let daemon_id = store.list_daemons().await.unwrap()[0].id;
+    let run = NewRun {
+        trigger: "manual",
+        requested_by: "test",
+        daemon: None,
+        min_age_hours: 0,
+        bytes_predicted: 0,
+        unless_run_since: None,
+        approved: None,
+        left_out: "[]",
+    };
+    let job = NewJob {
+        daemon_id,
+        image_id: format!("sha256:{}", "ab".repeat(32)),
+        image_refs: "[]".into(),
+        owner: None,
+    };
+    let (run_id, _) = store
+        .create_run(&run, &[job], now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    let response = app.api_delete("/api/v1/daemons/busy").await;
+    assert_eq!(response.status(), 409);
+    assert!(response.text().await.unwrap().contains("queued or running"));
+    assert_eq!(app.daemon_names().await, ["busy"]);
+    let job_id = app
+        .get_json(&format!("/api/v1/cleanup/runs/{run_id}"))
+        .await["jobs"][0]["id"]
+        .as_i64()
+        .unwrap();
+    let (status, _) = app
+        .post_json(&format!("/api/v1/cleanup/jobs/{job_id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.api_delete("/api/v1/daemons/busy").await.status(), 204);
+}
