@@ -190,9 +190,9 @@ async fn a_stopped_daemon_is_unreachable_while_the_other_still_answers() {
         &json!({"name": "steady", "endpoint": engine_b_sock()}),
     )
     .await;
-    SpareEngine::stop();
+    let stopped = SpareEngine::stop();
     let listed = app.get_json("/api/v1/daemons").await;
-    SpareEngine::restart();
+    stopped.restart();
 
     let by_name = |n: &str| {
         listed

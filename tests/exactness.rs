@@ -128,7 +128,12 @@ async fn a_freshly_pulled_image_is_pending_and_a_manual_run_at_min_age_0_leaves_
         pulled["reason"].as_str().unwrap().contains("not used yet"),
         "{pulled}"
     );
-    let pending = app.get_json("/api/v1/images?status=pending").await;
+    let pending = app
+        .get_json(&format!(
+            "/api/v1/images?status=pending&owner={}",
+            appid(&fx, "pend")
+        ))
+        .await;
     assert_eq!(ids(&pending), [pulled["id"].as_str().unwrap()]);
 
     let previewed = preview(&app, json!({"min_age_hours": 0})).await;
@@ -710,12 +715,12 @@ async fn a_job_that_fails_every_attempt_ends_failed_with_the_last_error() {
     )
     .await;
     job_for(&run, &old[0]);
-    SpareEngine::stop();
+    let stopped = SpareEngine::stop();
     app.start_worker();
     let done = app
         .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
         .await;
-    SpareEngine::restart();
+    stopped.restart();
     let j = job_for(&done, &old[0]);
     assert_eq!(j["status"], "failed", "{j}");
     let error = j["error"].as_str().unwrap();
@@ -907,12 +912,12 @@ async fn clean_exits_1_when_a_job_fails_every_attempt() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    SpareEngine::stop();
+    let stopped = SpareEngine::stop();
     hold.release(job);
     let output = tokio::task::spawn_blocking(move || clean.wait_with_output().unwrap())
         .await
         .unwrap();
-    SpareEngine::restart();
+    stopped.restart();
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
         stderr(&output).contains("1 job(s) of run") && stderr(&output).contains("failed"),

@@ -173,8 +173,8 @@ async fn an_update_made_while_the_event_stream_was_down_is_still_noticed() {
     let engine = SpareEngine::sock();
     let x = exapp(&engine, "restarted");
     let app = watched("c", &engine, true).await;
-    SpareEngine::stop();
-    SpareEngine::restart();
+    let stopped = SpareEngine::stop();
+    stopped.restart();
     // The update happens as soon as the daemon is back: the watcher may not
     // have reconnected yet. The reconnect's rescan must catch it.
     x.update(&[]);

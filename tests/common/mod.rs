@@ -71,7 +71,14 @@ impl SpareEngine {
         harness_var("EXAPP_JANITOR_TEST_ENGINE_C_SOCK")
     }
 
-    pub fn stop() {
+    /// Stops engine C; it starts again when the guard is restarted or
+    /// dropped, so a failing test never leaves it down for the next one.
+    pub fn stop() -> StoppedSpare {
+        Self::stop_now();
+        StoppedSpare { armed: true }
+    }
+
+    fn stop_now() {
         let pid = std::fs::read_to_string(harness_var("EXAPP_JANITOR_TEST_ENGINE_C_PIDFILE"))
             .expect("engine C's pid file");
         let status = Command::new("kill").arg(pid.trim()).status().unwrap();
@@ -86,7 +93,7 @@ impl SpareEngine {
         panic!("engine C did not stop within 30 s");
     }
 
-    pub fn restart() {
+    fn restart() {
         let root = harness_var("EXAPP_JANITOR_TEST_ROOT");
         let status = Command::new("bash")
             .args([
@@ -97,6 +104,28 @@ impl SpareEngine {
             .status()
             .unwrap();
         assert!(status.success(), "could not restart engine C");
+    }
+}
+
+/// Engine C while a test has it stopped.
+#[must_use = "engine C starts again when this is dropped"]
+pub struct StoppedSpare {
+    armed: bool,
+}
+
+impl StoppedSpare {
+    /// Starts engine C again now.
+    pub fn restart(mut self) {
+        self.armed = false;
+        SpareEngine::restart();
+    }
+}
+
+impl Drop for StoppedSpare {
+    fn drop(&mut self) {
+        if self.armed {
+            SpareEngine::restart();
+        }
     }
 }
 
