@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::server::start_server;
 use common::*;
 use exapp_janitor::store::{NewJob, NewRun};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
