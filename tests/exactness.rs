@@ -418,10 +418,8 @@ async fn a_parent_of_another_image_is_skipped_before_any_tag_is_taken_off() {
     let (old, current) = (format!("{repo}:1"), format!("{repo}:2"));
     fx.build(&old, &base, 1000);
     fx.build(&current, &old, 2000);
-    fx.run(
-        &format!("nc_app_{}", fx.unique("parent").replace('-', "_")),
-        &current,
-    );
+    let container = format!("nc_app_{}", appid(&fx, "parent"));
+    fx.run(&container, &current);
     let run = start(
         &app,
         json!({"min_age_hours": 0, "daemon": "d", "owner": appid(&fx, "parent")}),
@@ -442,6 +440,9 @@ async fn a_parent_of_another_image_is_skipped_before_any_tag_is_taken_off() {
         "{j}"
     );
     assert!(fx.has(&old), "the parent lost its tag");
+    // Leave no parent behind for later tests' runs (Docker would refuse it).
+    fx.docker(&["rm", "-f", &container]);
+    fx.docker(&["rmi", &current, &old]);
 }
 
 #[tokio::test]
