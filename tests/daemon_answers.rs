@@ -392,3 +392,29 @@ async fn an_engine_lookalikes_version_is_stored_as_one_short_line() {
     assert!(!version.chars().any(char::is_control), "{version:?}");
     assert_eq!(row["api_version"], "1.45");
 }
+
+#[tokio::test]
+async fn a_declared_length_over_the_budget_is_refused_before_it_is_read() {
+    let endpoint =
+        hostile(|_| Answer::sized("200 OK", "application/json", HOSTILE_TEXT, 200 * MIB)).await;
+    let app = spawn_app().await;
+    let started = std::time::Instant::now();
+    let (status, created) = app
+        .post_json(
+            "/api/v1/daemons",
+            &json!({"name": "hostile", "endpoint": endpoint}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let error = created["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("the version request is larger than 1 MiB"),
+        "{error}"
+    );
+    assert!(!error.contains("SECRET"), "{error}");
+    assert!(
+        started.elapsed() < TEST_DAEMON_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+}
