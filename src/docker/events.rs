@@ -59,7 +59,7 @@ impl DaemonClient {
                 Err(e) => return Err(e),
             };
         let image_id = ImageId::parse(inspected.image.as_deref().unwrap_or_default())
-            .map_err(DockerError::Invalid)?;
+            .map_err(|e| DockerError::invalid(&e))?;
         let state = inspected.state.unwrap_or_default();
         let started_at = state
             .started_at

@@ -36,7 +36,7 @@ pub struct LayerData {
 }
 
 fn invalid(what: String) -> DockerError {
-    DockerError::Invalid(what)
+    DockerError::invalid(&what)
 }
 
 fn real_references(refs: Vec<String>) -> Vec<String> {

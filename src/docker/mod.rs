@@ -5,16 +5,22 @@
 mod events;
 mod listing;
 mod removal;
+mod transport;
 
 pub use events::{ContainerEvent, RunState};
 pub use listing::{LayerData, ListedContainer, ListedImage};
 pub use removal::{LiveImage, Removed};
+pub use transport::{Size, MESSAGE_MAX_CHARS};
 
 use std::time::Duration;
 
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 
-use crate::domain::Endpoint;
+use crate::domain::{Endpoint, OneLine};
+use transport::{Connector, Refusal};
+
+/// A real Engine's version is like `26.1.5+dfsg1`.
+const ENGINE_VERSION_MAX_CHARS: usize = 64;
 
 /// A connection to one daemon, speaking the highest API version both sides know.
 #[derive(Debug, Clone)]
@@ -32,6 +38,9 @@ pub struct EngineInfo {
     pub api_version: String,
 }
 
+/// What went wrong talking to a daemon. Every text in it that a daemon could
+/// have written is one line and bounded ([`OneLine`]), so it can be stored,
+/// shown and logged as it is.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     #[error("no answer within {} s", .0.as_secs_f64())]
@@ -39,14 +48,25 @@ pub enum DockerError {
     #[error("{message}")]
     Engine {
         /// One sentence for the admin: the deepest cause, which is the useful part.
-        message: String,
-        #[source]
-        source: bollard::errors::Error,
+        message: OneLine,
+        /// Kept to classify the error, deliberately not as its `source()`: its
+        /// text may quote the daemon unbounded, and error chains get logged.
+        cause: bollard::errors::Error,
     },
+    /// Something answered that is not a Docker Engine; its body is not shown.
+    #[error("not a Docker Engine (HTTP {status})")]
+    NotAnEngine { status: u16 },
+    /// The answer was larger than a Docker Engine ever sends for the call.
+    #[error(
+        "the daemon's answer to {what} is larger than {limit}, more than a Docker Engine sends"
+    )]
+    TooLarge { what: &'static str, limit: Size },
     #[error("the daemon answered without an API version")]
     NoApiVersion,
     #[error("the daemon sent something invalid: {0}")]
-    Invalid(String),
+    Invalid(OneLine),
+    #[error("cannot use the TLS files: {0}")]
+    Tls(String),
 }
 
 impl DockerError {
@@ -60,32 +80,41 @@ impl DockerError {
         self.status_code() == Some(409)
     }
 
+    /// The status of a Docker Engine's refusal. None for anything that is
+    /// not an Engine: its 404 does not mean that an image is gone.
     pub fn status_code(&self) -> Option<u16> {
         match self {
             DockerError::Engine {
-                source: bollard::errors::Error::DockerResponseServerError { status_code, .. },
+                cause: bollard::errors::Error::DockerResponseServerError { status_code, .. },
                 ..
             } => Some(*status_code),
             _ => None,
         }
     }
 
-    /// The daemon's own words for a refused request, if it gave any.
+    /// The Engine's own words for a refused request (its `message`, one
+    /// line, at most [`MESSAGE_MAX_CHARS`]), if it gave any.
     pub fn daemon_message(&self) -> Option<&str> {
         match self {
             DockerError::Engine {
-                source: bollard::errors::Error::DockerResponseServerError { message, .. },
+                cause: bollard::errors::Error::DockerResponseServerError { message, .. },
                 ..
             } => Some(message),
             _ => None,
         }
     }
 
+    /// An invalid answer, described in `what` (which may quote the daemon).
+    pub fn invalid(what: &str) -> Self {
+        DockerError::Invalid(OneLine::error(what))
+    }
+
     /// Worth retrying: the daemon could not be reached or had a bad moment.
     pub fn is_transient(&self) -> bool {
         match self {
             DockerError::Timeout(_) => true,
-            DockerError::Engine { source, .. } => match source {
+            DockerError::NotAnEngine { status } => *status >= 500,
+            DockerError::Engine { cause, .. } => match cause {
                 bollard::errors::Error::DockerResponseServerError { status_code, .. } => {
                     *status_code >= 500
                 }
@@ -96,14 +125,30 @@ impl DockerError {
                 | bollard::errors::Error::IOError { .. } => true,
                 _ => false,
             },
-            DockerError::NoApiVersion | DockerError::Invalid(_) => false,
+            DockerError::TooLarge { .. }
+            | DockerError::NoApiVersion
+            | DockerError::Invalid(_)
+            | DockerError::Tls(_) => false,
         }
     }
 }
 
 impl From<bollard::errors::Error> for DockerError {
-    fn from(source: bollard::errors::Error) -> Self {
-        let message = match &source {
+    fn from(cause: bollard::errors::Error) -> Self {
+        match transport::refusal_in(&cause) {
+            Some(Refusal::NotAnEngine { status }) => {
+                return DockerError::NotAnEngine { status: *status }
+            }
+            Some(Refusal::TooLarge { what, limit }) => {
+                return DockerError::TooLarge {
+                    what,
+                    limit: *limit,
+                }
+            }
+            None => {}
+        }
+        let message = match &cause {
+            // The transport made `message` one capped line of Docker's own words.
             bollard::errors::Error::DockerResponseServerError {
                 status_code,
                 message,
@@ -112,9 +157,14 @@ impl From<bollard::errors::Error> for DockerError {
             bollard::errors::Error::SocketNotFoundError(path) => {
                 format!("no socket at {path} (is the daemon running?)")
             }
+            // May quote the daemon (a JSON error names the value it choked
+            // on; a TLS error the names in its certificate).
             other => deepest_cause(other),
         };
-        DockerError::Engine { message, source }
+        DockerError::Engine {
+            message: OneLine::error(&message),
+            cause,
+        }
     }
 }
 
@@ -131,7 +181,8 @@ impl DaemonClient {
     /// speaks, then uses the lower of that and what bollard knows. A versioned
     /// request above the daemon's maximum would be refused by older engines.
     pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Self, DockerError> {
-        let probe = connect_at(endpoint, timeout, API_DEFAULT_VERSION)?
+        let connector = Connector::new(endpoint).map_err(|e| DockerError::Tls(e.to_string()))?;
+        let probe = connect_at(&connector, timeout, API_DEFAULT_VERSION)
             .with_request_modifier(strip_api_version_prefix);
         let version = within(timeout, probe.version()).await?;
         let server_api = version
@@ -145,10 +196,14 @@ impl DaemonClient {
             minor_version: api.1,
         };
         Ok(Self {
-            docker: connect_at(endpoint, timeout, &client_version)?,
+            docker: connect_at(&connector, timeout, &client_version),
             timeout,
             engine: EngineInfo {
-                engine_version: version.version.unwrap_or_else(|| "unknown".into()),
+                // Stored and shown: one short line, whatever the daemon sent.
+                engine_version: version.version.map_or_else(
+                    || "unknown".into(),
+                    |v| OneLine::new(&v, ENGINE_VERSION_MAX_CHARS).into_string(),
+                ),
                 api_version: format!("{}.{}", api.0, api.1),
             },
         })
@@ -180,27 +235,10 @@ pub async fn within<T>(
     }
 }
 
-fn connect_at(
-    endpoint: &Endpoint,
-    timeout: Duration,
-    version: &ClientVersion,
-) -> Result<Docker, DockerError> {
+fn connect_at(connector: &Connector, timeout: Duration, version: &ClientVersion) -> Docker {
     // bollard's own timeout is whole seconds; `within` enforces the precise
     // one, so bollard's is only a backstop that never fires first.
-    let secs = timeout.as_secs() + 2;
-    let docker = match endpoint {
-        Endpoint::Unix(path) => Docker::connect_with_unix(&path.to_string_lossy(), secs, version)?,
-        Endpoint::Tcp(addr) => Docker::connect_with_http(&format!("tcp://{addr}"), secs, version)?,
-        Endpoint::Tls { addr, files } => Docker::connect_with_ssl(
-            &format!("https://{addr}"),
-            &files.key,
-            &files.cert,
-            &files.ca,
-            secs,
-            version,
-        )?,
-    };
-    Ok(docker)
+    connector.docker(timeout.as_secs() + 2, version)
 }
 
 /// `/v1.53/version` → `/version`: the unversioned path every engine answers.

@@ -87,7 +87,7 @@ impl DaemonClient {
     /// `POST /images/{id}/tag`: puts a tag (`repo:tag`) back on an image.
     pub async fn tag(&self, id: &ImageId, reference: &str) -> Result<(), DockerError> {
         let (repo, tag) = split_tag(reference)
-            .ok_or_else(|| DockerError::Invalid(format!("{reference} is not a tag")))?;
+            .ok_or_else(|| DockerError::invalid(&format!("{reference} is not a tag")))?;
         let options = TagImageOptions {
             repo: Some(repo.to_owned()),
             tag: Some(tag.to_owned()),

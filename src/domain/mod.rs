@@ -7,6 +7,7 @@ mod endpoint;
 mod field_errors;
 mod ids;
 mod new_daemon;
+mod one_line;
 mod protected;
 mod settings;
 mod trusted_proxies;
@@ -16,6 +17,7 @@ pub use endpoint::{Endpoint, HostPort, TlsFiles};
 pub use field_errors::FieldErrors;
 pub use ids::{AppId, ImageId, EXAPP_CONTAINER_PREFIX};
 pub use new_daemon::{NewDaemon, NewDaemonInput};
+pub use one_line::{OneLine, ERROR_MAX_CHARS};
 pub use protected::ProtectedPattern;
 pub use settings::{Settings, MAX_HOURS, SETTING_KEYS};
 pub use trusted_proxies::{

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use time::OffsetDateTime;
 
 use super::{now_unix, Store, StoreError};
-use crate::domain::{DaemonName, Endpoint, NewDaemon, TlsFiles};
+use crate::domain::{DaemonName, Endpoint, NewDaemon, OneLine, TlsFiles, ERROR_MAX_CHARS};
 
 /// A configured daemon with what the last contact attempt learned.
 #[derive(Debug, Clone)]
@@ -75,7 +75,8 @@ impl TryFrom<Row> for StoredDaemon {
                 reachable: row.reachable != 0,
                 engine_version: row.engine_version,
                 api_version: row.api_version,
-                last_error: row.last_error,
+                // One line even if it was stored before errors were made so.
+                last_error: row.last_error.map(|e| OneLine::error(&e).into_string()),
                 last_error_at: row.last_error_at.map(timestamp).transpose()?,
             },
         })
@@ -111,11 +112,15 @@ impl Store {
     }
 
     pub async fn list_daemons(&self) -> Result<Vec<StoredDaemon>, StoreError> {
+        // The error is cut in SQL too: a row written before errors were
+        // bounded may hold hundreds of MB, read with every page otherwise.
+        let max = ERROR_MAX_CHARS as i64;
         sqlx::query_as!(
             Row,
             "SELECT id AS \"id!\", name, endpoint, tls_ca, tls_cert, tls_key, created_at, checked_at, reachable,
-                    engine_version, api_version, last_error, last_error_at
-             FROM daemons ORDER BY name"
+                    engine_version, api_version, substr(last_error, 1, ?) AS \"last_error?: String\", last_error_at
+             FROM daemons ORDER BY name",
+            max
         )
         .fetch_all(self.pool())
         .await?
@@ -125,12 +130,13 @@ impl Store {
     }
 
     pub async fn get_daemon(&self, name: &DaemonName) -> Result<Option<StoredDaemon>, StoreError> {
-        let name = name.as_str();
+        let (name, max) = (name.as_str(), ERROR_MAX_CHARS as i64);
         sqlx::query_as!(
             Row,
             "SELECT id AS \"id!\", name, endpoint, tls_ca, tls_cert, tls_key, created_at, checked_at, reachable,
-                    engine_version, api_version, last_error, last_error_at
+                    engine_version, api_version, substr(last_error, 1, ?) AS \"last_error?: String\", last_error_at
              FROM daemons WHERE name = ?",
+            max,
             name
         )
         .fetch_optional(self.pool())
@@ -170,12 +176,16 @@ impl Store {
         Ok(())
     }
 
+    /// Records a failed contact. The error is stored as one line of at most
+    /// [`ERROR_MAX_CHARS`]: it may quote the daemon, and it is sent with
+    /// every page and listing that shows the daemon.
     pub async fn record_contact_error(
         &self,
         name: &DaemonName,
         error: &str,
     ) -> Result<(), StoreError> {
-        let (name, now) = (name.as_str(), now_unix());
+        let error = OneLine::error(error);
+        let (name, now, error) = (name.as_str(), now_unix(), error.as_str());
         sqlx::query!(
             "UPDATE daemons SET checked_at = ?, reachable = 0, last_error = ?, last_error_at = ?
              WHERE name = ?",
