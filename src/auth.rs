@@ -121,6 +121,17 @@ pub async fn reset_admin_password(store: &Store, password: &Password) -> Result<
 }
 
 pub async fn check_password(store: &Store, attempt: &str) -> Result<bool, AuthError> {
+    check_password_holding(store, attempt, ()).await
+}
+
+/// `check_password` that keeps `hold` (a semaphore permit) until the
+/// verification has ended: a client that hangs up mid-request drops the
+/// request, not the running computation nor its 12 MiB.
+pub async fn check_password_holding<H: Send + 'static>(
+    store: &Store,
+    attempt: &str,
+    hold: H,
+) -> Result<bool, AuthError> {
     let Some((stored, _)) = store.credential(CredentialKind::AdminPassword).await? else {
         return Ok(false);
     };
@@ -128,6 +139,7 @@ pub async fn check_password(store: &Store, attempt: &str) -> Result<bool, AuthEr
     // verify); tens of milliseconds of CPU, so off the request threads.
     let attempt = attempt.to_owned();
     tokio::task::spawn_blocking(move || {
+        let _hold = hold;
         PasswordHash::new(&stored).is_ok_and(|parsed| {
             argon2()
                 .verify_password(attempt.as_bytes(), &parsed)
