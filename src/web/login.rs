@@ -40,14 +40,44 @@ struct LoginForm {
     next: String,
 }
 
-/// Only a path on this site: never `//other.site` or `https://…`.
+/// Only a path on this site: exactly one `/`, then neither `/` nor `\`,
+/// and no whitespace or control character anywhere, before or after
+/// percent-decoding. Browsers drop tabs and newlines from a `Location` and
+/// read `\` as `/`, so `/%09/evil.example` would become `//evil.example`;
+/// CR or LF would not even fit in the header. Anything else goes to `/`.
 fn safe_next(next: &str) -> String {
-    let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
-    if local && next.len() <= 2048 {
+    let acceptable = |path: &[u8]| {
+        let path = String::from_utf8_lossy(path);
+        path.starts_with('/')
+            && !path[1..].starts_with('/')
+            && !path.contains('\\')
+            && !path.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    let raw = next.as_bytes();
+    if next.len() <= 2048 && acceptable(raw) && acceptable(&percent_decode(raw)) {
         next.to_owned()
     } else {
         "/".to_owned()
     }
+}
+
+/// `%XX` decoded once; anything else kept as it is.
+fn percent_decode(raw: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' && i + 2 < raw.len() {
+            if let (Some(h), Some(l)) = (hex(raw[i + 1]), hex(raw[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    out
 }
 
 async fn login_page(query: web::Query<NextQuery>) -> HttpResponse {
@@ -157,12 +187,22 @@ mod tests {
     #[test]
     fn next_stays_on_this_site() {
         assert_eq!(safe_next("/daemons?x=1"), "/daemons?x=1");
+        assert_eq!(safe_next("/images?q=%41"), "/images?q=%41");
+        assert_eq!(safe_next("/%"), "/%");
         for foreign in [
             "//evil.example/",
             "https://evil.example/",
             "/\\evil.example",
             "daemons",
             "",
+            "/%09/evil.example",
+            "/%2f/evil.example",
+            "/%5Cevil.example",
+            "/a\tb",
+            "/a b",
+            "/a\r\nSet-Cookie: x=1",
+            "/%0d%0a",
+            "/a\u{85}b",
         ] {
             assert_eq!(safe_next(foreign), "/", "{foreign}");
         }
