@@ -149,6 +149,8 @@ pub enum ServeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Daemons(#[from] daemons::DaemonError),
+    #[error(transparent)]
+    ApiToken(AuthError),
     #[error("EXAPP_JANITOR_ADMIN_PASSWORD: {0}")]
     Auth(#[from] AuthError),
     #[error("cannot listen on {addr}: {source}")]
@@ -164,9 +166,12 @@ pub enum ServeError {
 /// `exapp-janitor serve`: open the store, adopt the local Docker daemon on
 /// the very first start, and serve the pages and the API until stopped.
 pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), ServeError> {
+    // Refused before anything is created or opened: bad input changes nothing.
+    let api_token =
+        ApiTokenSource::from_env(std::env::var("EXAPP_JANITOR_API_TOKEN").ok().as_deref())
+            .map_err(ServeError::ApiToken)?;
     let mut app = App::open(global).await?;
-    app.api_token =
-        ApiTokenSource::from_env(std::env::var("EXAPP_JANITOR_API_TOKEN").ok().as_deref());
+    app.api_token = api_token;
     app.session_idle = config.session_idle();
     app.metrics_public = config.metrics_public;
     app.trusted_proxies = TrustedProxies::new(config.trusted_proxies.clone());

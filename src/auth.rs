@@ -13,12 +13,20 @@ use sha2::{Digest, Sha256};
 use crate::store::{CredentialKind, Store, StoreError};
 
 pub const MIN_PASSWORD_LEN: usize = 12;
+/// A configured API token shorter than this could be guessed; generated
+/// ones have 43 characters.
+pub const MIN_API_TOKEN_LEN: usize = 32;
 const MAX_PASSWORD_LEN: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("the admin password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters long")]
     WeakPassword,
+    #[error(
+        "EXAPP_JANITOR_API_TOKEN must be at least {MIN_API_TOKEN_LEN} characters long \
+         (generate one with `openssl rand -base64 32`)"
+    )]
+    ShortApiToken,
     #[error("cannot hash the password: {0}")]
     Hash(String),
     #[error(transparent)]
@@ -177,13 +185,17 @@ impl std::fmt::Debug for ApiTokenSource {
 }
 
 impl ApiTokenSource {
-    /// An empty or absent variable means "stored".
-    pub fn from_env(value: Option<&str>) -> Self {
+    /// An empty or absent variable means "stored"; a token too short to
+    /// resist guessing is refused.
+    pub fn from_env(value: Option<&str>) -> Result<Self, AuthError> {
         match value.map(str::trim).filter(|v| !v.is_empty()) {
-            Some(token) => ApiTokenSource::Env {
+            Some(token) if token.chars().count() < MIN_API_TOKEN_LEN => {
+                Err(AuthError::ShortApiToken)
+            }
+            Some(token) => Ok(ApiTokenSource::Env {
                 hash: sha256_hex(token),
-            },
-            None => ApiTokenSource::Stored,
+            }),
+            None => Ok(ApiTokenSource::Stored),
         }
     }
 
@@ -295,6 +307,24 @@ mod tests {
         assert!(Argon2::default()
             .verify_password(b"correct horse batterY", &parsed)
             .is_err());
+    }
+
+    #[test]
+    fn a_configured_api_token_needs_32_characters() {
+        let short = "x".repeat(MIN_API_TOKEN_LEN - 1);
+        assert!(matches!(
+            ApiTokenSource::from_env(Some(&short)),
+            Err(AuthError::ShortApiToken)
+        ));
+        let long = "x".repeat(MIN_API_TOKEN_LEN);
+        assert!(matches!(
+            ApiTokenSource::from_env(Some(&long)),
+            Ok(ApiTokenSource::Env { .. })
+        ));
+        assert!(matches!(
+            ApiTokenSource::from_env(Some("  ")),
+            Ok(ApiTokenSource::Stored)
+        ));
     }
 
     #[test]
