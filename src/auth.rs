@@ -243,19 +243,35 @@ pub async fn start_session(store: &Store) -> Result<(String, Session), AuthError
     Ok((cookie, session))
 }
 
-/// The session behind a cookie, if it exists and was used within `idle`.
+/// How long a browser session lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Without a request.
+    pub idle: Duration,
+    /// In all, however busy: a stolen cookie stops working at the latest
+    /// this long after the login.
+    pub max_age: Duration,
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The session behind a cookie, if it exists, was used within the idle
+/// limit and is younger than the absolute one.
 pub async fn find_session(
     store: &Store,
     cookie: &str,
-    idle: Duration,
+    limits: SessionLimits,
 ) -> Result<Option<Session>, AuthError> {
     let token_hash = sha256_hex(cookie);
     let Some(stored) = store.session(&token_hash).await? else {
         return Ok(None);
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let idle_secs = idle.as_secs() as i64;
-    if now - stored.last_seen_at > idle_secs {
+    if now - stored.last_seen_at > secs(limits.idle)
+        || now - stored.created_at > secs(limits.max_age)
+    {
         store.delete_session(&token_hash).await?;
         return Ok(None);
     }
@@ -267,6 +283,18 @@ pub async fn find_session(
         token_hash,
         csrf_token: stored.csrf_token,
     }))
+}
+
+/// Deletes every session past either limit: a session nobody comes back
+/// to is otherwise never looked up again, so never removed.
+pub async fn purge_sessions(store: &Store, limits: SessionLimits) -> Result<u64, AuthError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok(store
+        .delete_expired_sessions(
+            now.saturating_sub(secs(limits.idle)),
+            now.saturating_sub(secs(limits.max_age)),
+        )
+        .await?)
 }
 
 pub async fn end_session(store: &Store, session: &Session) -> Result<(), AuthError> {

@@ -90,7 +90,7 @@ pub async fn guard(
     }
 
     let session = match req.cookie(SESSION_COOKIE) {
-        Some(cookie) => auth::find_session(&app.store, cookie.value(), app.session_idle)
+        Some(cookie) => auth::find_session(&app.store, cookie.value(), app.sessions)
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot look up the session");

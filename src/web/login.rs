@@ -143,6 +143,10 @@ async fn login(
     }
     throttles.logins.succeeded(ip);
     let location = safe_next(&form.next);
+    // Logins are rare and the table small: a good moment to tidy it.
+    if let Err(e) = auth::purge_sessions(&app.store, app.sessions).await {
+        tracing::warn!(error = %e, "cannot delete expired sessions");
+    }
     let (cookie_value, _) = auth::start_session(&app.store)
         .await
         .map_err(PageError::internal)?;
