@@ -7,6 +7,7 @@ mod assets;
 mod charts;
 mod cleanup_pages;
 mod daemon_pages;
+mod deadline;
 mod errors;
 mod format;
 mod guard;
@@ -54,6 +55,7 @@ pub fn server_with(
             .app_data(form_config())
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
             .wrap(from_fn(guard::guard))
+            .wrap(from_fn(deadline::limit_body_time))
             .wrap(security_headers())
             .wrap(Logger::new("%a \"%r\" %s %Dms").log_target("exapp_janitor::http"))
             .configure(routes)
