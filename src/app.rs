@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::auth::{self, ApiTokenSource, AuthError};
+use crate::auth::{self, ApiTokenSource, AuthError, SessionLimits};
 use crate::config::{GlobalConfig, ServeConfig};
 use crate::daemons;
 use crate::domain::{Settings, TrustedProxies};
@@ -25,8 +25,9 @@ pub struct App {
     pub daemon_timeout: Duration,
     /// Where the API's bearer token comes from.
     pub api_token: ApiTokenSource,
-    /// A browser session ends after this long without a request.
-    pub session_idle: Duration,
+    /// A browser session ends after this long without a request, or this
+    /// long after the login.
+    pub sessions: SessionLimits,
     /// For the whole scan of one daemon.
     pub scan_timeout: Duration,
     /// Every daemon's last scan, shared by pages and API.
@@ -58,6 +59,10 @@ pub struct App {
 }
 
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+pub const DEFAULT_SESSION_MAX_AGE: Duration = Duration::from_secs(12 * 3600);
+
+/// How often expired sessions are deleted while the server runs.
+const SESSION_PURGE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
 impl App {
     pub async fn open(config: &GlobalConfig) -> Result<Self, StoreError> {
@@ -65,7 +70,10 @@ impl App {
             store: Store::open(&config.data_dir).await?,
             daemon_timeout: config.daemon_timeout(),
             api_token: ApiTokenSource::Stored,
-            session_idle: DEFAULT_SESSION_IDLE,
+            sessions: SessionLimits {
+                idle: DEFAULT_SESSION_IDLE,
+                max_age: DEFAULT_SESSION_MAX_AGE,
+            },
             scan_timeout: config.scan_timeout(),
             inventory: Arc::default(),
             jobs_wakeup: Arc::default(),
@@ -147,12 +155,29 @@ fn removal_hold_from_env() -> Option<std::path::PathBuf> {
     }
 }
 
+/// Deletes expired sessions at start and then every quarter of an hour.
+fn spawn_session_purge(app: App) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SESSION_PURGE_INTERVAL);
+        loop {
+            every.tick().await;
+            match auth::purge_sessions(&app.store, app.sessions).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(sessions = n, "deleted expired sessions"),
+                Err(e) => tracing::warn!(error = %e, "cannot delete expired sessions"),
+            }
+        }
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Daemons(#[from] daemons::DaemonError),
+    #[error(transparent)]
+    ApiToken(AuthError),
     #[error("EXAPP_JANITOR_ADMIN_PASSWORD: {0}")]
     Auth(#[from] AuthError),
     #[error("cannot listen on {addr}: {source}")]
@@ -168,10 +193,16 @@ pub enum ServeError {
 /// `exapp-janitor serve`: open the store, adopt the local Docker daemon on
 /// the very first start, and serve the pages and the API until stopped.
 pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), ServeError> {
+    // Refused before anything is created or opened: bad input changes nothing.
+    let api_token =
+        ApiTokenSource::from_env(std::env::var("EXAPP_JANITOR_API_TOKEN").ok().as_deref())
+            .map_err(ServeError::ApiToken)?;
     let mut app = App::open(global).await?;
-    app.api_token =
-        ApiTokenSource::from_env(std::env::var("EXAPP_JANITOR_API_TOKEN").ok().as_deref());
-    app.session_idle = config.session_idle();
+    app.api_token = api_token;
+    app.sessions = SessionLimits {
+        idle: config.session_idle(),
+        max_age: config.session_max_age(),
+    };
     app.metrics_public = config.metrics_public;
     app.trusted_proxies = TrustedProxies::new(config.trusted_proxies.clone());
     let env_password = std::env::var("EXAPP_JANITOR_ADMIN_PASSWORD")
@@ -208,6 +239,7 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
     );
     crate::jobs::Worker::new(app.clone()).spawn();
     crate::schedule::spawn(app.clone());
+    spawn_session_purge(app.clone());
     let listener = TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {
         addr: config.listen,
         source,

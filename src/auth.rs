@@ -13,12 +13,20 @@ use sha2::{Digest, Sha256};
 use crate::store::{CredentialKind, Store, StoreError};
 
 pub const MIN_PASSWORD_LEN: usize = 12;
+/// A configured API token shorter than this could be guessed; generated
+/// ones have 43 characters.
+pub const MIN_API_TOKEN_LEN: usize = 32;
 const MAX_PASSWORD_LEN: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("the admin password must be {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters long")]
     WeakPassword,
+    #[error(
+        "EXAPP_JANITOR_API_TOKEN must be at least {MIN_API_TOKEN_LEN} characters long \
+         (generate one with `openssl rand -base64 32`)"
+    )]
+    ShortApiToken,
     #[error("cannot hash the password: {0}")]
     Hash(String),
     #[error(transparent)]
@@ -121,6 +129,17 @@ pub async fn reset_admin_password(store: &Store, password: &Password) -> Result<
 }
 
 pub async fn check_password(store: &Store, attempt: &str) -> Result<bool, AuthError> {
+    check_password_holding(store, attempt, ()).await
+}
+
+/// `check_password` that keeps `hold` (a semaphore permit) until the
+/// verification has ended: a client that hangs up mid-request drops the
+/// request, not the running computation nor its 12 MiB.
+pub async fn check_password_holding<H: Send + 'static>(
+    store: &Store,
+    attempt: &str,
+    hold: H,
+) -> Result<bool, AuthError> {
     let Some((stored, _)) = store.credential(CredentialKind::AdminPassword).await? else {
         return Ok(false);
     };
@@ -128,6 +147,7 @@ pub async fn check_password(store: &Store, attempt: &str) -> Result<bool, AuthEr
     // verify); tens of milliseconds of CPU, so off the request threads.
     let attempt = attempt.to_owned();
     tokio::task::spawn_blocking(move || {
+        let _hold = hold;
         PasswordHash::new(&stored).is_ok_and(|parsed| {
             argon2()
                 .verify_password(attempt.as_bytes(), &parsed)
@@ -165,13 +185,17 @@ impl std::fmt::Debug for ApiTokenSource {
 }
 
 impl ApiTokenSource {
-    /// An empty or absent variable means "stored".
-    pub fn from_env(value: Option<&str>) -> Self {
+    /// An empty or absent variable means "stored"; a token too short to
+    /// resist guessing is refused.
+    pub fn from_env(value: Option<&str>) -> Result<Self, AuthError> {
         match value.map(str::trim).filter(|v| !v.is_empty()) {
-            Some(token) => ApiTokenSource::Env {
+            Some(token) if token.chars().count() < MIN_API_TOKEN_LEN => {
+                Err(AuthError::ShortApiToken)
+            }
+            Some(token) => Ok(ApiTokenSource::Env {
                 hash: sha256_hex(token),
-            },
-            None => ApiTokenSource::Stored,
+            }),
+            None => Ok(ApiTokenSource::Stored),
         }
     }
 
@@ -219,19 +243,35 @@ pub async fn start_session(store: &Store) -> Result<(String, Session), AuthError
     Ok((cookie, session))
 }
 
-/// The session behind a cookie, if it exists and was used within `idle`.
+/// How long a browser session lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Without a request.
+    pub idle: Duration,
+    /// In all, however busy: a stolen cookie stops working at the latest
+    /// this long after the login.
+    pub max_age: Duration,
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The session behind a cookie, if it exists, was used within the idle
+/// limit and is younger than the absolute one.
 pub async fn find_session(
     store: &Store,
     cookie: &str,
-    idle: Duration,
+    limits: SessionLimits,
 ) -> Result<Option<Session>, AuthError> {
     let token_hash = sha256_hex(cookie);
     let Some(stored) = store.session(&token_hash).await? else {
         return Ok(None);
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let idle_secs = idle.as_secs() as i64;
-    if now - stored.last_seen_at > idle_secs {
+    if now - stored.last_seen_at > secs(limits.idle)
+        || now - stored.created_at > secs(limits.max_age)
+    {
         store.delete_session(&token_hash).await?;
         return Ok(None);
     }
@@ -243,6 +283,18 @@ pub async fn find_session(
         token_hash,
         csrf_token: stored.csrf_token,
     }))
+}
+
+/// Deletes every session past either limit: a session nobody comes back
+/// to is otherwise never looked up again, so never removed.
+pub async fn purge_sessions(store: &Store, limits: SessionLimits) -> Result<u64, AuthError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok(store
+        .delete_expired_sessions(
+            now.saturating_sub(secs(limits.idle)),
+            now.saturating_sub(secs(limits.max_age)),
+        )
+        .await?)
 }
 
 pub async fn end_session(store: &Store, session: &Session) -> Result<(), AuthError> {
@@ -283,6 +335,24 @@ mod tests {
         assert!(Argon2::default()
             .verify_password(b"correct horse batterY", &parsed)
             .is_err());
+    }
+
+    #[test]
+    fn a_configured_api_token_needs_32_characters() {
+        let short = "x".repeat(MIN_API_TOKEN_LEN - 1);
+        assert!(matches!(
+            ApiTokenSource::from_env(Some(&short)),
+            Err(AuthError::ShortApiToken)
+        ));
+        let long = "x".repeat(MIN_API_TOKEN_LEN);
+        assert!(matches!(
+            ApiTokenSource::from_env(Some(&long)),
+            Ok(ApiTokenSource::Env { .. })
+        ));
+        assert!(matches!(
+            ApiTokenSource::from_env(Some("  ")),
+            Ok(ApiTokenSource::Stored)
+        ));
     }
 
     #[test]

@@ -235,7 +235,9 @@ fn failed(error: impl std::error::Error) -> CliError {
 async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(config) => app::serve(&cli.global, &config).await.map_err(|e| match e {
-            app::ServeError::Auth(AuthError::WeakPassword) => CliError::BadInput(e.to_string()),
+            app::ServeError::Auth(AuthError::WeakPassword) | app::ServeError::ApiToken(_) => {
+                CliError::BadInput(e.to_string())
+            }
             other => failed(other),
         }),
         Command::Scan { json } => {

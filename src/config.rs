@@ -114,6 +114,15 @@ pub struct ServeConfig {
     )]
     pub session_idle_minutes: u64,
 
+    /// Hours after a login at which its browser session ends, however busy.
+    #[arg(
+        long,
+        env = "EXAPP_JANITOR_SESSION_MAX_HOURS",
+        default_value_t = 12,
+        value_parser = clap::value_parser!(u64).range(1..=720)
+    )]
+    pub session_max_hours: u64,
+
     /// Seconds between scans of every daemon (the first runs at start).
     #[arg(
         long,
@@ -160,5 +169,9 @@ impl ServeConfig {
 
     pub fn session_idle(&self) -> Duration {
         Duration::from_secs(self.session_idle_minutes * 60)
+    }
+
+    pub fn session_max_age(&self) -> Duration {
+        Duration::from_secs(self.session_max_hours * 3600)
     }
 }

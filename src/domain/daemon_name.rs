@@ -1,7 +1,8 @@
 use std::fmt;
 
 /// The admin's name for one Docker daemon: 1 to 64 characters of
-/// `[A-Za-z0-9_.-]`, so it is safe in a URL path, a log line and a metric label.
+/// `[A-Za-z0-9_.-]`, not only dots, so it is safe in a URL path, a log line
+/// and a metric label.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DaemonName(String);
 
@@ -23,6 +24,11 @@ impl DaemonName {
                 "only letters, digits, '_', '.' and '-' are allowed (found {:?})",
                 bad
             ));
+        }
+        // `.` and `..` as a path segment are collapsed by browsers, so
+        // `/daemons/../remove` would lead somewhere else entirely.
+        if raw.chars().all(|c| c == '.') {
+            return Err("a name of only dots is not allowed".into());
         }
         Ok(Self(raw.to_owned()))
     }
@@ -67,6 +73,16 @@ mod tests {
             "a\0b",
         ] {
             assert!(DaemonName::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn rejects_names_of_only_dots_which_browsers_collapse_in_links() {
+        for bad in [".", "..", "..."] {
+            assert!(DaemonName::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        for ok in [".hidden", "a..b", "v1."] {
+            assert!(DaemonName::parse(ok).is_ok(), "{ok:?} was refused");
         }
     }
 }

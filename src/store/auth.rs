@@ -18,10 +18,11 @@ impl CredentialKind {
     }
 }
 
-/// A stored session: its CSRF token and when it was last used.
+/// A stored session: its CSRF token, when it began and when it was last used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSession {
     pub csrf_token: String,
+    pub created_at: i64,
     pub last_seen_at: i64,
 }
 
@@ -91,7 +92,7 @@ impl Store {
     pub async fn session(&self, token_hash: &str) -> Result<Option<StoredSession>, StoreError> {
         Ok(sqlx::query_as!(
             StoredSession,
-            "SELECT csrf_token, last_seen_at FROM sessions WHERE token_hash = ?",
+            "SELECT csrf_token, created_at, last_seen_at FROM sessions WHERE token_hash = ?",
             token_hash
         )
         .fetch_optional(self.pool())
@@ -125,11 +126,20 @@ impl Store {
         Ok(())
     }
 
-    /// Drops sessions idle since before `cutoff` (unix seconds).
-    pub async fn delete_sessions_idle_since(&self, cutoff: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query!("DELETE FROM sessions WHERE last_seen_at < ?", cutoff)
-            .execute(self.pool())
-            .await?;
+    /// Drops sessions idle since before `idle_cutoff` or begun before
+    /// `created_cutoff` (unix seconds); how many went.
+    pub async fn delete_expired_sessions(
+        &self,
+        idle_cutoff: i64,
+        created_cutoff: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query!(
+            "DELETE FROM sessions WHERE last_seen_at < ? OR created_at < ?",
+            idle_cutoff,
+            created_cutoff
+        )
+        .execute(self.pool())
+        .await?;
         Ok(done.rows_affected())
     }
 }

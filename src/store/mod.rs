@@ -82,8 +82,9 @@ impl Store {
             path: data_dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(data_dir).map_err(not_writable)?;
+        create_private_dir(data_dir).map_err(not_writable)?;
         probe_writable(data_dir).map_err(not_writable)?;
+        warn_if_open_to_others(data_dir);
 
         let path = data_dir.join(DB_FILE);
         create_private_or_check_header(&path)?;
@@ -114,6 +115,7 @@ impl Store {
             pool.close().await;
             return Err(e);
         }
+        restrict_database_files(&path);
         Ok(Self { pool })
     }
 
@@ -123,6 +125,59 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A new data dir (and any parent made for it) is its owner's alone: the
+/// database names the daemons and holds the password hash.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// An existing dir is left as the admin made it (it may be shared on
+/// purpose), but said out loud when others may look inside.
+fn warn_if_open_to_others(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(mode) = std::fs::metadata(dir).map(|m| m.permissions().mode() & 0o777) else {
+        return;
+    };
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            "the data dir {} is readable by other users (mode {mode:04o}); `chmod 700 {}` keeps \
+             the database and its journals to the owner",
+            dir.display(),
+            dir.display()
+        );
+    }
+}
+
+/// Sets 0600 on the database and its `-wal`/`-shm` journals at every start:
+/// a file made by an older version, a restore or a copy may be readable by
+/// everyone, and the journals hold the same data as the database.
+fn restrict_database_files(db: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut files = vec![db.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        files.push(PathBuf::from(name));
+    }
+    // SAFETY: geteuid cannot fail and touches no memory.
+    let me = unsafe { libc::geteuid() };
+    for file in files {
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue; // no journal right now
+        };
+        if meta.uid() != me || meta.permissions().mode() & 0o777 == 0o600 {
+            continue;
+        }
+        if let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot make the file private (mode 0600)");
+        }
     }
 }
 

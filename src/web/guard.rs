@@ -11,6 +11,7 @@ use actix_web::{web, Error, FromRequest, HttpMessage, HttpRequest, HttpResponse}
 use futures_util::StreamExt;
 use serde_json::json;
 
+use super::throttle::{Admission, Throttles};
 use super::BODY_LIMIT;
 use crate::app::App;
 use crate::auth::{self, Session};
@@ -38,7 +39,10 @@ pub async fn guard(
         .app_data::<web::Data<App>>()
         .expect("App is registered")
         .clone();
-    let path = req.path().to_owned();
+    // The path the router matches: percent-encoded unreserved characters
+    // decoded (`/%61pi/…` is `/api/…`). Classified by the raw path, such a
+    // request was a page request that a session cookie let into the API.
+    let path = req.match_info().as_str().to_owned();
 
     if !is_safe(req.method()) && !path.starts_with("/api/") && !same_origin(req.request()) {
         return Ok(req.into_response(forbidden(
@@ -52,26 +56,41 @@ pub async fn guard(
         if path == "/metrics" && app.metrics_public {
             return Ok(next.call(req).await?.map_into_boxed_body());
         }
-        let token = bearer_token(req.request());
-        let ok = match token {
-            Some(token) => app
-                .api_token
-                .accepts(&app.store, &token)
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "cannot check the API token");
-                    false
-                }),
-            None => false,
+        let Some(token) = bearer_token(req.request()) else {
+            return Ok(req.into_response(unauthorized_api()));
         };
+        // Wrong tokens are throttled per client like failed logins, and
+        // counted before the check for the same reason.
+        let throttles = req
+            .app_data::<web::Data<Throttles>>()
+            .expect("Throttles are registered")
+            .clone();
+        let ip = super::client_ip(req.request(), &app);
+        let delay_if_wrong = match throttles.api_tokens.admit(ip) {
+            Admission::Locked { retry_after } => {
+                return Ok(req.into_response(api_locked(retry_after)))
+            }
+            Admission::Admitted { delay_if_wrong } => delay_if_wrong,
+        };
+        let ok = app
+            .api_token
+            .accepts(&app.store, &token)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot check the API token");
+                false
+            });
         if !ok {
+            tracing::warn!(client = %ip, "wrong API token");
+            tokio::time::sleep(delay_if_wrong).await;
             return Ok(req.into_response(unauthorized_api()));
         }
+        throttles.api_tokens.succeeded(ip);
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
 
     let session = match req.cookie(SESSION_COOKIE) {
-        Some(cookie) => auth::find_session(&app.store, cookie.value(), app.session_idle)
+        Some(cookie) => auth::find_session(&app.store, cookie.value(), app.sessions)
             .await
             .unwrap_or_else(|e| {
                 tracing::error!(error = %e, "cannot look up the session");
@@ -171,6 +190,15 @@ fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
         .into_iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v)
+}
+
+fn api_locked(retry_after: std::time::Duration) -> HttpResponse {
+    let minutes = retry_after.as_secs().div_ceil(60);
+    HttpResponse::TooManyRequests()
+        .insert_header((header::RETRY_AFTER, retry_after.as_secs().max(1)))
+        .json(json!({
+            "error": format!("too many wrong API tokens from your address; try again in {minutes} min")
+        }))
 }
 
 fn unauthorized_api() -> HttpResponse {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::errors::{html, PageError};
 use super::guard::{CurrentSession, SESSION_COOKIE};
 use super::layout::Layout;
-use super::throttle::{LoginThrottle, Verdict};
+use super::throttle::{Admission, Throttles, Verdict};
 use crate::app::App;
 use crate::auth;
 
@@ -40,14 +40,44 @@ struct LoginForm {
     next: String,
 }
 
-/// Only a path on this site: never `//other.site` or `https://…`.
+/// Only a path on this site: exactly one `/`, then neither `/` nor `\`,
+/// and no whitespace or control character anywhere, before or after
+/// percent-decoding. Browsers drop tabs and newlines from a `Location` and
+/// read `\` as `/`, so `/%09/evil.example` would become `//evil.example`;
+/// CR or LF would not even fit in the header. Anything else goes to `/`.
 fn safe_next(next: &str) -> String {
-    let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
-    if local && next.len() <= 2048 {
+    let acceptable = |path: &[u8]| {
+        let path = String::from_utf8_lossy(path);
+        path.starts_with('/')
+            && !path[1..].starts_with('/')
+            && !path.contains('\\')
+            && !path.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    let raw = next.as_bytes();
+    if next.len() <= 2048 && acceptable(raw) && acceptable(&percent_decode(raw)) {
         next.to_owned()
     } else {
         "/".to_owned()
     }
+}
+
+/// `%XX` decoded once; anything else kept as it is.
+fn percent_decode(raw: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' && i + 2 < raw.len() {
+            if let (Some(h), Some(l)) = (hex(raw[i + 1]), hex(raw[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    out
 }
 
 async fn login_page(query: web::Query<NextQuery>) -> HttpResponse {
@@ -62,57 +92,61 @@ async fn login_page(query: web::Query<NextQuery>) -> HttpResponse {
 async fn login(
     req: HttpRequest,
     app: web::Data<App>,
-    throttle: web::Data<LoginThrottle>,
+    throttles: web::Data<Throttles>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
     let peer = req
         .peer_addr()
         .map(|a| a.ip())
         .unwrap_or([0, 0, 0, 0].into());
-    // Several header lines are one list, in order (RFC 9110, 5.3). Bytes a
-    // client forged stay unreadable entries, which stop the walk without
-    // hiding the entries the proxies appended to their right.
-    let forwarded_for: Vec<String> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .collect();
-    let forwarded_for = (!forwarded_for.is_empty()).then(|| forwarded_for.join(","));
-    let ip = app
-        .trusted_proxies
-        .client_ip(peer, forwarded_for.as_deref());
+    let ip = super::client_ip(&req, &app);
     let page = |error: String| LoginPage {
         layout: Layout::public(),
         next: safe_next(&form.next),
         error: Some(error),
     };
-    if let Verdict::Locked { retry_after } = throttle.check(ip) {
+    let locked = |retry_after: std::time::Duration| {
         let minutes = retry_after.as_secs().div_ceil(60);
-        let mut response = html(
-            StatusCode::TOO_MANY_REQUESTS,
-            &page(format!(
+        too_many(
+            page(format!(
                 "Too many failed logins from your address. Try again in {minutes} min."
             )),
-        );
-        response.headers_mut().insert(
-            actix_web::http::header::RETRY_AFTER,
-            retry_after.as_secs().max(1).into(),
-        );
-        return Ok(response);
+            retry_after,
+        )
+    };
+    // A locked-out client is refused before it takes a verification slot.
+    if let Verdict::Locked { retry_after } = throttles.logins.check(ip) {
+        return Ok(locked(retry_after));
     }
-    if !auth::check_password(&app.store, &form.password)
+    let Some(slot) = throttles.verifications.acquire().await else {
+        return Ok(too_many(
+            page("The server is busy checking other logins. Try again in a few seconds.".into()),
+            std::time::Duration::from_secs(5),
+        ));
+    };
+    // Counted now, before the verification: parallel guesses cannot all
+    // pass the check while none of them has failed yet.
+    let delay_if_wrong = match throttles.logins.admit(ip) {
+        Admission::Locked { retry_after } => return Ok(locked(retry_after)),
+        Admission::Admitted { delay_if_wrong } => delay_if_wrong,
+    };
+    if !auth::check_password_holding(&app.store, &form.password, slot)
         .await
         .map_err(PageError::internal)?
     {
-        let delay = throttle.failed(ip);
         tracing::warn!(client = %ip, %peer, "failed login");
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(delay_if_wrong).await;
         return Ok(html(
             StatusCode::UNAUTHORIZED,
             &page("Wrong password.".into()),
         ));
     }
-    throttle.succeeded(ip);
+    throttles.logins.succeeded(ip);
+    let location = safe_next(&form.next);
+    // Logins are rare and the table small: a good moment to tidy it.
+    if let Err(e) = auth::purge_sessions(&app.store, app.sessions).await {
+        tracing::warn!(error = %e, "cannot delete expired sessions");
+    }
     let (cookie_value, _) = auth::start_session(&app.store)
         .await
         .map_err(PageError::internal)?;
@@ -124,8 +158,18 @@ async fn login(
         .finish();
     Ok(HttpResponse::SeeOther()
         .cookie(cookie)
-        .insert_header(("Location", safe_next(&form.next)))
+        .insert_header(("Location", location))
         .finish())
+}
+
+/// 429 with the page and `Retry-After`.
+fn too_many(page: LoginPage, retry_after: std::time::Duration) -> HttpResponse {
+    let mut response = html(StatusCode::TOO_MANY_REQUESTS, &page);
+    response.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        retry_after.as_secs().max(1).into(),
+    );
+    response
 }
 
 async fn logout(app: web::Data<App>, session: CurrentSession) -> Result<HttpResponse, PageError> {
@@ -147,12 +191,22 @@ mod tests {
     #[test]
     fn next_stays_on_this_site() {
         assert_eq!(safe_next("/daemons?x=1"), "/daemons?x=1");
+        assert_eq!(safe_next("/images?q=%41"), "/images?q=%41");
+        assert_eq!(safe_next("/%"), "/%");
         for foreign in [
             "//evil.example/",
             "https://evil.example/",
             "/\\evil.example",
             "daemons",
             "",
+            "/%09/evil.example",
+            "/%2f/evil.example",
+            "/%5Cevil.example",
+            "/a\tb",
+            "/a b",
+            "/a\r\nSet-Cookie: x=1",
+            "/%0d%0a",
+            "/a\u{85}b",
         ] {
             assert_eq!(safe_next(foreign), "/", "{foreign}");
         }

@@ -7,6 +7,7 @@ mod assets;
 mod charts;
 mod cleanup_pages;
 mod daemon_pages;
+mod deadline;
 mod errors;
 mod format;
 mod guard;
@@ -26,7 +27,7 @@ use actix_web::{web, HttpServer};
 
 use crate::app::App;
 use errors::PageError;
-use throttle::{LoginThrottle, ThrottlePolicy};
+use throttle::{ThrottlePolicy, Throttles};
 
 /// Largest request body any endpoint accepts; larger ones get 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -45,7 +46,7 @@ pub fn server_with(
         tracing::info!("listening on http://{addr}");
     }
     let data = web::Data::new(app);
-    let throttle = web::Data::new(LoginThrottle::new(throttle));
+    let throttle = web::Data::new(Throttles::new(throttle));
     let server = HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
@@ -54,6 +55,7 @@ pub fn server_with(
             .app_data(form_config())
             .app_data(web::PayloadConfig::new(BODY_LIMIT))
             .wrap(from_fn(guard::guard))
+            .wrap(from_fn(deadline::limit_body_time))
             .wrap(security_headers())
             .wrap(Logger::new("%a \"%r\" %s %Dms").log_target("exapp_janitor::http"))
             .configure(routes)
@@ -74,6 +76,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(cleanup_pages::routes)
         .configure(settings::routes)
         .default_service(web::to(not_found));
+}
+
+/// The client a request comes from, for the throttles: the peer, or the
+/// client a trusted proxy names in `X-Forwarded-For`.
+pub(crate) fn client_ip(req: &actix_web::HttpRequest, app: &App) -> std::net::IpAddr {
+    let peer = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or([0, 0, 0, 0].into());
+    // Several header lines are one list, in order (RFC 9110, 5.3). Bytes a
+    // client forged stay unreadable entries, which stop the walk without
+    // hiding the entries the proxies appended to their right.
+    let forwarded_for: Vec<String> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    let forwarded_for = (!forwarded_for.is_empty()).then(|| forwarded_for.join(","));
+    app.trusted_proxies
+        .client_ip(peer, forwarded_for.as_deref())
 }
 
 fn form_config() -> web::FormConfig {

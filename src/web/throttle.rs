@@ -1,10 +1,18 @@
-//! Slows down and then refuses repeated failed logins from one address.
-//! The decisions are pure functions of the record and the clock.
+//! Slows down and then refuses repeated failed logins (and wrong API
+//! tokens) from one address. The decisions are pure functions of the record
+//! and the clock.
+//!
+//! An attempt is counted as a failure when it is admitted, before the
+//! password is verified, and forgiven only when it succeeds: counted after
+//! the verification, a burst of parallel guesses would all pass the check
+//! while none of them had failed yet.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottlePolicy {
@@ -34,6 +42,20 @@ impl Default for ThrottlePolicy {
     }
 }
 
+impl ThrottlePolicy {
+    /// Wrong API tokens. A token has at least 32 characters and cannot be
+    /// guessed, so this throttle is against floods, not guessing: a script
+    /// with a stale token gets a few more tries than a password would before
+    /// its address is locked out.
+    pub fn api_token() -> Self {
+        Self {
+            free_failures: 10,
+            lock_after: 30,
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Record {
     failures: u32,
@@ -45,6 +67,19 @@ struct Record {
 pub enum Verdict {
     Allowed,
     Locked { retry_after: Duration },
+}
+
+/// The answer to one attempt, before it is verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Verify it; it already counts as a failure. If it fails, hold the
+    /// answer back this long.
+    Admitted {
+        delay_if_wrong: Duration,
+    },
+    Locked {
+        retry_after: Duration,
+    },
 }
 
 impl ThrottlePolicy {
@@ -103,11 +138,32 @@ impl LoginThrottle {
             .verdict(records.get(&client_key(ip)), Instant::now())
     }
 
-    /// Records a failure; returns how long to wait before answering.
-    pub fn failed(&self, ip: IpAddr) -> Duration {
-        let ip = client_key(ip);
+    /// Admits one attempt (counted as a failure until `succeeded`), or
+    /// refuses it while the address is locked out. Checking and counting
+    /// under one lock is what keeps parallel attempts from slipping through.
+    pub fn admit(&self, ip: IpAddr) -> Admission {
+        let key = client_key(ip);
         let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
+        if let Verdict::Locked { retry_after } = self.policy.verdict(records.get(&key), now) {
+            return Admission::Locked { retry_after };
+        }
+        let delay_if_wrong = self.record_failure(&mut records, key, now);
+        Admission::Admitted { delay_if_wrong }
+    }
+
+    /// Records a failure; returns how long to wait before answering.
+    pub fn failed(&self, ip: IpAddr) -> Duration {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        self.record_failure(&mut records, client_key(ip), Instant::now())
+    }
+
+    fn record_failure(
+        &self,
+        records: &mut HashMap<IpAddr, Record>,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Duration {
         let (record, delay) = self.policy.fail(records.get(&ip).copied(), now);
         records.insert(ip, record);
         // Keep the map from growing without bound under a spray of addresses.
@@ -126,6 +182,60 @@ impl LoginThrottle {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&client_key(ip));
+    }
+}
+
+/// Every throttle of one server.
+#[derive(Debug)]
+pub struct Throttles {
+    pub logins: LoginThrottle,
+    /// Its own records: a script with a stale token does not lock the
+    /// admin's browser out, nor the other way round.
+    pub api_tokens: LoginThrottle,
+    pub verifications: VerificationSlots,
+}
+
+impl Throttles {
+    pub fn new(logins: ThrottlePolicy) -> Self {
+        Self {
+            logins: LoginThrottle::new(logins),
+            api_tokens: LoginThrottle::new(ThrottlePolicy::api_token()),
+            verifications: VerificationSlots::default(),
+        }
+    }
+}
+
+/// Bounds the password verifications running at once, from all clients
+/// together. Each Argon2 verification takes 12 MiB and tens of milliseconds
+/// of CPU; unbounded, a burst of 400 logins took the server past 600 MB.
+#[derive(Debug)]
+pub struct VerificationSlots {
+    permits: Arc<Semaphore>,
+    /// How long a login waits for a slot before it is told to come back.
+    wait: Duration,
+}
+
+impl VerificationSlots {
+    pub const PERMITS: usize = 1;
+    pub const WAIT: Duration = Duration::from_secs(3);
+
+    /// A slot, or None when every slot stayed busy for `wait`. The permit is
+    /// to be held until the verification itself has ended, not just until
+    /// the request is answered or dropped.
+    pub async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
+impl Default for VerificationSlots {
+    fn default() -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(Self::PERMITS)),
+            wait: Self::WAIT,
+        }
     }
 }
 
@@ -206,6 +316,28 @@ mod tests {
         assert_eq!(
             throttle.check("192.0.2.2".parse().unwrap()),
             Verdict::Allowed
+        );
+    }
+
+    #[test]
+    fn admitted_attempts_count_before_they_are_verified() {
+        let throttle = LoginThrottle::new(ThrottlePolicy::default());
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        // Eight attempts in flight at once, none verified yet: the ninth
+        // is refused.
+        for _ in 0..8 {
+            assert!(matches!(throttle.admit(ip), Admission::Admitted { .. }));
+        }
+        assert!(matches!(throttle.admit(ip), Admission::Locked { .. }));
+        // A success forgives what was counted.
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        throttle.admit(other);
+        throttle.succeeded(other);
+        assert_eq!(
+            throttle.admit(other),
+            Admission::Admitted {
+                delay_if_wrong: Duration::ZERO
+            }
         );
     }
 

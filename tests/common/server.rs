@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{cli, TEST_PASSWORD};
 
-pub const TOKEN: &str = "serve-test-token-0123456789";
+pub const TOKEN: &str = "serve-test-token-0123456789abcdefghij";
 
 /// A `serve` process; killed when dropped.
 pub struct Server {
