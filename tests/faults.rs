@@ -44,19 +44,21 @@ impl Rng {
 }
 
 /// An ExApp running on `engine` with `outdated` earlier images of its
-/// repository (imported: quick to make, distinct IDs). Returns (current, old).
+/// repository (imported: quick to make, distinct IDs), made before the
+/// current one as real versions are (an owned image newer than the current
+/// one is `pending`, not outdated). Returns (current, old).
 fn exapp_with_history(fx: &Fixtures, name: &str, outdated: usize) -> (String, Vec<String>) {
     let repo = format!("ghcr.io/{}/{name}", fx.unique("nc"));
+    let old: Vec<String> = (0..outdated).map(|i| format!("{repo}:0.{i}")).collect();
+    for (i, tag) in old.iter().enumerate() {
+        fx.import(tag, &[("v", 200 + i)]);
+    }
     let current = format!("{repo}:9.0");
     fx.busybox(&current);
     fx.run(
         &format!("nc_app_{}", fx.unique(name).replace('-', "_")),
         &current,
     );
-    let old: Vec<String> = (0..outdated).map(|i| format!("{repo}:0.{i}")).collect();
-    for (i, tag) in old.iter().enumerate() {
-        fx.import(tag, &[("v", 200 + i)]);
-    }
     (current, old)
 }
 
@@ -82,7 +84,7 @@ async fn a_100_job_run_survives_five_kills_in_a_row() {
     let (status, run) = server
         .api_post(
             "/api/v1/cleanup/runs",
-            &json!({"daemon": "d", "min_age_hours": 0}),
+            &json!({"daemon": "d", "min_age_hours": 0, "owner": appid(&fx, "killed")}),
         )
         .await;
     assert_eq!(status, 202, "{run}");
@@ -299,6 +301,7 @@ async fn server_and_cli_clean_on_one_database_without_lock_errors_or_double_runs
     let engine = engine_a_sock();
     let fx = Fixtures::new(&engine);
     let (current, old) = exapp_with_history(&fx, "shared", 40);
+    let owner = appid(&fx, "shared");
     let dir = tempfile::tempdir().unwrap();
     let server = start_server_env(dir.path(), None, Some(TEST_PASSWORD), &[]);
     server
@@ -308,9 +311,19 @@ async fn server_and_cli_clean_on_one_database_without_lock_errors_or_double_runs
     // The CLI enqueues and works the queue; the server's worker claims from it too.
     let cli_run = std::thread::spawn({
         let dir = dir.path().to_owned();
+        let owner = owner.clone();
         move || {
             cli(&dir)
-                .args(["clean", "--daemon", "d", "--min-age-hours", "0", "--json"])
+                .args([
+                    "clean",
+                    "--daemon",
+                    "d",
+                    "--min-age-hours",
+                    "0",
+                    "--json",
+                    "--owner",
+                ])
+                .arg(&owner)
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .output()

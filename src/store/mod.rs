@@ -84,7 +84,6 @@ impl Store {
         };
         create_private_dir(data_dir).map_err(not_writable)?;
         probe_writable(data_dir).map_err(not_writable)?;
-        warn_if_open_to_others(data_dir);
 
         let path = data_dir.join(DB_FILE);
         create_private_or_check_header(&path)?;
@@ -116,6 +115,8 @@ impl Store {
             return Err(e);
         }
         restrict_database_files(&path);
+        // Only once the command can go on: a refusal stays one sentence.
+        warn_if_open_to_others(data_dir);
         Ok(Self { pool })
     }
 
