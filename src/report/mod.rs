@@ -2,6 +2,7 @@
 //! filtered: what `scan --json`, `GET /api/v1/images` and the Images page show.
 
 mod cache;
+pub mod summary;
 
 pub use cache::{Report, ReportCache};
 
