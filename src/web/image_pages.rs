@@ -207,6 +207,9 @@ pub struct Column {
     pub href: String,
     /// `ascending`, `descending` or `none`, for aria-sort.
     pub aria_sort: &'static str,
+    /// Hidden on a phone until asked for: image, owner, status and "frees
+    /// alone" are what an admin decides on.
+    pub optional: bool,
 }
 
 #[derive(Clone)]
@@ -342,6 +345,7 @@ async fn images_page(
                     (true, true) => "descending",
                     (true, false) => "ascending",
                 },
+                optional: matches!(key, SortKey::Daemon | SortKey::Created | SortKey::Size),
             }
         })
         .collect();
