@@ -15,7 +15,7 @@ use super::layout::Layout;
 use crate::app::App;
 use crate::domain::FieldErrors;
 use crate::inventory::Status;
-use crate::report::{ImageFilter, ImageFilterInput, ImageObject};
+use crate::report::{self, ImageFilter, ImageFilterInput, ImageObject};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/images", web::get().to(images_page))
@@ -378,14 +378,18 @@ async fn images_page(
             value: o.clone(),
         })
         .collect();
-    let status_choices = Status::ALL
-        .iter()
-        .map(|s| Choice {
-            value: s.as_str().to_owned(),
-            label: status_label(*s).to_owned(),
-            selected: selected(&parsed.raw.status, s.as_str()),
-        })
-        .collect();
+    // "removable now" first: it is the question the admin comes with.
+    let status_choices = std::iter::once(Choice {
+        value: report::REMOVABLE.to_owned(),
+        label: "removable now".to_owned(),
+        selected: selected(&parsed.raw.status, report::REMOVABLE),
+    })
+    .chain(Status::ALL.iter().map(|s| Choice {
+        value: s.as_str().to_owned(),
+        label: status_label(*s).to_owned(),
+        selected: selected(&parsed.raw.status, s.as_str()),
+    }))
+    .collect();
     let page = ImagesPage {
         layout: Layout::page("images", &session),
         r: results,
