@@ -266,6 +266,21 @@ async fn an_admin_cleans_up_in_the_browser() {
         Duration::from_secs(30),
     )
     .await;
+    // The rescan brought the headline along (swapped in out of band): this
+    // ExApp's two old images wait out the 24 h minimum age.
+    let row = wait_for_text(
+        &page,
+        &format!("#headline #owner-{appid}"),
+        "2 wait until",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(row.text().await.unwrap().contains("nothing to clean yet"));
+    let clean_now = page.find(By::Id("clean-now")).await.unwrap();
+    assert_eq!(
+        clean_now.attr("disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
     screenshots(&page, "overview").await;
 
     // Images: filter by owner and status, in place.
