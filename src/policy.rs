@@ -50,6 +50,23 @@ pub struct Decision {
     pub removable: bool,
     /// Why it is (not) removable, for the admin.
     pub why: String,
+    /// Not removable yet only because it has not been outdated for
+    /// `min_age_hours`: the moment it will be (time alone changes this).
+    pub waits_until: Option<i64>,
+    /// Not removable because `keep_previous` keeps it (only a settings
+    /// change or a newer outdated image changes this).
+    pub kept_previous: bool,
+}
+
+impl Decision {
+    fn new(removable: bool, why: impl Into<String>) -> Self {
+        Self {
+            removable,
+            why: why.into(),
+            waits_until: None,
+            kept_previous: false,
+        }
+    }
 }
 
 /// One decision per image, in the inventory's order. `now` is unix seconds.
@@ -59,52 +76,53 @@ pub fn decide(policy: &Policy, images: &[ClassifiedImage], now: i64) -> Vec<Deci
         .iter()
         .enumerate()
         .map(|(i, image)| match image.status {
-            Status::Current | Status::InUse | Status::Protected | Status::Foreign => Decision {
-                removable: false,
-                why: "never removed".into(),
-            },
-            Status::Pending => Decision {
-                removable: false,
-                why: "never removed: not used yet (it becomes current or outdated first)".into(),
-            },
-            Status::Dangling | Status::Outdated if policy.halted => Decision {
-                removable: false,
-                why: HALTED_WHY.into(),
-            },
-            Status::Dangling if policy.remove_dangling => Decision {
-                removable: true,
-                why: "removable: dangling images are removed (remove_dangling is on)".into(),
-            },
-            Status::Dangling => Decision {
-                removable: false,
-                why: "kept: remove_dangling is off".into(),
-            },
+            Status::Current | Status::InUse | Status::Protected | Status::Foreign => {
+                Decision::new(false, "never removed")
+            }
+            Status::Pending => Decision::new(
+                false,
+                "never removed: not used yet (it becomes current or outdated first)",
+            ),
+            Status::Dangling | Status::Outdated if policy.halted => {
+                Decision::new(false, HALTED_WHY)
+            }
+            Status::Dangling if policy.remove_dangling => Decision::new(
+                true,
+                "removable: dangling images are removed (remove_dangling is on)",
+            ),
+            Status::Dangling => Decision::new(false, "kept: remove_dangling is off"),
             Status::Outdated if kept[i] => Decision {
-                removable: false,
-                why: format!(
-                    "kept: one of the {} most recently outdated images of {} (keep_previous)",
-                    policy.keep_previous,
-                    image.owner.as_ref().map(AppId::as_str).unwrap_or("?")
-                ),
+                kept_previous: true,
+                ..Decision::new(
+                    false,
+                    format!(
+                        "kept: one of the {} most recently outdated images of {} (keep_previous)",
+                        policy.keep_previous,
+                        image.owner.as_ref().map(AppId::as_str).unwrap_or("?")
+                    ),
+                )
             },
             Status::Outdated => {
                 let ready_at = ready_at(policy, image.outdated_since.unwrap_or(now));
                 if now >= ready_at {
-                    Decision {
-                        removable: true,
-                        why: format!(
+                    Decision::new(
+                        true,
+                        format!(
                             "removable: outdated for at least {} h",
                             policy.min_age_hours
                         ),
-                    }
+                    )
                 } else {
                     Decision {
-                        removable: false,
-                        why: format!(
-                            "not yet: removable from {} (min_age_hours = {})",
-                            rfc3339(ready_at),
-                            policy.min_age_hours
-                        ),
+                        waits_until: Some(ready_at),
+                        ..Decision::new(
+                            false,
+                            format!(
+                                "not yet: removable from {} (min_age_hours = {})",
+                                rfc3339(ready_at),
+                                policy.min_age_hours
+                            ),
+                        )
                     }
                 }
             }
@@ -294,6 +312,34 @@ mod tests {
         let at = decide(&Policy::default(), &images, ready_at);
         assert!(!before[0].removable && at[0].removable);
         assert_eq!(before[1..], at[1..], "nothing else changes at that moment");
+    }
+
+    #[test]
+    fn a_decision_says_whether_an_image_waits_for_its_age_or_is_kept() {
+        let images = [
+            image(1, Status::Outdated, Some("a"), Some(30)),
+            image(2, Status::Outdated, Some("a"), Some(23)),
+            image(3, Status::Outdated, Some("a"), Some(1)),
+        ];
+        let keep_one = Policy {
+            keep_previous: 1,
+            ..Policy::default()
+        };
+        let d = decide(&keep_one, &images, NOW);
+        assert_eq!(
+            d.iter()
+                .map(|d| (d.removable, d.waits_until, d.kept_previous))
+                .collect::<Vec<_>>(),
+            [
+                (true, None, false),
+                (false, Some(NOW + HOUR), false),
+                (false, None, true),
+            ]
+        );
+        let halted = decide(&Policy::HALTED, &images, NOW);
+        assert!(halted
+            .iter()
+            .all(|d| d.waits_until.is_none() && !d.kept_previous));
     }
 
     #[test]

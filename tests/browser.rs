@@ -1,7 +1,10 @@
 //! End to end in a real browser (headless Chromium driven over WebDriver),
 //! against a real server and real engines: log in, the overview, filtering
 //! images, "Clean now" from preview to finished run, and the settings form.
-//! The README's screenshots are taken here, so they show what the code does.
+//! Every page is checked for horizontal overflow on a phone (390×844) and a
+//! desktop (1280×800). The screenshots go under the cargo target directory
+//! (`target/tmp/screenshots/`), never into tracked files; the README's copies
+//! in `static/screenshots/` are refreshed by hand from there.
 
 mod common;
 
@@ -101,9 +104,86 @@ async fn text_of(page: &WebDriver, css: &str) -> String {
 }
 
 fn screenshot_path(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("static/screenshots")
-        .join(format!("{name}.png"))
+    // Cargo's own scratch space for integration tests: under the target
+    // directory, so a test run never changes a tracked file.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{name}.png"))
+}
+
+/// The widths every page must fit: a phone, and a desktop window.
+const VIEWPORTS: [(u32, u32); 2] = [(390, 844), (1280, 800)];
+
+/// Makes the page's viewport (`window.innerWidth`×`innerHeight`) exactly
+/// `width`×`height` CSS pixels: sizes the window, then corrects it by what the
+/// browser's own frame takes.
+async fn viewport(page: &WebDriver, (width, height): (u32, u32)) {
+    let (mut w, mut h) = (i64::from(width), i64::from(height));
+    for _ in 0..3 {
+        page.set_window_rect(0, 0, w as u32, h as u32)
+            .await
+            .unwrap();
+        let inner: (i64, i64) = page
+            .execute("return [window.innerWidth, window.innerHeight];", vec![])
+            .await
+            .unwrap()
+            .convert()
+            .unwrap();
+        if inner == (i64::from(width), i64::from(height)) {
+            return;
+        }
+        w += i64::from(width) - inner.0;
+        h += i64::from(height) - inner.1;
+    }
+}
+
+/// Opens `path` at each viewport and asserts that the page itself never
+/// scrolls sideways (a table may scroll inside its own box).
+async fn assert_fits(page: &WebDriver, url: &str) {
+    for size in VIEWPORTS {
+        viewport(page, size).await;
+        page.goto(url).await.unwrap();
+        let widths = page
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (scroll, inner): (u64, u64) = widths.convert().unwrap();
+        assert_eq!(inner, u64::from(size.0), "the viewport took effect");
+        if scroll > inner {
+            // Name the culprits: elements reaching past the right edge that
+            // are not inside a box that scrolls on its own.
+            let culprits = page
+                .execute(
+                    "const w = window.innerWidth; return [...document.querySelectorAll('body *')]
+                       .filter(e => e.getBoundingClientRect().right > w + 0.5 && !(e.parentElement && e.parentElement.closest('.table-scroll')))
+                       .slice(0, 8)
+                       .map(e => `${e.tagName.toLowerCase()}.${e.className}#${e.id} right=${Math.round(e.getBoundingClientRect().right)}`)
+                       .join('; ');",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            panic!(
+                "{url} overflows at {}x{}: scrollWidth {scroll} > innerWidth {inner}: {}",
+                size.0,
+                size.1,
+                culprits.json()
+            );
+        }
+    }
+}
+
+/// Screenshots of the page as it is now, at both widths.
+async fn screenshots(page: &WebDriver, name: &str) {
+    for (size, suffix) in VIEWPORTS.into_iter().zip(["-phone", ""]) {
+        viewport(page, size).await;
+        page.screenshot(&screenshot_path(&format!("{name}{suffix}")))
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
@@ -139,6 +219,9 @@ async fn an_admin_cleans_up_in_the_browser() {
     let driver = chromedriver();
     let profile = tempfile::tempdir().unwrap();
     let page = browser(&driver, profile.path()).await;
+
+    // The login page fits a phone too.
+    assert_fits(&page, &app.url("/login")).await;
 
     // Log in.
     page.goto(&app.url("/")).await.unwrap();
@@ -183,7 +266,22 @@ async fn an_admin_cleans_up_in_the_browser() {
         Duration::from_secs(30),
     )
     .await;
-    page.screenshot(&screenshot_path("overview")).await.unwrap();
+    // The rescan brought the headline along (swapped in out of band): this
+    // ExApp's two old images wait out the 24 h minimum age.
+    let row = wait_for_text(
+        &page,
+        &format!("#headline #owner-{appid}"),
+        "2 wait until",
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(row.text().await.unwrap().contains("nothing to clean yet"));
+    let clean_now = page.find(By::Id("clean-now")).await.unwrap();
+    assert_eq!(
+        clean_now.attr("disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
+    screenshots(&page, "overview").await;
 
     // Images: filter by owner and status, in place.
     page.goto(&app.url("/images")).await.unwrap();
@@ -230,7 +328,7 @@ async fn an_admin_cleans_up_in_the_browser() {
             .contains("status=outdated"),
         "the filter is in the address"
     );
-    page.screenshot(&screenshot_path("images")).await.unwrap();
+    screenshots(&page, "images").await;
 
     // Clean now, for this daemon, counting images outdated just now.
     page.goto(&app.url("/cleanup?daemon=gpu-host&min_age_hours=0"))
@@ -262,7 +360,8 @@ async fn an_admin_cleans_up_in_the_browser() {
     let jobs = text_of(&page, "#run-live table").await;
     assert_eq!(jobs.matches("succeeded").count(), count, "{jobs}");
     assert!(jobs.contains(&old1) && jobs.contains(&old2), "{jobs}");
-    page.screenshot(&screenshot_path("run")).await.unwrap();
+    screenshots(&page, "run").await;
+    let run_url = page.current_url().await.unwrap().to_string();
 
     // The images are gone from the table.
     page.goto(&app.url(&format!("/images?owner={appid}")))
@@ -307,6 +406,23 @@ async fn an_admin_cleans_up_in_the_browser() {
         .unwrap();
     wait_for_text(&page, ".notice", "Settings saved.", Duration::from_secs(10)).await;
     assert_eq!(app.get_json("/api/v1/settings").await["interval_hours"], 24);
+
+    // Every page fits a phone and a desktop without sideways scrolling.
+    for path in [
+        "/".to_owned(),
+        "/images".to_owned(),
+        format!("/images?owner={appid}"),
+        "/exapps".to_owned(),
+        "/runs".to_owned(),
+        "/daemons".to_owned(),
+        "/daemons/local/remove".to_owned(),
+        "/settings".to_owned(),
+        "/cleanup".to_owned(),
+        format!("/cleanup?owner={appid}&min_age_hours=0"),
+    ] {
+        assert_fits(&page, &app.url(&path)).await;
+    }
+    assert_fits(&page, &run_url).await;
 
     page.quit().await.unwrap();
 }

@@ -170,3 +170,25 @@ async fn the_exapps_page_shows_current_and_earlier_images() {
     assert!(section.contains("badge-current") && section.contains("badge-outdated"));
     assert!(section.contains("1 earlier image"), "{section}");
 }
+
+#[tokio::test]
+async fn the_images_page_filters_what_is_removable_now() {
+    let (app, _, appid, new, old) = with_exapp().await;
+    app.htmx_post("/scan").await;
+    let (_, page) = app.get_text("/images").await;
+    assert!(
+        page.contains(r#"<option value="removable">removable now</option>"#),
+        "{page}"
+    );
+    // Outdated just now: it waits out the 24 h minimum age.
+    let path = format!("/images?owner={appid}&status=removable");
+    let (status, waiting) = htmx_get(&app, &path, "results").await;
+    assert_eq!(status, 200, "{waiting}");
+    assert!(waiting.contains("0 images<"), "{waiting}");
+
+    let (status, body) = app.patch_settings(&json!({"min_age_hours": 0})).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, now) = htmx_get(&app, &path, "results").await;
+    assert!(now.contains(&old) && !now.contains(&new), "{now}");
+    assert!(now.contains("1 image<"), "{now}");
+}

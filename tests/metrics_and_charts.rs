@@ -131,7 +131,10 @@ async fn the_overview_draws_each_daemons_disk_with_its_numbers() {
     for label in [
         "current <strong>",
         "outdated, removable <strong>",
-        "outdated, kept <strong>",
+        // An outdated image is either waiting out min_age_hours or kept by
+        // keep_previous; "kept" never stands for both.
+        "waiting (min age) <strong>",
+        "kept (keep_previous) <strong>",
         "in use <strong>",
     ] {
         assert!(page.contains(label), "{label} missing");

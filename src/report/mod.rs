@@ -2,6 +2,7 @@
 //! filtered: what `scan --json`, `GET /api/v1/images` and the Images page show.
 
 mod cache;
+pub mod summary;
 
 pub use cache::{Report, ReportCache};
 
@@ -58,12 +59,19 @@ impl ImageObject {
     }
 }
 
+/// The `status` filter value for "removable now".
+pub const REMOVABLE: &str = "removable";
+
 /// Which images to show. Parsed from query strings and flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageFilter {
     pub daemon: Option<DaemonName>,
     pub owner: Option<String>,
     pub status: Option<Status>,
+    /// Only images a cleanup would remove now (`status=removable`): the
+    /// policy's answer, which no single status gives — an outdated image may
+    /// still wait out its minimum age, a dangling one may be removable.
+    pub removable: bool,
     /// Case-insensitive substring of a reference, the ID, the owner or a container.
     pub search: Option<String>,
 }
@@ -99,12 +107,14 @@ impl ImageFilter {
         if owner.as_ref().is_some_and(|o| o.len() > 64) {
             errors.add("owner", "at most 64 characters");
         }
-        let status = given(&input.status).and_then(|s| {
+        let raw_status = given(&input.status);
+        let removable = raw_status.as_deref() == Some(REMOVABLE);
+        let status = raw_status.filter(|_| !removable).and_then(|s| {
             Status::parse(&s)
                 .ok_or_else(|| {
                     errors.add(
                         "status",
-                        "one of current, in_use, protected, outdated, dangling, foreign",
+                        "one of current, in_use, protected, pending, outdated, dangling, foreign, or removable",
                     )
                 })
                 .ok()
@@ -117,6 +127,7 @@ impl ImageFilter {
             daemon,
             owner,
             status,
+            removable,
             search: search.map(|s| s.to_lowercase()),
         })
     }
@@ -138,6 +149,7 @@ impl ImageFilter {
             .as_ref()
             .is_none_or(|o| image.owner.as_deref() == Some(o.as_str()))
             && self.status.is_none_or(|s| image.status == s)
+            && (!self.removable || image.removable)
             && self.search.as_ref().is_none_or(|q| {
                 image.id.contains(q.as_str())
                     || image
@@ -177,4 +189,50 @@ pub fn image_objects(
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(n: u8, status: Status, removable: bool) -> ImageObject {
+        ImageObject {
+            daemon: "gpu".into(),
+            id: format!("sha256:{}", format!("{n:02x}").repeat(32)),
+            repo_tags: vec![],
+            repo_digests: vec![],
+            created_at: String::new(),
+            size_bytes: 1,
+            unique_bytes: 1,
+            owner: Some("llm2".into()),
+            status,
+            removable,
+            reason: String::new(),
+            containers: vec![],
+            outdated_since: None,
+        }
+    }
+
+    fn parse(status: &str) -> Result<ImageFilter, FieldErrors> {
+        ImageFilter::parse(&ImageFilterInput {
+            status: Some(status.into()),
+            ..ImageFilterInput::default()
+        })
+    }
+
+    #[test]
+    fn the_removable_filter_keeps_only_what_a_cleanup_removes_now() {
+        let filter = parse("removable").unwrap();
+        let images = [
+            object(1, Status::Outdated, true),
+            object(2, Status::Outdated, false), // waiting out min_age_hours
+            object(3, Status::Dangling, true),
+            object(4, Status::Current, false),
+        ];
+        let kept: Vec<bool> = images.iter().map(|i| filter.matches(i)).collect();
+        assert_eq!(kept, [true, false, true, false]);
+        assert!(parse("outdated").unwrap().matches(&images[1]));
+        let error = parse("everything").unwrap_err().to_string();
+        assert!(error.contains("removable"), "{error}");
+    }
 }

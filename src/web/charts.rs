@@ -8,22 +8,27 @@ use super::format;
 use crate::inventory::{ClassifiedImage, Status};
 use crate::policy::Decision;
 
-/// The parts of a daemon's disk, most needed first.
+/// The parts of a daemon's disk, most needed first. An outdated image that
+/// is not removable is either kept by `keep_previous` or waiting out
+/// `min_age_hours`: two different reasons, so two parts — the admin acts on
+/// one with a setting and on the other by waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Part {
     Current,
     InUse,
     Other,
     Kept,
+    Waiting,
     Removable,
 }
 
 impl Part {
-    const ALL: [Part; 5] = [
+    const ALL: [Part; 6] = [
         Part::Current,
         Part::InUse,
         Part::Other,
         Part::Kept,
+        Part::Waiting,
         Part::Removable,
     ];
 
@@ -32,8 +37,14 @@ impl Part {
             _ if decision.removable => Part::Removable,
             Status::Current => Part::Current,
             Status::InUse => Part::InUse,
-            Status::Outdated => Part::Kept,
-            Status::Protected | Status::Pending | Status::Foreign | Status::Dangling => Part::Other,
+            Status::Outdated if decision.kept_previous => Part::Kept,
+            Status::Outdated if decision.waits_until.is_some() => Part::Waiting,
+            // An outdated image while the settings cannot be read is neither.
+            Status::Outdated
+            | Status::Protected
+            | Status::Pending
+            | Status::Foreign
+            | Status::Dangling => Part::Other,
         }
     }
 
@@ -42,7 +53,8 @@ impl Part {
             Part::Current => "current",
             Part::InUse => "in use",
             Part::Other => "other",
-            Part::Kept => "outdated, kept",
+            Part::Kept => "kept (keep_previous)",
+            Part::Waiting => "waiting (min age)",
             Part::Removable => "outdated, removable",
         }
     }
@@ -53,6 +65,7 @@ impl Part {
             Part::InUse => "in-use",
             Part::Other => "other",
             Part::Kept => "kept",
+            Part::Waiting => "waiting",
             Part::Removable => "removable",
         }
     }
@@ -192,6 +205,8 @@ mod tests {
         Decision {
             removable,
             why: String::new(),
+            waits_until: None,
+            kept_previous: false,
         }
     }
 
@@ -202,7 +217,11 @@ mod tests {
             image(2, Status::Outdated, &[("base", 100), ("old", 7)]),
             image(3, Status::Outdated, &[("base", 100), ("kept", 9)]),
         ];
-        let parts = disk_parts(&images, &[decision(false), decision(true), decision(false)]);
+        let kept = Decision {
+            kept_previous: true,
+            ..decision(false)
+        };
+        let parts = disk_parts(&images, &[decision(false), decision(true), kept]);
         let get = |p: Part| parts.iter().find(|(q, _)| *q == p).unwrap().1;
         assert_eq!(
             (
@@ -212,6 +231,45 @@ mod tests {
                 get(Part::InUse)
             ),
             (105, 7, 9, 0)
+        );
+    }
+
+    #[test]
+    fn an_image_waiting_out_the_minimum_age_is_waiting_and_only_keep_previous_is_kept() {
+        use crate::domain::AppId;
+        use crate::policy::{decide, Policy};
+        let now = 1_800_000_000;
+        let outdated = |n: u8, hours_ago: i64, layer: &'static str| ClassifiedImage {
+            owner: Some(AppId::parse("llm2").unwrap()),
+            outdated_since: Some(now - hours_ago * 3600),
+            ..image(n, Status::Outdated, &[(layer, 10 * u64::from(n))])
+        };
+        // Outdated 1 h ago and 2 h ago: both wait for the 24 h minimum age.
+        let images = [outdated(1, 1, "a"), outdated(2, 2, "b")];
+        let label_of = |policy: Policy| {
+            let parts = disk_parts(&images, &decide(&policy, &images, now));
+            bar(&parts)
+                .segments
+                .into_iter()
+                .filter(|s| s.bytes != "0 B")
+                .map(|s| (s.label, s.bytes))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            label_of(Policy::default()),
+            [("waiting (min age)", "30 B".to_owned())]
+        );
+        // keep_previous = 1 keeps the more recent one; the other still waits.
+        let keep_one = Policy {
+            keep_previous: 1,
+            ..Policy::default()
+        };
+        assert_eq!(
+            label_of(keep_one),
+            [
+                ("kept (keep_previous)", "10 B".to_owned()),
+                ("waiting (min age)", "20 B".to_owned())
+            ]
         );
     }
 

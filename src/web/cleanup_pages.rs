@@ -33,6 +33,9 @@ struct CleanupForm {
     daemon: String,
     #[serde(default)]
     min_age_hours: String,
+    /// Only this ExApp's images ("Clean up this ExApp" on the overview).
+    #[serde(default)]
+    owner: String,
 }
 
 fn parse_form(
@@ -50,11 +53,11 @@ fn parse_form(
         daemon: Some(form.daemon.clone()),
         min_age_hours,
         images,
-        owner: None,
+        owner: Some(form.owner.clone()),
     })
 }
 
-/// The confirmation form: `daemon`, `min_age_hours` and one `images` field per
+/// The confirmation form: `daemon`, `owner`, `min_age_hours` and one `images` field per
 /// image the preview showed (repeated keys, which `web::Form` cannot read).
 fn parse_confirmation(body: &[u8]) -> Result<CleanupRequest, FieldErrors> {
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
@@ -65,6 +68,9 @@ fn parse_confirmation(body: &[u8]) -> Result<CleanupRequest, FieldErrors> {
         match key.as_str() {
             "daemon" => form.daemon = value,
             "min_age_hours" => form.min_age_hours = value,
+            // Carried so the run is limited as the preview was, even if the
+            // form's image list were changed on the way.
+            "owner" => form.owner = value,
             "images" => images.push(value),
             _ => {}
         }
@@ -114,12 +120,27 @@ struct PreviewPage {
     layout: Layout,
     scope: String,
     daemon: String,
+    owner: String,
     min_age_hours: String,
     rows: Vec<PreviewRow>,
     total: String,
     errors: FieldErrors,
     /// Daemons left out of the preview: (name, error).
     daemon_errors: Vec<(String, String)>,
+}
+
+/// What a preview covers, in the page's title.
+fn scope(form: &CleanupForm) -> String {
+    let daemons = if form.daemon.is_empty() {
+        "all daemons".to_owned()
+    } else {
+        format!("daemon {}", form.daemon)
+    };
+    if form.owner.is_empty() {
+        daemons
+    } else {
+        format!("ExApp {} on {daemons}", form.owner)
+    }
 }
 
 async fn preview_page(
@@ -129,12 +150,9 @@ async fn preview_page(
 ) -> Result<HttpResponse, PageError> {
     let mut page = PreviewPage {
         layout: Layout::page("overview", &session),
-        scope: if query.daemon.is_empty() {
-            "all daemons".into()
-        } else {
-            format!("daemon {}", query.daemon)
-        },
+        scope: scope(&query),
         daemon: query.daemon.clone(),
+        owner: query.owner.clone(),
         min_age_hours: query.min_age_hours.clone(),
         rows: Vec::new(),
         total: format::bytes(0),
@@ -368,4 +386,20 @@ async fn run_live(app: web::Data<App>, id: web::Path<String>) -> Result<RunLive,
 /// The 12 hex digits `docker images` shows.
 fn short(image_id: &str) -> &str {
     image_id.get(7..19).unwrap_or(image_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_confirmation_stays_limited_to_the_exapp_it_previewed() {
+        let id = format!("sha256:{}", "ab".repeat(32));
+        let body = format!("owner=llm2&min_age_hours=0&images={id}&csrf_token=x");
+        let request = parse_confirmation(body.as_bytes()).unwrap();
+        assert_eq!(request.owner.as_ref().map(|o| o.as_str()), Some("llm2"));
+        assert_eq!(request.images.unwrap().len(), 1);
+        let everyone = parse_confirmation(format!("owner=&images={id}").as_bytes()).unwrap();
+        assert_eq!(everyone.owner, None, "an empty owner is no limit");
+    }
 }

@@ -15,7 +15,7 @@ use super::layout::Layout;
 use crate::app::App;
 use crate::domain::FieldErrors;
 use crate::inventory::Status;
-use crate::report::{ImageFilter, ImageFilterInput, ImageObject};
+use crate::report::{self, ImageFilter, ImageFilterInput, ImageObject};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/images", web::get().to(images_page))
@@ -207,6 +207,9 @@ pub struct Column {
     pub href: String,
     /// `ascending`, `descending` or `none`, for aria-sort.
     pub aria_sort: &'static str,
+    /// Hidden on a phone until asked for: image, owner, status and "frees
+    /// alone" are what an admin decides on.
+    pub optional: bool,
 }
 
 #[derive(Clone)]
@@ -342,6 +345,7 @@ async fn images_page(
                     (true, true) => "descending",
                     (true, false) => "ascending",
                 },
+                optional: matches!(key, SortKey::Daemon | SortKey::Created | SortKey::Size),
             }
         })
         .collect();
@@ -374,14 +378,18 @@ async fn images_page(
             value: o.clone(),
         })
         .collect();
-    let status_choices = Status::ALL
-        .iter()
-        .map(|s| Choice {
-            value: s.as_str().to_owned(),
-            label: status_label(*s).to_owned(),
-            selected: selected(&parsed.raw.status, s.as_str()),
-        })
-        .collect();
+    // "removable now" first: it is the question the admin comes with.
+    let status_choices = std::iter::once(Choice {
+        value: report::REMOVABLE.to_owned(),
+        label: "removable now".to_owned(),
+        selected: selected(&parsed.raw.status, report::REMOVABLE),
+    })
+    .chain(Status::ALL.iter().map(|s| Choice {
+        value: s.as_str().to_owned(),
+        label: status_label(*s).to_owned(),
+        selected: selected(&parsed.raw.status, s.as_str()),
+    }))
+    .collect();
     let page = ImagesPage {
         layout: Layout::page("images", &session),
         r: results,

@@ -1,5 +1,7 @@
-//! The overview: one card per daemon (reachability and disk use from its
-//! last scan) and the Rescan button.
+//! The overview: first the answer to "what can I free, and from which
+//! ExApp?" (a headline across all daemons and a row per ExApp), then one
+//! card per daemon (reachability and disk use from its last scan) and the
+//! Rescan button.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use crate::app::App;
 use crate::daemons::{self, DaemonSummary};
 use crate::inventory::{layers, Status};
 use crate::policy;
+use crate::report::summary::{self, Summary};
 use crate::scan::{self, CachedScan};
 use crate::store::StoredDaemon;
 
@@ -46,6 +49,116 @@ pub struct InventoryView {
     pub outdated_bytes: String,
     pub removable_count: usize,
     pub removable_bytes: String,
+}
+
+/// The headline and the per-ExApp table, ready to print.
+pub struct Headline {
+    /// "X can be freed now from N images (M ExApps)", or that nothing can.
+    pub now: String,
+    /// "Y more after the 24 h minimum age, from …", when anything waits.
+    pub later: Option<String>,
+    /// Why "Clean now" is off; None when there is something to remove.
+    pub blocked: Option<String>,
+    pub rows: Vec<ExAppRow>,
+    /// Rendered by a rescan: htmx swaps it in out of band, next to the cards.
+    pub oob: bool,
+}
+
+pub struct ExAppRow {
+    pub owner: String,
+    pub outdated_images: usize,
+    pub outdated_bytes: u64,
+    pub outdated_text: String,
+    pub removable_images: usize,
+    pub removable_bytes: u64,
+    pub removable_text: String,
+    /// What keeps the rest: "waits until …", "1 kept (keep_previous)".
+    pub note: String,
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The headline's words for `s`. PURE, so the wording is tested directly.
+pub fn headline(s: &Summary, policy: &policy::Policy, halted: bool) -> Headline {
+    let now = if s.removable_images == 0 {
+        "Nothing can be freed now.".to_owned()
+    } else {
+        let mut from = vec![plural(s.removable_exapps, "ExApp", "ExApps")];
+        if s.removable_unowned > 0 {
+            from.push(format!("{} without an owner", s.removable_unowned));
+        }
+        format!(
+            "{} can be freed now from {} ({}).",
+            format::bytes(s.removable_bytes),
+            plural(s.removable_images, "image", "images"),
+            from.join(", ")
+        )
+    };
+    let later = s.waiting_from.map(|at| {
+        format!(
+            "{}{} after the {} h minimum age, from {} ({}).",
+            format::bytes(s.waiting_bytes),
+            if s.removable_images == 0 { "" } else { " more" },
+            policy.min_age_hours,
+            format::datetime(at),
+            plural(s.waiting_images, "image", "images"),
+        )
+    });
+    let blocked = if halted {
+        Some("Nothing is removed while the settings cannot be read.".to_owned())
+    } else if s.removable_images > 0 {
+        None
+    } else if let Some(at) = s.waiting_from {
+        Some(format!(
+            "Nothing is removable yet: the first waiting image becomes removable on {}.",
+            format::datetime(at)
+        ))
+    } else if s.exapps.iter().any(|x| x.kept_images > 0) {
+        Some("Nothing is removable: keep_previous keeps every outdated image.".to_owned())
+    } else {
+        Some("Nothing is removable: no image is outdated.".to_owned())
+    };
+    let rows = s
+        .exapps
+        .iter()
+        .map(|x| {
+            let mut note = Vec::new();
+            if let Some(at) = x.waiting_from {
+                note.push(format!(
+                    "{} {} until {}",
+                    x.waiting_images,
+                    if x.waiting_images == 1 {
+                        "waits"
+                    } else {
+                        "wait"
+                    },
+                    format::datetime(at)
+                ));
+            }
+            if x.kept_images > 0 {
+                note.push(format!("{} kept (keep_previous)", x.kept_images));
+            }
+            ExAppRow {
+                owner: x.owner.clone(),
+                outdated_images: x.outdated_images,
+                outdated_bytes: x.outdated_bytes,
+                outdated_text: format::bytes(x.outdated_bytes),
+                removable_images: x.removable_images,
+                removable_bytes: x.removable_bytes,
+                removable_text: format::bytes(x.removable_bytes),
+                note: note.join(" · "),
+            }
+        })
+        .collect();
+    Headline {
+        now,
+        later,
+        blocked,
+        rows,
+        oob: false,
+    }
 }
 
 fn card(
@@ -91,7 +204,8 @@ fn card(
     }
 }
 
-async fn cards(app: &App, refresh: bool) -> Result<Vec<Card>, PageError> {
+/// The cards and the headline, from the same scans at the same moment.
+async fn cards(app: &App, refresh: bool) -> Result<(Vec<Card>, Headline), PageError> {
     let daemons = daemons::list(&app.store).await?;
     let scans = app
         .inventory
@@ -99,10 +213,19 @@ async fn cards(app: &App, refresh: bool) -> Result<Vec<Card>, PageError> {
         .await
         .map_err(PageError::internal)?;
     let (policy, now) = (app.policy().await, now_unix());
-    Ok(daemons
+    let cards = daemons
         .iter()
         .map(|d| card(d, &scans, &policy, refresh, now))
-        .collect())
+        .collect();
+    let summary = summary::summarize(
+        daemons
+            .iter()
+            .filter_map(|d| scans.get(&d.id).and_then(|c| c.scan.as_ref()))
+            .map(|scan| scan.images.as_slice()),
+        &policy,
+        now,
+    );
+    Ok((cards, headline(&summary, &policy, policy.halted)))
 }
 
 #[derive(Template)]
@@ -110,38 +233,40 @@ async fn cards(app: &App, refresh: bool) -> Result<Vec<Card>, PageError> {
 struct Overview {
     layout: Layout,
     cards: Vec<Card>,
+    h: Headline,
     /// Why nothing is removed right now (the settings cannot be read).
     halted: Option<String>,
 }
 
 async fn overview(app: web::Data<App>, session: CurrentSession) -> Result<HttpResponse, PageError> {
+    let (cards, h) = cards(&app, true).await?;
     let page = Overview {
         layout: Layout::page("overview", &session),
-        cards: cards(&app, true).await?,
+        cards,
+        h,
         halted: app.current_settings().await.err().map(|e| e.to_string()),
     };
     Ok(html(StatusCode::OK, &page))
 }
 
+/// The cards, and the headline swapped in out of band: both change with a scan.
 #[derive(Template, WebTemplate)]
-#[template(path = "fragments/cards.html")]
+#[template(path = "fragments/rescanned.html")]
 struct Cards {
     cards: Vec<Card>,
+    h: Headline,
 }
 
-/// Rescans every daemon; htmx swaps in the new cards, a plain form returns
-/// to the overview.
+/// Rescans every daemon; htmx swaps in the new cards and headline, a plain
+/// form returns to the overview.
 async fn rescan(app: web::Data<App>, req: HttpRequest) -> Result<HttpResponse, PageError> {
     scan::scan_all(&app.store, &app.scan_options().await)
         .await
         .map_err(PageError::internal)?;
     if req.headers().contains_key("HX-Request") {
-        Ok(html(
-            StatusCode::OK,
-            &Cards {
-                cards: cards(&app, false).await?,
-            },
-        ))
+        let (cards, mut h) = cards(&app, false).await?;
+        h.oob = true;
+        Ok(html(StatusCode::OK, &Cards { cards, h }))
     } else {
         Ok(HttpResponse::SeeOther()
             .insert_header(("Location", "/"))
@@ -175,4 +300,92 @@ async fn daemon_card(
 
 fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+    use crate::report::summary::ExAppFigures;
+
+    const AT: i64 = 1_800_000_000; // 2027-01-15 08:00 UTC
+
+    #[test]
+    fn the_headline_says_what_goes_now_from_how_many_images_and_exapps() {
+        let s = Summary {
+            removable_bytes: 1_500_000_000,
+            removable_images: 3,
+            removable_exapps: 2,
+            waiting_bytes: 400_000_000,
+            waiting_images: 1,
+            waiting_from: Some(AT),
+            ..Summary::default()
+        };
+        let h = headline(&s, &Policy::default(), false);
+        assert_eq!(h.now, "1.50 GB can be freed now from 3 images (2 ExApps).");
+        assert_eq!(
+            h.later.as_deref(),
+            Some("400 MB more after the 24 h minimum age, from 2027-01-15 08:00 UTC (1 image).")
+        );
+        assert_eq!(h.blocked, None);
+    }
+
+    #[test]
+    fn clean_now_is_off_with_the_reason_when_nothing_is_removable() {
+        let waiting = Summary {
+            waiting_bytes: 10,
+            waiting_images: 2,
+            waiting_from: Some(AT),
+            ..Summary::default()
+        };
+        let h = headline(&waiting, &Policy::default(), false);
+        assert_eq!(h.now, "Nothing can be freed now.");
+        assert!(h
+            .later
+            .as_deref()
+            .unwrap()
+            .starts_with("10 B after the 24 h"));
+        assert_eq!(
+            h.blocked.as_deref(),
+            Some(
+                "Nothing is removable yet: the first waiting image becomes removable on 2027-01-15 08:00 UTC."
+            )
+        );
+        let kept = Summary {
+            exapps: vec![ExAppFigures {
+                owner: "llm2".into(),
+                outdated_images: 1,
+                kept_images: 1,
+                ..ExAppFigures::default()
+            }],
+            ..Summary::default()
+        };
+        let h = headline(&kept, &Policy::default(), false);
+        assert_eq!(h.rows[0].note, "1 kept (keep_previous)");
+        let both = Summary {
+            exapps: vec![ExAppFigures {
+                owner: "llm2".into(),
+                outdated_images: 3,
+                waiting_images: 2,
+                waiting_from: Some(AT),
+                kept_images: 1,
+                ..ExAppFigures::default()
+            }],
+            ..Summary::default()
+        };
+        assert_eq!(
+            headline(&both, &Policy::default(), false).rows[0].note,
+            "2 wait until 2027-01-15 08:00 UTC · 1 kept (keep_previous)"
+        );
+        assert!(h.blocked.unwrap().contains("keep_previous"));
+        let none = headline(&Summary::default(), &Policy::default(), false);
+        assert_eq!(
+            none.blocked.as_deref(),
+            Some("Nothing is removable: no image is outdated.")
+        );
+        assert!(headline(&Summary::default(), &Policy::HALTED, true)
+            .blocked
+            .unwrap()
+            .contains("settings cannot be read"));
+    }
 }
