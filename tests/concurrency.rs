@@ -67,6 +67,20 @@ async fn counting_relay(upstream: &str) -> (String, Arc<AtomicUsize>) {
     (endpoint, listings)
 }
 
+/// A manual run as the API would make it, for queue tests on the store.
+fn a_manual_run() -> NewRun<'static> {
+    NewRun {
+        trigger: "manual",
+        requested_by: "test",
+        daemon: None,
+        min_age_hours: 0,
+        bytes_predicted: 0,
+        unless_run_since: None,
+        approved: None,
+        left_out: "[]",
+    }
+}
+
 #[tokio::test]
 async fn fifty_scans_of_one_daemon_at_once_cost_at_most_two_listings() {
     let (endpoint, listings) = counting_relay(&engine_a_tcp()).await;
@@ -152,16 +166,7 @@ async fn a_worker_waits_for_another_processs_lease_instead_of_claiming_again_and
         image_refs: "[]".into(),
         owner: None,
     };
-    let run = NewRun {
-        trigger: "manual",
-        requested_by: "test",
-        daemon: None,
-        min_age_hours: 0,
-        bytes_predicted: 0,
-        unless_run_since: None,
-        approved: None,
-        left_out: "[]",
-    };
+    let run = a_manual_run();
     let now = now_ms();
     store
         .create_run(&run, &[job(1), job(2)], now - 1000)
@@ -275,13 +280,6 @@ async fn reading_the_settings_needs_no_write_lock() {
     sqlx::query("ROLLBACK").execute(&mut writer).await.unwrap();
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 #[tokio::test]
 async fn a_removed_daemons_runs_and_jobs_stay_in_the_history_and_the_totals() {
     let engine = engine_a_sock();
@@ -339,16 +337,7 @@ async fn a_daemon_with_queued_jobs_is_not_removed_until_they_are_cancelled() {
     let app = spawn_app_with_daemons(&[("busy", endpoint)]).await;
     let store = &app.app.store;
     let daemon_id = store.list_daemons().await.unwrap()[0].id;
-    let run = NewRun {
-        trigger: "manual",
-        requested_by: "test",
-        daemon: None,
-        min_age_hours: 0,
-        bytes_predicted: 0,
-        unless_run_since: None,
-        approved: None,
-        left_out: "[]",
-    };
+    let run = a_manual_run();
     let job = NewJob {
         daemon_id,
         image_id: format!("sha256:{}", "ab".repeat(32)),

@@ -3,23 +3,12 @@
 mod common;
 
 use common::*;
-use serde_json::json;
-
-async fn add(app: &TestApp, name: &str, endpoint: &str) {
-    let (status, body) = app
-        .post_json(
-            "/api/v1/daemons",
-            &json!({"name": name, "endpoint": endpoint}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-}
 
 #[tokio::test]
 async fn the_overview_has_one_card_per_daemon_each_refreshing_itself() {
     let app = spawn_app().await;
-    add(&app, "alpha", &engine_a_sock()).await;
-    add(&app, "beta", &engine_b_sock()).await;
+    add_daemon(&app, "alpha", &engine_a_sock()).await;
+    add_daemon(&app, "beta", &engine_b_sock()).await;
     let (status, page) = app.get_text("/").await;
     assert_eq!(status, 200);
     for name in ["alpha", "beta"] {
@@ -35,8 +24,8 @@ async fn the_overview_has_one_card_per_daemon_each_refreshing_itself() {
 #[tokio::test]
 async fn a_card_shows_the_engine_and_api_version_or_the_error() {
     let app = spawn_app().await;
-    add(&app, "alpha", &engine_a_sock()).await;
-    add(&app, "gone", "unix:///nonexistent/docker.sock").await;
+    add_daemon(&app, "alpha", &engine_a_sock()).await;
+    add_daemon(&app, "gone", "unix:///nonexistent/docker.sock").await;
     let (status, card) = app.get_text("/daemons/alpha/card").await;
     assert_eq!(status, 200);
     assert!(
@@ -125,7 +114,7 @@ async fn the_add_form_stores_a_daemon_and_shows_it() {
 #[tokio::test]
 async fn test_connection_reports_the_live_state() {
     let app = spawn_app().await;
-    add(&app, "alpha", &engine_a_sock()).await;
+    add_daemon(&app, "alpha", &engine_a_sock()).await;
     let (_, page) = app.get_text("/daemons").await;
     assert!(page.contains(r#"hx-post="/daemons/alpha/test""#), "{page}");
     let response = app.htmx_post("/daemons/alpha/test").await;
@@ -141,7 +130,7 @@ async fn test_connection_reports_the_live_state() {
 #[tokio::test]
 async fn removing_asks_for_confirmation_first() {
     let app = spawn_app().await;
-    add(&app, "alpha", &engine_a_sock()).await;
+    add_daemon(&app, "alpha", &engine_a_sock()).await;
     let (status, confirm) = app.get_text("/daemons/alpha/remove").await;
     assert_eq!(status, 200);
     assert!(confirm.contains("Remove daemon alpha?"), "{confirm}");

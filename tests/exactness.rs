@@ -25,20 +25,15 @@ async fn app_with_hold(engine: &str, hold: &RemovalHold) -> TestApp {
     app
 }
 
-async fn add_daemon(app: &TestApp, name: &str, endpoint: &str) {
-    let (status, body) = app
-        .post_json(
-            "/api/v1/daemons",
-            &json!({"name": name, "endpoint": endpoint}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-}
-
 async fn start(app: &TestApp, body: Value) -> Value {
     let (status, run) = app.post_json("/api/v1/cleanup/runs", &body).await;
     assert_eq!(status, 202, "{run}");
     run
+}
+
+/// A run at min age 0 of this test's ExApp `name` only.
+async fn start_own(app: &TestApp, fx: &Fixtures, name: &str) -> Value {
+    start(app, json!({"min_age_hours": 0, "owner": appid(fx, name)})).await
 }
 
 async fn preview(app: &TestApp, body: Value) -> Value {
@@ -142,11 +137,7 @@ async fn a_freshly_pulled_image_is_pending_and_a_manual_run_at_min_age_0_leaves_
         "{previewed}"
     );
     app.start_worker();
-    let run = start(
-        &app,
-        json!({"min_age_hours": 0, "owner": appid(&fx, "pend")}),
-    )
-    .await;
+    let run = start_own(&app, &fx, "pend").await;
     let run = app
         .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
         .await;
@@ -380,11 +371,7 @@ async fn an_image_tagged_since_the_preview_is_skipped_and_nothing_is_untagged() 
     let app = app_with_hold(&engine, &hold).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "gained", 1);
-    let run = start(
-        &app,
-        json!({"min_age_hours": 0, "owner": appid(&fx, "gained")}),
-    )
-    .await;
+    let run = start_own(&app, &fx, "gained").await;
     let job = job_id(&run, &old[0]);
     let id = id_of(&fx, &old[0]);
     let gained = fx.unique("someone-elses:keep");
@@ -456,11 +443,7 @@ async fn a_refusal_after_untagging_puts_the_tags_back() {
     let second = format!("{}-cpu", old[0]);
     fx.docker(&["tag", &old[0], &second]);
     let id = id_of(&fx, &old[0]);
-    let run = start(
-        &app,
-        json!({"min_age_hours": 0, "owner": appid(&fx, "retag")}),
-    )
-    .await;
+    let run = start_own(&app, &fx, "retag").await;
     let job = job_id(&run, &old[0]);
     app.start_worker();
     hold.reached(job).await;
@@ -491,11 +474,7 @@ async fn without_force_docker_refuses_an_image_an_exited_container_took_after_th
         let app = app_with_hold(&engine, &hold).await;
         let fx = Fixtures::new(&engine);
         let (_, old) = exapp(&fx, "noforce", 1);
-        let run = start(
-            &app,
-            json!({"min_age_hours": 0, "owner": appid(&fx, "noforce")}),
-        )
-        .await;
+        let run = start_own(&app, &fx, "noforce").await;
         let job = job_id(&run, &old[0]);
         app.start_worker();
         hold.reached(job).await;
@@ -537,11 +516,7 @@ async fn unreadable_settings_stop_every_removal_until_they_are_saved_again() {
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "failclosed", 1);
-    let run = start(
-        &app,
-        json!({"min_age_hours": 0, "owner": appid(&fx, "failclosed")}),
-    )
-    .await;
+    let run = start_own(&app, &fx, "failclosed").await;
     job_for(&run, &old[0]);
     break_settings(&app).await;
 
@@ -595,11 +570,7 @@ async fn a_pattern_protected_while_a_run_is_in_progress_protects_its_jobs_not_ye
     let app = app_with_hold(&engine, &hold).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "midrun", 2);
-    let run = start(
-        &app,
-        json!({"min_age_hours": 0, "owner": appid(&fx, "midrun")}),
-    )
-    .await;
+    let run = start_own(&app, &fx, "midrun").await;
     let first = run["jobs"][0]["id"].as_i64().unwrap();
     let second = run["jobs"][1]["id"].as_i64().unwrap();
     let second_tag = run["jobs"][1]["image_refs"][0].as_str().unwrap().to_owned();
@@ -630,11 +601,7 @@ async fn a_worker_that_lost_its_lease_sends_no_removal() {
     let app = app_with_hold(&engine, &hold).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "stolen", 1);
-    let run = start(
-        &app,
-        json!({"min_age_hours": 0, "owner": appid(&fx, "stolen")}),
-    )
-    .await;
+    let run = start_own(&app, &fx, "stolen").await;
     let job = job_id(&run, &old[0]);
     app.start_worker();
     hold.reached(job).await;
@@ -666,11 +633,7 @@ async fn a_job_whose_worker_dies_at_every_attempt_fails_at_the_limit_with_the_re
     add_daemon(&app, "d", &engine).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "crashloop", 1);
-    let run = start(
-        &app,
-        json!({"min_age_hours": 0, "owner": appid(&fx, "crashloop")}),
-    )
-    .await;
+    let run = start_own(&app, &fx, "crashloop").await;
     let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
     let store = &app.app.store;
     // A worker claims it and dies, three times over.
@@ -710,11 +673,7 @@ async fn a_job_that_fails_every_attempt_ends_failed_with_the_last_error() {
     add_daemon(&app, "spare", &SpareEngine::sock()).await;
     let fx = Fixtures::new(&SpareEngine::sock());
     let (_, old) = exapp(&fx, "always_down", 1);
-    let run = start(
-        &app,
-        json!({"min_age_hours": 0, "owner": appid(&fx, "always_down")}),
-    )
-    .await;
+    let run = start_own(&app, &fx, "always_down").await;
     job_for(&run, &old[0]);
     let stopped = SpareEngine::stop();
     app.start_worker();
@@ -742,11 +701,7 @@ async fn clean_works_its_own_run_and_leaves_other_runs_to_their_server() {
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "own_run", 2);
     // The server's run (its worker is not running) has queued jobs.
-    let theirs = start(
-        &app,
-        json!({"min_age_hours": 0, "owner": appid(&fx, "own_run")}),
-    )
-    .await;
+    let theirs = start_own(&app, &fx, "own_run").await;
     for tag in &old {
         job_for(&theirs, tag);
     }
@@ -824,11 +779,7 @@ async fn a_removal_whose_answer_was_lost_counts_the_bytes_its_layers_freed() {
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "lost_answer", 1);
-    let run = start(
-        &app,
-        json!({"min_age_hours": 0, "owner": appid(&fx, "lost_answer")}),
-    )
-    .await;
+    let run = start_own(&app, &fx, "lost_answer").await;
     let job = job_id(&run, &old[0]);
     let id = id_of(&fx, &old[0]);
     // What a first attempt leaves behind when the daemon removed the image
@@ -862,13 +813,6 @@ async fn a_removal_whose_answer_was_lost_counts_the_bytes_its_layers_freed() {
         j["error"].as_str().unwrap().contains("answer was lost"),
         "{j}"
     );
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use actix_web::{web, Error, FromRequest, HttpMessage, HttpRequest, HttpResponse}
 use futures_util::StreamExt;
 use serde_json::json;
 
-use super::throttle::{Admission, Throttles};
+use super::throttle::{Throttles, Verdict};
 use super::BODY_LIMIT;
 use crate::app::App;
 use crate::auth::{self, Session};
@@ -59,19 +59,19 @@ pub async fn guard(
         let Some(token) = bearer_token(req.request()) else {
             return Ok(req.into_response(unauthorized_api()));
         };
-        // Wrong tokens are throttled per client like failed logins, and
-        // counted before the check for the same reason.
+        // Wrong tokens are throttled per client like failed logins. Unlike a
+        // password, a token is checked by one hash comparison, so a failure
+        // is counted after the check: counting every request before it (as
+        // logins do, against parallel Argon2 work) would lock out a client
+        // that sends many requests at once with the right token.
         let throttles = req
             .app_data::<web::Data<Throttles>>()
             .expect("Throttles are registered")
             .clone();
         let ip = super::client_ip(req.request(), &app);
-        let delay_if_wrong = match throttles.api_tokens.admit(ip) {
-            Admission::Locked { retry_after } => {
-                return Ok(req.into_response(api_locked(retry_after)))
-            }
-            Admission::Admitted { delay_if_wrong } => delay_if_wrong,
-        };
+        if let Verdict::Locked { retry_after } = throttles.api_tokens.check(ip) {
+            return Ok(req.into_response(api_locked(retry_after)));
+        }
         let ok = app
             .api_token
             .accepts(&app.store, &token)
@@ -82,7 +82,8 @@ pub async fn guard(
             });
         if !ok {
             tracing::warn!(client = %ip, "wrong API token");
-            tokio::time::sleep(delay_if_wrong).await;
+            let delay = throttles.api_tokens.failed(ip);
+            tokio::time::sleep(delay).await;
             return Ok(req.into_response(unauthorized_api()));
         }
         throttles.api_tokens.succeeded(ip);

@@ -404,13 +404,7 @@ pub async fn steady_and_spare() -> (TestApp, fixtures::Fixtures, fixtures::Fixtu
 pub async fn spawn_app_with_daemons(daemons: &[(&str, String)]) -> TestApp {
     let app = spawn_app().await;
     for (name, endpoint) in daemons {
-        let (status, body) = app
-            .post_json(
-                "/api/v1/daemons",
-                &serde_json::json!({"name": name, "endpoint": endpoint}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
+        add_daemon(&app, name, endpoint).await;
     }
     app
 }
@@ -534,4 +528,23 @@ pub fn confirmed_images_in(page: &str) -> Vec<String> {
                 .to_owned()
         })
         .collect()
+}
+
+/// Adds a daemon through the API; it must be accepted.
+pub async fn add_daemon(app: &TestApp, name: &str, endpoint: &str) {
+    let (status, body) = app
+        .post_json(
+            "/api/v1/daemons",
+            &serde_json::json!({"name": name, "endpoint": endpoint}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+}
+
+/// Unix milliseconds now, as the job queue counts time.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
