@@ -30,7 +30,7 @@ async fn with_a_cleaned_exapp() -> TestApp {
     let (_, run) = app
         .post_json(
             "/api/v1/cleanup/runs",
-            &json!({"daemon": "b", "min_age_hours": 0}),
+            &json!({"daemon": "b", "min_age_hours": 0, "owner": appid(&fx, "metrics")}),
         )
         .await;
     app.wait_for_run(run["id"].as_i64().unwrap(), Duration::from_secs(60))

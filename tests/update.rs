@@ -80,7 +80,19 @@ async fn watched(daemon: &str, engine: &str, cleanup_on_update: bool) -> TestApp
     app.start_worker();
     app.start_watch(SETTLE);
     // The watcher's first scan: it learns the ExApps' current images.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
+    let started = Instant::now();
+    loop {
+        let scan = app.app.store.load_scan(daemon_id).await.unwrap();
+        if scan.is_some_and(|s| s.scanned_at.is_some()) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the watcher never scanned"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     app
 }
 

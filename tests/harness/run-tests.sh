@@ -18,13 +18,24 @@ fi
 # size of target/; set CARGO_INCREMENTAL=1 to keep it.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
+# Each phase says how long it took, so the suite's time can be watched.
+phase_started=$SECONDS
+phase() {
+  echo "run-tests: $1 took $((SECONDS - phase_started)) s" >&2
+  phase_started=$SECONDS
+}
+
 bash tests/harness/engines.sh install
+phase "install"
+# Queries are checked against the committed .sqlx data: no database needed to build.
+export SQLX_OFFLINE=true
+cargo test --locked --all-targets --no-run "$@"
+phase "build"
 root=$(mktemp -d /tmp/exapp-janitor-engines.XXXXXX)
 trap 'bash tests/harness/engines.sh stop "$root"' EXIT
 bash tests/harness/engines.sh start "$root"
 # shellcheck disable=SC1091
 . "$root/env"
-
-# Queries are checked against the committed .sqlx data: no database needed to build.
-export SQLX_OFFLINE=true
+phase "engines"
 cargo test --locked --all-targets "$@"
+phase "tests"
