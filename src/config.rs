@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::domain::TrustedProxy;
+use crate::domain::{PublicUrl, TrustedProxy};
 
 /// Options every command shares.
 #[derive(Debug, Clone, Args)]
@@ -156,6 +156,12 @@ pub struct ServeConfig {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<TrustedProxy>,
+
+    /// The URL people use to reach the janitor (https://janitor.example.org):
+    /// the only Host and Origin it then answers. Without it, only IP
+    /// addresses and localhost are served, which DNS rebinding cannot reach.
+    #[arg(long, value_name = "URL", env = "EXAPP_JANITOR_PUBLIC_URL")]
+    pub public_url: Option<PublicUrl>,
 }
 
 impl ServeConfig {

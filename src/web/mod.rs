@@ -15,6 +15,7 @@ mod image_pages;
 mod layout;
 mod login;
 mod metrics;
+mod origin;
 mod overview;
 mod settings;
 pub mod throttle;
