@@ -13,7 +13,7 @@ use exapp_janitor::auth;
 use exapp_janitor::config::GlobalConfig;
 use exapp_janitor::domain::TrustedProxies;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// No cookie store: each test carries the session cookie itself, because a
 /// `Secure` cookie is never sent back over the plain HTTP the tests speak.
@@ -400,4 +400,101 @@ async fn serve_pins_the_host_from_the_environment_or_the_config_file() {
         );
         assert_eq!(get("127.0.0.1").await.unwrap().status(), 421, "{env:?}");
     }
+}
+
+// --------------------------------------------------- strict JSON (3)
+
+#[tokio::test]
+async fn the_api_takes_numbers_only_as_numbers_and_names_the_field() {
+    let app = spawn_app().await;
+    let before = app.get_json("/api/v1/settings").await;
+    for (body, field) in [
+        (json!({"keep_previous": "2"}), "keep_previous"),
+        (json!({"interval_hours": "5"}), "interval_hours"),
+        (json!({"min_age_hours": " 5 "}), "min_age_hours"),
+        (json!({"remove_dangling": "on"}), "remove_dangling"),
+        (json!({"cleanup_on_update": "true"}), "cleanup_on_update"),
+    ] {
+        let (status, answer) = app.patch_settings(&body).await;
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert!(answer["fields"][field].is_string(), "{body}: {answer}");
+    }
+    assert_eq!(app.get_json("/api/v1/settings").await, before);
+    for path in ["/api/v1/cleanup/preview", "/api/v1/cleanup/runs"] {
+        for (body, field) in [
+            (json!({"min_age_hours": "5"}), "min_age_hours"),
+            (json!({"daemon": 5}), "daemon"),
+            (json!({"images": "sha256:x"}), "images"),
+        ] {
+            let (status, answer) = app.post_json(path, &body).await;
+            assert_eq!(status, 422, "{path} {body}: {answer}");
+            assert!(
+                answer["fields"][field].is_string(),
+                "{path} {body}: {answer}"
+            );
+        }
+    }
+    let (status, answer) = app
+        .post_json(
+            "/api/v1/daemons",
+            &json!({"name": 5, "endpoint": "unix:///x.sock"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["fields"]["name"].is_string(), "{answer}");
+    assert_eq!(app.get_json("/api/v1/cleanup/runs").await, json!([]));
+    assert!(app.daemon_names().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_duplicate_key_is_400_on_every_json_route() {
+    let app = spawn_app().await;
+    let before = app.get_json("/api/v1/settings").await;
+    for (method, path, body) in [
+        (
+            reqwest::Method::PATCH,
+            "/api/v1/settings",
+            r#"{"keep_previous": 1, "keep_previous": 2}"#,
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/api/v1/settings",
+            r#"{"version": 1, "version": 1}"#,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/cleanup/preview",
+            r#"{"min_age_hours": 1, "min_age_hours": 2}"#,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/cleanup/runs",
+            r#"{"daemon": "a", "daemon": "b"}"#,
+        ),
+        (
+            reqwest::Method::POST,
+            "/api/v1/daemons",
+            r#"{"name": "a", "name": "b", "endpoint": "unix:///x.sock"}"#,
+        ),
+    ] {
+        let response = app
+            .http
+            .request(method.clone(), app.url(path))
+            .bearer_auth(&app.api_token)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 400, "{method} {path} {body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap_or("").contains("duplicate"),
+            "{answer}"
+        );
+    }
+    assert_eq!(app.get_json("/api/v1/settings").await, before);
+    assert_eq!(app.get_json("/api/v1/cleanup/runs").await, json!([]));
+    assert!(app.daemon_names().await.is_empty());
 }

@@ -12,6 +12,7 @@ mod errors;
 mod format;
 mod guard;
 mod image_pages;
+mod json_body;
 mod layout;
 mod login;
 mod metrics;
