@@ -54,7 +54,8 @@ pub struct App {
     pub scans: Arc<ScanGate>,
     /// Every daemon's image objects, shared until an input changes.
     pub reports: Arc<ReportCache>,
-    /// Proxies whose `X-Forwarded-For` names the client (login throttle).
+    /// Proxies whose forwarding headers are believed: the client's address
+    /// (throttles), the scheme (`Secure` cookie) and host (Host and Origin checks).
     pub trusted_proxies: TrustedProxies,
     /// The address the janitor is reached at (`--public-url`): the only
     /// `Host` and `Origin` accepted. None: IP addresses and `localhost`.

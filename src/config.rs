@@ -147,7 +147,9 @@ pub struct ServeConfig {
     pub metrics_public: bool,
 
     /// A reverse proxy (address or network) whose X-Forwarded-For names the
-    /// client, so that failed logins are counted per client and not per proxy.
+    /// client, so that failed logins are counted per client and not per proxy,
+    /// and whose X-Forwarded-Proto/-Host (or Forwarded) name the scheme and
+    /// host the browser used. From anyone else these headers are ignored.
     /// Repeat the flag, or separate with commas in the environment variable.
     #[arg(
         long = "trusted-proxy",
