@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use crate::auth::{self, ApiTokenSource, AuthError, SessionLimits};
 use crate::config::{GlobalConfig, ServeConfig};
 use crate::daemons;
-use crate::domain::{Settings, TrustedProxies};
+use crate::domain::{PublicUrl, Settings, TrustedProxies};
 use crate::policy::Policy;
 use crate::report::{Report, ReportCache};
 use crate::scan::{ClientCache, InventoryCache, ScanGate, ScanOptions};
@@ -54,8 +54,12 @@ pub struct App {
     pub scans: Arc<ScanGate>,
     /// Every daemon's image objects, shared until an input changes.
     pub reports: Arc<ReportCache>,
-    /// Proxies whose `X-Forwarded-For` names the client (login throttle).
+    /// Proxies whose forwarding headers are believed: the client's address
+    /// (throttles), the scheme (`Secure` cookie) and host (Host and Origin checks).
     pub trusted_proxies: TrustedProxies,
+    /// The address the janitor is reached at (`--public-url`): the only
+    /// `Host` and `Origin` accepted. None: IP addresses and `localhost`.
+    pub public_url: Option<PublicUrl>,
 }
 
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
@@ -87,6 +91,7 @@ impl App {
             scans: Arc::default(),
             reports: Arc::default(),
             trusted_proxies: TrustedProxies::default(),
+            public_url: None,
         })
     }
 
@@ -205,6 +210,7 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
     };
     app.metrics_public = config.metrics_public;
     app.trusted_proxies = TrustedProxies::new(config.trusted_proxies.clone());
+    app.public_url = config.public_url.clone();
     let env_password = std::env::var("EXAPP_JANITOR_ADMIN_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty());

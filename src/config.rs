@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::domain::TrustedProxy;
+use crate::domain::{PublicUrl, TrustedProxy};
 
 /// Options every command shares.
 #[derive(Debug, Clone, Args)]
@@ -147,7 +147,9 @@ pub struct ServeConfig {
     pub metrics_public: bool,
 
     /// A reverse proxy (address or network) whose X-Forwarded-For names the
-    /// client, so that failed logins are counted per client and not per proxy.
+    /// client, so that failed logins are counted per client and not per proxy,
+    /// and whose X-Forwarded-Proto/-Host (or Forwarded) name the scheme and
+    /// host the browser used. From anyone else these headers are ignored.
     /// Repeat the flag, or separate with commas in the environment variable.
     #[arg(
         long = "trusted-proxy",
@@ -156,6 +158,12 @@ pub struct ServeConfig {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<TrustedProxy>,
+
+    /// The URL people use to reach the janitor (https://janitor.example.org):
+    /// the only Host and Origin it then answers. Without it, only IP
+    /// addresses and localhost are served, which DNS rebinding cannot reach.
+    #[arg(long, value_name = "URL", env = "EXAPP_JANITOR_PUBLIC_URL")]
+    pub public_url: Option<PublicUrl>,
 }
 
 impl ServeConfig {

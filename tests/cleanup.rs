@@ -343,6 +343,8 @@ async fn bad_cleanup_requests_are_refused_and_queue_nothing() {
         (json!({"min_age_hours": 87601}), "min_age_hours"),
         (json!({"daemon": "ghost"}), "daemon"),
         (json!({"daemon": "bad name"}), "daemon"),
+        // A number is a JSON number (one rule for the whole API).
+        (json!({"min_age_hours": "soon"}), "min_age_hours"),
     ] {
         let (status, answer) = app.post_json("/api/v1/cleanup/runs", &body).await;
         assert_eq!(status, 422, "{body}: {answer}");
@@ -350,7 +352,7 @@ async fn bad_cleanup_requests_are_refused_and_queue_nothing() {
     }
     for raw in [
         &b"{"[..],
-        br#"{"min_age_hours": "soon"}"#,
+        br#"{"min_age_hours": 1, "min_age_hours": 2}"#,
         br#"{"force": true}"#,
     ] {
         let response = app

@@ -94,7 +94,7 @@ async fn malformed_bodies_are_400_with_a_json_error() {
     let app = spawn_app().await;
     let bodies: [&[u8]; 5] = [
         b"{not json",
-        br#"{"name": 5, "endpoint": "unix:///x.sock"}"#,
+        br#"{"name": "x", "name": "y", "endpoint": "unix:///x.sock"}"#,
         br#"{"name": "x", "endpoint": "unix:///x.sock", "force": true}"#,
         b"\xff\xfe\x00garbage",
         br#""a string""#,

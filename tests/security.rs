@@ -408,9 +408,16 @@ async fn the_session_cookie_is_http_only_and_same_site_strict() {
         !cookie.contains("Secure"),
         "no Secure over plain HTTP: {cookie}"
     );
-    let behind_tls = app
+    // Behind a TLS proxy, and only a trusted one (tests/security_round3.rs
+    // shows that anyone else claiming HTTPS does not count).
+    let proxied = spawn_app_with(|app| {
+        app.trusted_proxies =
+            exapp_janitor::domain::TrustedProxies::new(vec!["127.0.0.1".parse().unwrap()]);
+    })
+    .await;
+    let behind_tls = proxied
         .anon
-        .post(app.url("/login"))
+        .post(proxied.url("/login"))
         .header("X-Forwarded-Proto", "https")
         .form(&[("password", TEST_PASSWORD)])
         .send()

@@ -9,6 +9,7 @@ mod ids;
 mod new_daemon;
 mod one_line;
 mod protected;
+mod public_url;
 mod settings;
 mod trusted_proxies;
 
@@ -19,6 +20,7 @@ pub use ids::{AppId, ImageId, EXAPP_CONTAINER_PREFIX};
 pub use new_daemon::{NewDaemon, NewDaemonInput};
 pub use one_line::{OneLine, ERROR_MAX_CHARS};
 pub use protected::ProtectedPattern;
+pub use public_url::{is_address_or_localhost, PublicUrl, PublicUrlError};
 pub use settings::{Settings, MAX_HOURS, SETTING_KEYS};
 pub use trusted_proxies::{
     canonical as canonical_ip, TrustedProxies, TrustedProxy, TrustedProxyError,

@@ -51,8 +51,37 @@ pub const SETTING_KEYS: [&str; 6] = [
 ];
 
 impl Settings {
+    /// The JSON API's stricter rule on top of `apply`: numbers must be JSON
+    /// numbers and switches JSON booleans. `apply` also takes them as text,
+    /// because an HTML form (the Settings page) sends nothing else; an API
+    /// client that sends `"5"` has made a mistake worth telling it about.
+    pub fn check_json_types(change: &Map<String, Value>) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::new();
+        for (key, value) in change {
+            let (ok, expected) = match key.as_str() {
+                "interval_hours" | "min_age_hours" | "keep_previous" => {
+                    (value.is_number(), "a JSON number")
+                }
+                "cleanup_on_update" | "remove_dangling" => {
+                    (value.is_boolean(), "a JSON boolean (true or false)")
+                }
+                _ => (true, ""), // unknown keys and the patterns: `apply` says why
+            };
+            if !ok {
+                let got = if value.is_string() {
+                    ", not a string"
+                } else {
+                    ""
+                };
+                errors.add(key, format!("must be {expected}{got}"));
+            }
+        }
+        errors.into_result(|| ())
+    }
+
     /// Applies a change (any subset of the keys, JSON values). Every key is
-    /// checked; one bad value refuses the whole change.
+    /// checked; one bad value refuses the whole change. Numbers and switches
+    /// may come as text (forms); the API checks `check_json_types` first.
     pub fn apply(&self, change: &Map<String, Value>) -> Result<Settings, FieldErrors> {
         let mut next = self.clone();
         let mut errors = FieldErrors::new();
@@ -194,6 +223,34 @@ mod tests {
         ] {
             assert!(errors.get(field).is_some(), "{field}: {errors}");
         }
+    }
+
+    #[test]
+    fn the_json_api_takes_numbers_and_switches_only_as_json_numbers_and_booleans() {
+        let errors = Settings::check_json_types(&change(json!({
+            "keep_previous": "2",
+            "interval_hours": " 5 ",
+            "min_age_hours": true,
+            "remove_dangling": "on",
+            "cleanup_on_update": 1,
+        })))
+        .unwrap_err();
+        assert!(errors
+            .get("keep_previous")
+            .unwrap()
+            .contains("not a string"));
+        assert!(errors
+            .get("remove_dangling")
+            .unwrap()
+            .contains("JSON boolean"));
+        assert_eq!(errors.iter().count(), 5, "{errors}");
+        assert!(Settings::check_json_types(&change(json!({
+            "keep_previous": 2,
+            "remove_dangling": false,
+            "protected_patterns": [],
+            "unknown": "left to apply",
+        })))
+        .is_ok());
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The reverse proxies whose `X-Forwarded-For` is believed. Only the login
-//! throttle asks who the client is, so only it uses this.
+//! The reverse proxies whose forwarding headers are believed: their
+//! `X-Forwarded-For` names the client for the throttles, and their
+//! `X-Forwarded-Proto`/`-Host` and `Forwarded` the scheme and host the
+//! browser used (src/web/origin.rs). From anyone else these are ignored.
 
 use std::fmt;
 use std::net::IpAddr;

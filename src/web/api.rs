@@ -8,10 +8,11 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::errors::ApiError;
+use super::json_body::{self, Kind};
 use super::BODY_LIMIT;
 use crate::app::App;
 use crate::daemons::{self, DaemonSummary};
-use crate::domain::{FieldErrors, NewDaemonInput};
+use crate::domain::{FieldErrors, NewDaemonInput, Settings};
 use crate::jobs::{self, CancelError, CleanupError, CleanupRequest, CleanupRequestInput, Trigger};
 use crate::report::{self, ImageFilter, ImageFilterInput};
 use crate::scan;
@@ -81,10 +82,22 @@ async fn list_daemons(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(body))
 }
 
-async fn add_daemon(
-    app: web::Data<App>,
-    input: web::Json<NewDaemonInput>,
-) -> Result<HttpResponse, ApiError> {
+async fn add_daemon(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let body = json_body::object(&body, false)?;
+    json_body::check_types(
+        &body,
+        &[
+            ("name", Kind::Text),
+            ("endpoint", Kind::Text),
+            ("tls_ca", Kind::Text),
+            ("tls_cert", Kind::Text),
+            ("tls_key", Kind::Text),
+        ],
+        &["tls_ca", "tls_cert", "tls_key"],
+    )
+    .map_err(ApiError::Invalid)?;
+    let input: NewDaemonInput = serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let added = daemons::add(&app.store, &input).await?;
     let checked = daemons::check(&app.store, added, app.daemon_timeout).await;
     Ok(HttpResponse::Created().json(DaemonSummary::from(&checked)))
@@ -169,18 +182,20 @@ fn shared_body(
 
 /// `{"daemon"?, "min_age_hours"?, "images"?}`; an empty body means `{}`.
 fn cleanup_request(body: &[u8]) -> Result<CleanupRequest, ApiError> {
-    let input: CleanupRequestInput = if body.iter().all(u8::is_ascii_whitespace) {
-        CleanupRequestInput::default()
-    } else {
-        let invalid =
-            |e: serde_json::Error| ApiError::BadRequest(format!("invalid JSON body: {e}"));
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
-        if !value.is_object() {
-            // serde would take `[]` for a struct with every field left out.
-            return Err(ApiError::BadRequest("expected a JSON object".into()));
-        }
-        serde_json::from_value(value).map_err(invalid)?
-    };
+    let body = json_body::object(body, true)?;
+    json_body::check_types(
+        &body,
+        &[
+            ("daemon", Kind::Text),
+            ("min_age_hours", Kind::Integer),
+            ("images", Kind::TextList),
+            ("owner", Kind::Text),
+        ],
+        &["daemon", "min_age_hours", "images", "owner"],
+    )
+    .map_err(ApiError::Invalid)?;
+    let input: CleanupRequestInput = serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     CleanupRequest::parse(&input).map_err(ApiError::Invalid)
 }
 
@@ -253,8 +268,7 @@ async fn get_settings(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
 /// Any subset of the settings; one bad value and nothing changes (422 with
 /// a message per field).
 async fn patch_settings(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let mut change: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("expected a JSON object of settings: {e}")))?;
+    let mut change = json_body::object(&body, false)?;
     // `"version": N` applies the change only to that version (409 otherwise).
     let seen = match change.remove("version") {
         None => None,
@@ -265,6 +279,16 @@ async fn patch_settings(app: web::Data<App>, body: web::Bytes) -> Result<HttpRes
             ))
         })?),
     };
+    // Numbers as numbers: the form's leniency (text) is not the API's. A
+    // type error is reported with every other invalid value at once.
+    if let Err(mut errors) = Settings::check_json_types(&change) {
+        if let Err(others) = Settings::default().apply(&change) {
+            for (field, message) in others.iter() {
+                errors.add(field, message);
+            }
+        }
+        return Err(ApiError::Invalid(errors));
+    }
     match settings::update(&app, &change, seen).await {
         Ok(view) => Ok(HttpResponse::Ok().json(view)),
         Err(e) => Err(settings_error(e)),

@@ -1,29 +1,37 @@
 //! Who may do what, decided once for every request before any handler runs:
-//! the API needs its bearer token, pages need a session, and every
-//! state-changing page request must come from our own pages (Origin and
-//! Sec-Fetch-Site) and carry the session's CSRF token (header or form field).
+//! only the janitor's own host is served (DNS rebinding), the API needs its
+//! bearer token, pages need a session, and every state-changing page request
+//! must come from our own pages (Origin and Sec-Fetch-Site) and carry the
+//! session's CSRF token (header or form field).
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use askama::Template;
 use futures_util::StreamExt;
 use serde_json::json;
 
+use super::errors::html;
+use super::layout::Layout;
+use super::origin::RequestOrigin;
 use super::throttle::{Throttles, Verdict};
 use super::BODY_LIMIT;
 use crate::app::App;
 use crate::auth::{self, Session};
+use crate::domain::{is_address_or_localhost, PublicUrl};
 
 pub const SESSION_COOKIE: &str = "exapp_janitor_session";
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 pub const CSRF_FIELD: &str = "csrf_token";
 
+const HEALTH: &str = "/api/v1/health";
+
 /// Reachable without logging in.
 fn is_public(method: &Method, path: &str) -> bool {
     path.starts_with("/static/")
-        || path == "/api/v1/health"
+        || path == HEALTH
         || (path == "/login" && (method == Method::GET || method == Method::POST))
 }
 
@@ -43,8 +51,21 @@ pub async fn guard(
     // decoded (`/%61pi/…` is `/api/…`). Classified by the raw path, such a
     // request was a page request that a session cookie let into the API.
     let path = req.match_info().as_str().to_owned();
+    let origin = RequestOrigin::of(req.request(), &app.trusted_proxies);
 
-    if !is_safe(req.method()) && !path.starts_with("/api/") && !same_origin(req.request()) {
+    // The health check answers any Host: load balancers, container
+    // healthchecks and monitoring ask by address or by a service name
+    // (`exapp-janitor:8080`), and it tells a rebinding page nothing but
+    // the version, which is no secret.
+    if path != HEALTH && !host_accepted(app.public_url.as_ref(), &origin.host) {
+        tracing::warn!(host = ?origin.host, "refused a request for a host that is not ours");
+        let response = wrong_host(&path, app.public_url.as_ref(), &origin);
+        return Ok(req.into_response(response));
+    }
+    if !is_safe(req.method())
+        && !path.starts_with("/api/")
+        && !same_origin(req.request(), app.public_url.as_ref(), &origin)
+    {
         return Ok(req.into_response(forbidden(
             "This request did not come from exapp-janitor's own pages.",
         )));
@@ -120,9 +141,59 @@ pub async fn guard(
     Ok(next.call(req).await?.map_into_boxed_body())
 }
 
+/// A DNS-rebinding page reaches us under its own domain name, which the
+/// browser sends as `Host`: only the pinned public URL's host, or without
+/// one an IP address or a `localhost` name (which cannot be rebound), is ours.
+fn host_accepted(public_url: Option<&PublicUrl>, host: &str) -> bool {
+    match public_url {
+        Some(url) => url.matches_host(host),
+        None => is_address_or_localhost(host),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "wrong_host.html")]
+struct WrongHostPage<'a> {
+    layout: Layout,
+    host: &'a str,
+    public_url: Option<String>,
+    suggestion: String,
+}
+
+/// 421 Misdirected Request: this server does not answer for that host. A
+/// page (or, for the API, a JSON error) that says how to make it answer.
+fn wrong_host(path: &str, public_url: Option<&PublicUrl>, origin: &RequestOrigin) -> HttpResponse {
+    let host: String = origin.host.chars().take(255).collect();
+    let scheme = if origin.https { "https" } else { "http" };
+    let suggestion = format!("{scheme}://{host}");
+    if path.starts_with("/api/") {
+        let error = match public_url {
+            Some(url) => format!(
+                "this server answers only at {url} (--public-url), not at {host:?}"
+            ),
+            None => format!(
+                "this server answers at IP addresses and localhost only; to use the name {host:?}, start it with --public-url {suggestion} (or EXAPP_JANITOR_PUBLIC_URL)"
+            ),
+        };
+        return HttpResponse::build(StatusCode::MISDIRECTED_REQUEST)
+            .json(json!({ "error": error }));
+    }
+    html(
+        StatusCode::MISDIRECTED_REQUEST,
+        &WrongHostPage {
+            layout: Layout::public(),
+            host: &host,
+            public_url: public_url.map(PublicUrl::to_string),
+            suggestion,
+        },
+    )
+}
+
 /// Cross-site requests are refused: the browser tells us where a request
-/// came from in `Sec-Fetch-Site` (modern browsers) or `Origin`.
-fn same_origin(req: &HttpRequest) -> bool {
+/// came from in `Sec-Fetch-Site` (modern browsers) or `Origin`. The Origin
+/// must be the pinned public URL's, or have the request's own host (as
+/// the peer sent it, or a trusted proxy forwarded it).
+fn same_origin(req: &HttpRequest, public_url: Option<&PublicUrl>, own: &RequestOrigin) -> bool {
     if let Some(site) = req.headers().get("Sec-Fetch-Site") {
         return site.as_bytes() == b"same-origin";
     }
@@ -132,12 +203,12 @@ fn same_origin(req: &HttpRequest) -> bool {
         .and_then(|o| o.to_str().ok())
     {
         None => true, // not a browser, or a browser too old to say; CSRF token still required
-        Some(origin) => {
-            let host = req.connection_info().host().to_owned();
-            origin
+        Some(origin) => match public_url {
+            Some(url) => url.matches_origin(origin),
+            None => origin
                 .split_once("://")
-                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(&host))
-        }
+                .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(&own.host)),
+        },
     }
 }
 

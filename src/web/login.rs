@@ -154,7 +154,12 @@ async fn login(
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(req.connection_info().scheme() == "https")
+        // Over HTTPS as a trusted proxy says, or as the public URL promises
+        // (a forwarding header from anyone else proves nothing).
+        .secure(
+            super::origin::RequestOrigin::of(&req, &app.trusted_proxies).https
+                || app.public_url.as_ref().is_some_and(|u| u.is_https()),
+        )
         .finish();
     Ok(HttpResponse::SeeOther()
         .cookie(cookie)
