@@ -198,6 +198,18 @@ async fn changing_the_interval_moves_the_next_run_at_once() {
     assert_eq!(s["next_run_at"], Value::Null, "interval 0: never");
 }
 
+/// Waits until `count` scheduled runs exist (or fails after 15 s).
+async fn wait_for_scheduled_runs(app: &TestApp, count: usize) {
+    let started = std::time::Instant::now();
+    while runs_by(app, "schedule").await < count {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no scheduled run #{count}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Moves the schedule's clock back, as if the interval had been set `hours` ago.
 async fn backdate_interval(app: &TestApp, hours: i64) {
     sqlx::query("UPDATE settings SET interval_set_at = interval_set_at - ?")
@@ -213,7 +225,9 @@ async fn a_service_that_was_down_past_the_next_run_makes_one_catch_up_run() {
     app.patch_settings(&json!({"interval_hours": 1})).await;
     backdate_interval(&app, 5).await;
     app.start_scheduler();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for_scheduled_runs(&app, 1).await;
+    // The scheduler is alive (it made that run): give it time to make more.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         runs_by(&app, "schedule").await,
         1,
@@ -243,8 +257,7 @@ async fn a_change_that_makes_the_next_run_past_runs_now_without_a_restart() {
     );
     // Any change wakes the scheduler; the next run (set 200 h ago + 168 h) is past.
     app.patch_settings(&json!({"keep_previous": 1})).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(runs_by(&app, "schedule").await, 1);
+    wait_for_scheduled_runs(&app, 1).await;
 }
 
 #[tokio::test]
@@ -263,7 +276,9 @@ async fn two_servers_on_one_data_dir_make_one_scheduled_run() {
     let other = exapp_janitor::app::App::open(&config).await.unwrap();
     app.start_scheduler();
     exapp_janitor::schedule::spawn(other);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_for_scheduled_runs(&app, 1).await;
+    // Both schedulers are alive and saw the run due: give the other time.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         runs_by(&app, "schedule").await,
         1,
@@ -274,12 +289,17 @@ async fn two_servers_on_one_data_dir_make_one_scheduled_run() {
 #[tokio::test]
 async fn interval_zero_means_no_scheduled_run() {
     let app = spawn_app().await;
+    // First prove the scheduler is alive: an hourly schedule set long ago runs.
+    app.patch_settings(&json!({"interval_hours": 1})).await;
+    backdate_interval(&app, 5).await;
+    app.start_scheduler();
+    wait_for_scheduled_runs(&app, 1).await;
+    // Then interval 0, set (as far as the clock knows) 100,000 hours ago.
     app.patch_settings(&json!({"interval_hours": 0})).await;
     backdate_interval(&app, 100_000).await;
-    app.start_scheduler();
     app.patch_settings(&json!({"keep_previous": 3})).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(runs_by(&app, "schedule").await, 0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(runs_by(&app, "schedule").await, 1, "a run with interval 0");
     assert_eq!(
         app.get_json("/api/v1/settings").await["next_run_at"],
         Value::Null
