@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::server::start_server;
@@ -14,20 +13,20 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A TCP relay in front of a real engine that counts the image listings
-/// (`GET …/images/json`) the janitor sends through it.
-async fn counting_relay(upstream: &str) -> (String, Arc<AtomicUsize>) {
+/// A TCP relay in front of a real engine that records the path of every
+/// request the janitor sends through it (without the query).
+async fn recording_relay(upstream: &str) -> (String, Arc<Mutex<Vec<String>>>) {
     let upstream = upstream.trim_start_matches("tcp://").to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
-    let listings = Arc::new(AtomicUsize::new(0));
-    let counter = listings.clone();
+    let paths = Arc::new(Mutex::new(Vec::new()));
+    let recorded = paths.clone();
     tokio::spawn(async move {
         loop {
             let Ok((client, _)) = listener.accept().await else {
                 return;
             };
-            let (upstream, counter) = (upstream.clone(), counter.clone());
+            let (upstream, recorded) = (upstream.clone(), recorded.clone());
             tokio::spawn(async move {
                 let Ok(server) = TcpStream::connect(&upstream).await else {
                     return;
@@ -36,21 +35,24 @@ async fn counting_relay(upstream: &str) -> (String, Arc<AtomicUsize>) {
                 let (mut server_read, mut server_write) = server.into_split();
                 let up = async move {
                     let mut buf = vec![0u8; 16 * 1024];
-                    let mut tail = Vec::new();
+                    // Bytes of a line not yet ended by CRLF.
+                    let mut pending = Vec::new();
                     loop {
                         let n = match client_read.read(&mut buf).await {
                             Ok(0) | Err(_) => return,
                             Ok(n) => n,
                         };
-                        // Count across chunk boundaries: keep the last bytes.
-                        tail.extend_from_slice(&buf[..n]);
-                        let text = String::from_utf8_lossy(&tail).into_owned();
-                        let found = text.matches("/images/json").count();
-                        counter.fetch_add(found, Ordering::SeqCst);
-                        let keep = tail.len().saturating_sub(16);
-                        tail.drain(..keep);
-                        if found > 0 {
-                            tail.clear();
+                        pending.extend_from_slice(&buf[..n]);
+                        while let Some(end) = pending.windows(2).position(|w| w == b"\r\n") {
+                            let line = String::from_utf8_lossy(&pending[..end]).into_owned();
+                            pending.drain(..end + 2);
+                            let mut words = line.split(' ');
+                            if let (Some("GET" | "POST" | "DELETE" | "HEAD"), Some(target)) =
+                                (words.next(), words.next())
+                            {
+                                let path = target.split('?').next().unwrap_or(target);
+                                recorded.lock().unwrap().push(path.to_owned());
+                            }
                         }
                         if server_write.write_all(&buf[..n]).await.is_err() {
                             return;
@@ -64,7 +66,12 @@ async fn counting_relay(upstream: &str) -> (String, Arc<AtomicUsize>) {
             });
         }
     });
-    (endpoint, listings)
+    (endpoint, paths)
+}
+
+/// How many recorded paths `keep` keeps.
+fn count(paths: &Mutex<Vec<String>>, keep: impl Fn(&str) -> bool) -> usize {
+    paths.lock().unwrap().iter().filter(|p| keep(p)).count()
 }
 
 /// A manual run as the API would make it, for queue tests on the store.
@@ -83,17 +90,17 @@ fn a_manual_run() -> NewRun<'static> {
 
 #[tokio::test]
 async fn fifty_scans_of_one_daemon_at_once_cost_at_most_two_listings() {
-    let (endpoint, listings) = counting_relay(&engine_a_tcp()).await;
+    let (endpoint, paths) = recording_relay(&engine_a_tcp()).await;
     let app = spawn_app_with_daemons(&[("relayed", endpoint)]).await;
     // Adding the daemon contacted it; count from here.
-    listings.store(0, Ordering::SeqCst);
+    paths.lock().unwrap().clear();
     let empty = json!({});
     let scans = (0..50).map(|_| app.post_json("/api/v1/scan", &empty));
     for (status, body) in futures_util::future::join_all(scans).await {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body[0]["ok"], true, "{body}");
     }
-    let sent = listings.load(Ordering::SeqCst);
+    let sent = count(&paths, |p| p.ends_with("/images/json"));
     assert!(
         (1..=2).contains(&sent),
         "{sent} image listings for 50 scans at once"
@@ -363,4 +370,40 @@ async fn a_daemon_with_queued_jobs_is_not_removed_until_they_are_cancelled() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(app.api_delete("/api/v1/daemons/busy").await.status(), 204);
+}
+
+#[tokio::test]
+async fn a_rescan_inspects_no_exapp_container_whose_reference_still_names_its_image() {
+    let engine = engine_a_sock();
+    let fx = common::fixtures::Fixtures::new(&engine);
+    let (current, _) = exapp(&fx, "noinspect", 1);
+    let (endpoint, paths) = recording_relay(&engine_a_tcp()).await;
+    let app = spawn_app_with_daemons(&[("relayed", endpoint)]).await;
+    paths.lock().unwrap().clear();
+    let (status, body) = app.post_json("/api/v1/scan", &json!({})).await;
+    assert_eq!(
+        (status, body[0]["ok"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+    let inspects = count(&paths, |p| {
+        p.contains("/containers/") && p.ends_with("/json") && !p.ends_with("/containers/json")
+    });
+    assert_eq!(
+        inspects,
+        0,
+        "container inspects: {:?}",
+        paths.lock().unwrap()
+    );
+    // And the ExApp is still known by the reference it was created from.
+    let images = app
+        .get_json(&format!("/api/v1/images?owner={}", appid(&fx, "noinspect")))
+        .await;
+    let image = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["repo_tags"][0] == current.as_str())
+        .unwrap_or_else(|| panic!("{images}"));
+    assert_eq!(image["status"], "current", "{image}");
 }

@@ -25,6 +25,9 @@ pub struct ListedContainer {
     pub name: String,
     pub image_id: ImageId,
     pub state: String,
+    /// The list's `Image`: the reference the container was created from
+    /// while that reference still names its image, else the image ID.
+    pub image: String,
 }
 
 /// What building an image's layer list needs: diff IDs (base first) and the
@@ -99,6 +102,7 @@ impl DaemonClient {
                     name,
                     image_id,
                     state,
+                    image: c.image.unwrap_or_default(),
                 })
             })
             .collect()

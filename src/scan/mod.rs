@@ -294,12 +294,20 @@ async fn with_exapp_references(
             async move {
                 let exapp = match AppId::from_container_name(&c.name) {
                     Some(appid) => {
-                        // A container removed since the listing keeps its
-                        // image current for this scan: the safe side.
-                        let config_image = match client.exapp_config_image(&c).await {
-                            Ok(image) => image.unwrap_or_default(),
-                            Err(e) if e.is_not_found() => String::new(),
-                            Err(e) => return Err(e),
+                        // The list already names the reference while it still
+                        // points at the container's image (Docker keeps the
+                        // original reference then); only an ID there (the
+                        // tag moved) needs an inspect for `Config.Image`.
+                        let config_image = if names_a_reference(&c.image) {
+                            c.image.clone()
+                        } else {
+                            // A container removed since the listing keeps its
+                            // image current for this scan: the safe side.
+                            match client.exapp_config_image(&c).await {
+                                Ok(image) => image.unwrap_or_default(),
+                                Err(e) if e.is_not_found() => String::new(),
+                                Err(e) => return Err(e),
+                            }
                         };
                         Some(ExAppContainer {
                             appid,
@@ -320,6 +328,14 @@ async fn with_exapp_references(
         .collect()
         .await;
     inspected.into_iter().collect()
+}
+
+/// Whether a container list's `Image` is a reference (not an image ID, full
+/// or short, which Docker shows once the reference names another image).
+fn names_a_reference(image: &str) -> bool {
+    let bare = image.strip_prefix("sha256:").unwrap_or(image);
+    let looks_like_id = bare.len() >= 12 && bare.chars().all(|c| c.is_ascii_hexdigit());
+    !image.is_empty() && !image.starts_with("sha256:") && !looks_like_id
 }
 
 /// The layers of a listing's images, and what the cache holds no longer.
@@ -436,4 +452,18 @@ fn now_ms() -> i64 {
 
 fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[cfg(test)]
+mod reference_tests {
+    use super::names_a_reference;
+
+    #[test]
+    fn a_container_lists_image_is_a_reference_unless_docker_shows_an_id() {
+        assert!(names_a_reference("ghcr.io/nextcloud/llm2:1.2.0-cuda"));
+        assert!(names_a_reference("nginx"));
+        assert!(!names_a_reference(&format!("sha256:{}", "ab".repeat(32))));
+        assert!(!names_a_reference("0123456789ab"));
+        assert!(!names_a_reference(""));
+    }
 }
