@@ -29,12 +29,18 @@ pub struct RunState {
 
 impl DaemonClient {
     /// Container events from now on. The stream ends when the connection does.
+    /// The request goes out only at the first poll, after the caller's
+    /// rescan: `since` (a second back, the API counts whole seconds) makes
+    /// the events of that gap part of the stream, so none falls between the
+    /// rescan and the subscription.
     pub fn container_events(
         &self,
     ) -> impl Stream<Item = Result<ContainerEvent, DockerError>> + Unpin {
         let filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
+        let since = time::OffsetDateTime::now_utc().unix_timestamp() - 1;
         let options = EventsOptions {
             filters: Some(filters),
+            since: Some(since.to_string()),
             ..Default::default()
         };
         Box::pin(self.docker().events(Some(options)).map(|event| {
