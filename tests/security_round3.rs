@@ -4,13 +4,10 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use common::*;
 use exapp_janitor::app::App;
-use exapp_janitor::auth;
-use exapp_janitor::config::GlobalConfig;
 use exapp_janitor::domain::TrustedProxies;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{json, Value};
@@ -43,35 +40,16 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 struct Bare {
     address: String,
     api_token: String,
-    _dir: tempfile::TempDir,
+    /// Keeps the server's data dir.
+    _app: TestApp,
 }
 
 async fn spawn_bare(configure: impl FnOnce(&mut App)) -> Bare {
-    let dir = tempfile::tempdir().unwrap();
-    let config = GlobalConfig {
-        data_dir: dir.path().join("data"),
-        daemon_timeout_secs: 2,
-        scan_timeout_secs: 60,
-        job_lease_secs: 5,
-        removal_timeout_secs: 600,
-        job_max_attempts: 8,
-    };
-    let mut app = App::open(&config).await.unwrap();
-    exapp_janitor::settings::ensure_stored(&app.store)
-        .await
-        .unwrap();
-    configure(&mut app);
-    auth::reset_admin_password(&app.store, &auth::Password::parse(TEST_PASSWORD).unwrap())
-        .await
-        .unwrap();
-    let api_token = auth::rotate_api_token(&app.store).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(exapp_janitor::web::server(app, listener).unwrap());
+    let app = spawn_unlogged_with(configure).await;
     Bare {
-        address,
-        api_token,
-        _dir: dir,
+        address: app.address.clone(),
+        api_token: app.api_token.clone(),
+        _app: app,
     }
 }
 

@@ -165,6 +165,17 @@ pub async fn spawn_app() -> TestApp {
 
 /// `spawn_app` with the app's settings changed before the server starts.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut App)) -> TestApp {
+    let mut test_app = spawn_unlogged_with(configure).await;
+    let response = test_app.login(&test_app.http, TEST_PASSWORD).await;
+    assert_eq!(response.status(), 303, "test login failed");
+    let (_, page) = test_app.get_text("/settings").await;
+    test_app.csrf = csrf_token_in(&page).expect("a CSRF token on the page");
+    test_app
+}
+
+/// The server of `spawn_app_with`, nobody logged in yet (no session cookie,
+/// no CSRF token): for tests whose requests must not come from 127.0.0.1's session.
+pub async fn spawn_unlogged_with(configure: impl FnOnce(&mut App)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let config = GlobalConfig {
@@ -189,7 +200,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut App)) -> TestApp {
     let address = format!("http://{}", listener.local_addr().unwrap());
     let server = exapp_janitor::web::server(app.clone(), listener).unwrap();
     tokio::spawn(server);
-    let mut test_app = TestApp {
+    TestApp {
         address,
         app,
         data_dir,
@@ -198,12 +209,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut App)) -> TestApp {
         api_token,
         csrf: String::new(),
         _dir: dir,
-    };
-    let response = test_app.login(&test_app.http, TEST_PASSWORD).await;
-    assert_eq!(response.status(), 303, "test login failed");
-    let (_, page) = test_app.get_text("/settings").await;
-    test_app.csrf = csrf_token_in(&page).expect("a CSRF token on the page");
-    test_app
+    }
 }
 
 /// The CSRF token a page carries in its forms.
