@@ -176,7 +176,7 @@ pub fn describe_endpoint(endpoint: &Endpoint) -> String {
 }
 
 /// A daemon as the CLI and the API show it. Never includes TLS file paths.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DaemonSummary {
     pub name: String,
     pub endpoint: String,

@@ -36,17 +36,20 @@ pub enum SettingsError {
 }
 
 /// The settings object of the contract: the settings plus the schedule.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SettingsView {
     pub interval_hours: u32,
     pub cleanup_on_update: bool,
     pub keep_previous: u32,
     pub min_age_hours: u32,
     pub remove_dangling: bool,
+    #[schema(value_type = Vec<String>)]
     pub protected_patterns: Vec<ProtectedPattern>,
     #[serde(serialize_with = "as_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub next_run_at: Option<i64>,
     #[serde(serialize_with = "as_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_run_at: Option<i64>,
     /// Bumped by every change; a change may name the version it was made
     /// from (0: never saved).

@@ -21,7 +21,7 @@ pub use new_daemon::{NewDaemon, NewDaemonInput};
 pub use one_line::{OneLine, ERROR_MAX_CHARS};
 pub use protected::ProtectedPattern;
 pub use public_url::{is_address_or_localhost, PublicUrl, PublicUrlError};
-pub use settings::{Settings, MAX_HOURS, SETTING_KEYS};
+pub use settings::{Settings, SettingsChange, MAX_HOURS, SETTING_KEYS};
 pub use trusted_proxies::{
     canonical as canonical_ip, TrustedProxies, TrustedProxy, TrustedProxyError,
 };

@@ -4,12 +4,16 @@ use super::{DaemonName, Endpoint, FieldErrors, TlsFiles};
 
 /// A daemon as a person typed it: CLI flags, a form or a JSON body.
 /// Untrusted; `NewDaemon::parse` turns it into something storable.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDaemonInput {
     #[serde(default)]
+    #[schema(required = true, pattern = "^[A-Za-z0-9_.-]{1,64}$", example = "gpu1")]
     pub name: String,
+    /// `unix:///path`, `tcp://host:port`, `http://host:port`, or
+    /// `https://host:port` with the three TLS files.
     #[serde(default)]
+    #[schema(required = true, example = "unix:///var/run/docker.sock")]
     pub endpoint: String,
     #[serde(default)]
     pub tls_ca: Option<String>,

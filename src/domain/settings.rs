@@ -50,6 +50,31 @@ pub const SETTING_KEYS: [&str; 6] = [
     "protected_patterns",
 ];
 
+/// A change as `PATCH /api/v1/settings` takes it: any subset of the
+/// settings, and the version it was made from. `Settings::apply` reads the
+/// change key by key; this type is its description in the OpenAPI document,
+/// and a test keeps its fields equal to `SETTING_KEYS`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct SettingsChange {
+    #[schema(nullable = false, minimum = 0, maximum = 87_600)]
+    interval_hours: Option<u32>,
+    #[schema(nullable = false)]
+    cleanup_on_update: Option<bool>,
+    #[schema(nullable = false, minimum = 0, maximum = 1000)]
+    keep_previous: Option<u32>,
+    #[schema(nullable = false, minimum = 0, maximum = 87_600)]
+    min_age_hours: Option<u32>,
+    #[schema(nullable = false)]
+    remove_dangling: Option<bool>,
+    /// Globs on image references (`*` matches across `/`), no spaces.
+    #[schema(nullable = false)]
+    protected_patterns: Option<Vec<String>>,
+    /// The `version` the change was made from; 409 when it is no longer current.
+    #[schema(nullable = false, minimum = 0)]
+    version: Option<i64>,
+}
+
 impl Settings {
     /// The JSON API's stricter rule on top of `apply`: numbers must be JSON
     /// numbers and switches JSON booleans. `apply` also takes them as text,
@@ -171,6 +196,46 @@ mod tests {
 
     fn change(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
+    }
+
+    /// The document's description of a change, as JSON.
+    fn change_schema() -> Value {
+        serde_json::to_value(<SettingsChange as utoipa::PartialSchema>::schema()).unwrap()
+    }
+
+    #[test]
+    fn the_documented_change_has_exactly_the_settings_and_the_version() {
+        let schema = change_schema();
+        let documented: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected: Vec<&str> = SETTING_KEYS.iter().copied().chain(["version"]).collect();
+        expected.sort();
+        assert_eq!(documented, expected);
+    }
+
+    #[test]
+    fn the_documented_limits_are_the_ones_apply_enforces() {
+        let schema = change_schema();
+        let max = |key: &str| schema["properties"][key]["maximum"].as_u64().unwrap();
+        assert_eq!(max("interval_hours"), u64::from(MAX_HOURS));
+        assert_eq!(max("min_age_hours"), u64::from(MAX_HOURS));
+        assert_eq!(max("keep_previous"), u64::from(MAX_KEEP_PREVIOUS));
+        for (key, max) in [
+            ("interval_hours", MAX_HOURS),
+            ("min_age_hours", MAX_HOURS),
+            ("keep_previous", MAX_KEEP_PREVIOUS),
+        ] {
+            assert!(Settings::default()
+                .apply(&change(json!({ key: max })))
+                .is_ok());
+            assert!(Settings::default()
+                .apply(&change(json!({ key: max + 1 })))
+                .is_err());
+        }
     }
 
     #[test]

@@ -13,7 +13,19 @@ use crate::domain::{AppId, ImageId, ProtectedPattern};
 pub use layers::Layer;
 
 /// What an image is to the janitor; the first that applies wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// An ExApp container (`nc_app_*`, any state) uses it.

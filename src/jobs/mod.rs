@@ -40,12 +40,13 @@ impl Trigger {
 }
 
 /// `{"daemon"?, "min_age_hours"?, "images"?}` as a client sent it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CleanupRequestInput {
     #[serde(default)]
     pub daemon: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 87_600)]
     pub min_age_hours: Option<i64>,
     /// Full image IDs the admin approved in the preview.
     #[serde(default)]
@@ -165,7 +166,7 @@ pub enum CleanupError {
 }
 
 /// What a cleanup would remove now, and what that frees.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Preview {
     pub images: Vec<ImageObject>,
     /// Layers used only by these images, each counted once.
@@ -174,7 +175,7 @@ pub struct Preview {
     pub daemon_errors: Vec<DaemonFailure>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DaemonFailure {
     pub daemon: String,
     pub error: String,
@@ -364,7 +365,7 @@ async fn start_run_unless(
 }
 
 /// What a run did not take of what was approved or expected, and why.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LeftOut {
     pub daemon: Option<String>,
     pub image_id: Option<String>,
@@ -428,7 +429,7 @@ async fn left_out(
 }
 
 /// A job as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: i64,
     pub daemon: String,
@@ -460,7 +461,7 @@ impl From<JobRow> for JobView {
 }
 
 /// A run as the API shows it (DESIGN.md's run object, plus who and when).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunView {
     pub id: i64,
     pub trigger: String,
@@ -481,7 +482,7 @@ pub struct RunView {
     pub jobs: Vec<JobView>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct JobCounts {
     pub queued: usize,
     pub running: usize,

@@ -17,7 +17,7 @@ use crate::policy::{self, Policy};
 use crate::scan::CachedScan;
 use crate::store::StoredDaemon;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ImageObject {
     pub daemon: String,
     pub id: String,
@@ -77,7 +77,8 @@ pub struct ImageFilter {
 }
 
 /// The raw filter as a query string carries it.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImageFilterInput {
     #[serde(default)]
     pub daemon: Option<String>,

@@ -4,34 +4,43 @@ use std::convert::Infallible;
 
 use actix_web::body::SizedStream;
 use actix_web::error::JsonPayloadError;
-use actix_web::{web, HttpResponse};
-use serde_json::json;
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::errors::ApiError;
+use super::errors::{ApiError, ApiErrorBody};
 use super::json_body::{self, Kind};
 use super::BODY_LIMIT;
 use crate::app::App;
 use crate::daemons::{self, DaemonSummary};
+use crate::domain::SettingsChange;
 use crate::domain::{FieldErrors, NewDaemonInput, Settings};
-use crate::jobs::{self, CancelError, CleanupError, CleanupRequest, CleanupRequestInput, Trigger};
-use crate::report::{self, ImageFilter, ImageFilterInput};
+use crate::jobs::{
+    self, CancelError, CleanupError, CleanupRequest, CleanupRequestInput, JobView, Preview,
+    RunView, Trigger,
+};
+use crate::report::{self, ImageFilter, ImageFilterInput, ImageObject};
 use crate::scan;
-use crate::settings::{self, SettingsError};
+use crate::settings::{self, SettingsError, SettingsView};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        .route("/daemons", web::get().to(list_daemons))
-        .route("/daemons", web::post().to(add_daemon))
-        .route("/daemons/{name}", web::delete().to(remove_daemon))
-        .route("/scan", web::post().to(scan))
-        .route("/images", web::get().to(images))
-        .route("/settings", web::get().to(get_settings))
-        .route("/settings", web::patch().to(patch_settings))
-        .route("/cleanup/preview", web::post().to(cleanup_preview))
-        .route("/cleanup/runs", web::post().to(cleanup_start))
-        .route("/cleanup/runs", web::get().to(cleanup_runs))
-        .route("/cleanup/runs/{id}", web::get().to(cleanup_run))
-        .route("/cleanup/jobs/{id}/cancel", web::post().to(cleanup_cancel))
+/// Every endpoint, registered through utoipa's `ServiceConfig`: registering
+/// a handler is what puts it into the OpenAPI document (`super::openapi`),
+/// so the document and the routes cannot differ.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(super::openapi::document_json)
+        .service(health)
+        .service(list_daemons)
+        .service(add_daemon)
+        .service(remove_daemon)
+        .service(scan_now)
+        .service(images)
+        .service(get_settings)
+        .service(patch_settings)
+        .service(cleanup_preview)
+        .service(cleanup_start)
+        .service(cleanup_runs)
+        .service(cleanup_run)
+        .service(cleanup_cancel)
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::NotFound("no such API endpoint".into()))
         }));
@@ -60,15 +69,33 @@ pub fn json_config() -> web::JsonConfig {
         })
 }
 
+/// `GET /api/v1/health`'s answer.
+#[derive(serde::Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `database unavailable`.
+    status: &'static str,
+    version: &'static str,
+}
+
+/// Whether the server and its database answer. Needs no token.
+#[utoipa::path(
+    tag = "server",
+    security(()),
+    responses(
+        (status = 200, description = "The server and its database answer", body = Health),
+        (status = 503, description = "The database does not answer", body = Health),
+    )
+)]
+#[get("/health")]
 async fn health(app: web::Data<App>) -> HttpResponse {
     let db_ok = sqlx::query("SELECT 1")
         .execute(app.store.pool())
         .await
         .is_ok();
-    let body = json!({
-        "status": if db_ok { "ok" } else { "database unavailable" },
-        "version": env!("CARGO_PKG_VERSION"),
-    });
+    let body = Health {
+        status: if db_ok { "ok" } else { "database unavailable" },
+        version: env!("CARGO_PKG_VERSION"),
+    };
     if db_ok {
         HttpResponse::Ok().json(body)
     } else {
@@ -76,12 +103,29 @@ async fn health(app: web::Data<App>) -> HttpResponse {
     }
 }
 
+/// Every daemon, checked now.
+#[utoipa::path(
+    tag = "daemons",
+    responses((status = 200, description = "The daemons, each contacted now", body = Vec<DaemonSummary>))
+)]
+#[get("/daemons")]
 async fn list_daemons(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
     let checked = daemons::check_all(&app.store, app.daemon_timeout).await?;
     let body: Vec<DaemonSummary> = checked.iter().map(DaemonSummary::from).collect();
     Ok(HttpResponse::Ok().json(body))
 }
 
+/// Adds a daemon, then contacts it once.
+#[utoipa::path(
+    tag = "daemons",
+    request_body = NewDaemonInput,
+    responses(
+        (status = 201, description = "Added (reachable or not: see `reachable`)", body = DaemonSummary),
+        (status = 400, description = "Not a JSON object, or a duplicate key", body = ApiErrorBody),
+        (status = 422, description = "A field is invalid, or the name is taken", body = ApiErrorBody),
+    )
+)]
+#[post("/daemons")]
 async fn add_daemon(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let body = json_body::object(&body, false)?;
     json_body::check_types(
@@ -103,6 +147,17 @@ async fn add_daemon(app: web::Data<App>, body: web::Bytes) -> Result<HttpRespons
     Ok(HttpResponse::Created().json(DaemonSummary::from(&checked)))
 }
 
+/// Removes a daemon; its runs and jobs stay in the history.
+#[utoipa::path(
+    tag = "daemons",
+    params(("name" = String, Path, description = "The daemon's name")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No daemon has this name", body = ApiErrorBody),
+        (status = 409, description = "A cleanup job of it is running", body = ApiErrorBody),
+    )
+)]
+#[delete("/daemons/{name}")]
 async fn remove_daemon(
     app: web::Data<App>,
     name: web::Path<String>,
@@ -112,7 +167,7 @@ async fn remove_daemon(
 }
 
 /// One daemon's outcome of `POST /api/v1/scan`.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, ToSchema)]
 struct ScanSummary {
     daemon: String,
     ok: bool,
@@ -121,7 +176,13 @@ struct ScanSummary {
     total_bytes: u64,
 }
 
-async fn scan(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
+/// Scans every daemon now (a scan already running is joined, not repeated).
+#[utoipa::path(
+    tag = "images",
+    responses((status = 200, description = "One entry per daemon", body = Vec<ScanSummary>))
+)]
+#[post("/scan")]
+async fn scan_now(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
     let results = scan::scan_all(&app.store, &app.scan_options().await)
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
@@ -147,6 +208,17 @@ async fn scan(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(body))
 }
 
+/// The images of the last scan of each daemon, filtered.
+#[utoipa::path(
+    tag = "images",
+    params(ImageFilterInput),
+    responses(
+        (status = 200, description = "The matching images", body = Vec<ImageObject>),
+        (status = 400, description = "The query string cannot be read", body = ApiErrorBody),
+        (status = 422, description = "A filter value is invalid", body = ApiErrorBody),
+    )
+)]
+#[get("/images")]
 async fn images(
     app: web::Data<App>,
     query: web::Query<ImageFilterInput>,
@@ -210,6 +282,19 @@ fn cleanup_error(e: CleanupError) -> ApiError {
     }
 }
 
+/// What a cleanup would remove now, and what that frees. Removes nothing.
+#[utoipa::path(
+    tag = "cleanup",
+    request_body(content = Option<CleanupRequestInput>, description = "Optional: no body (or `null`) is `{}`, every daemon"),
+    responses(
+        (status = 200, description = "The images a run would remove now", body = Preview),
+        (status = 400, description = "Not a JSON object, or a duplicate key", body = ApiErrorBody),
+        (status = 422, description = "A field is invalid", body = ApiErrorBody),
+        (status = 502, description = "The one daemon asked for cannot be scanned", body = ApiErrorBody),
+        (status = 503, description = "The settings cannot be read: nothing is removed", body = ApiErrorBody),
+    )
+)]
+#[post("/cleanup/preview")]
 async fn cleanup_preview(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let request = cleanup_request(&body)?;
     let preview = jobs::preview(&app, &request, app.policy().await)
@@ -218,6 +303,19 @@ async fn cleanup_preview(app: web::Data<App>, body: web::Bytes) -> Result<HttpRe
     Ok(HttpResponse::Ok().json(preview))
 }
 
+/// Queues a cleanup run: with `images`, only those of them still removable.
+#[utoipa::path(
+    tag = "cleanup",
+    request_body(content = Option<CleanupRequestInput>, description = "Optional: no body (or `null`) is `{}`, everything removable on every daemon"),
+    responses(
+        (status = 202, description = "The run, queued", body = RunView),
+        (status = 400, description = "Not a JSON object, or a duplicate key", body = ApiErrorBody),
+        (status = 422, description = "A field is invalid", body = ApiErrorBody),
+        (status = 502, description = "The one daemon asked for cannot be scanned", body = ApiErrorBody),
+        (status = 503, description = "The settings cannot be read: nothing is removed", body = ApiErrorBody),
+    )
+)]
+#[post("/cleanup/runs")]
 async fn cleanup_start(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let request = cleanup_request(&body)?;
     let run = jobs::start_run(&app, Trigger::Manual, "api", &request, app.policy().await)
@@ -226,6 +324,12 @@ async fn cleanup_start(app: web::Data<App>, body: web::Bytes) -> Result<HttpResp
     Ok(HttpResponse::Accepted().json(run))
 }
 
+/// The last 50 runs, newest first.
+#[utoipa::path(
+    tag = "cleanup",
+    responses((status = 200, description = "The runs with their jobs", body = Vec<RunView>))
+)]
+#[get("/cleanup/runs")]
 async fn cleanup_runs(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
     let runs = jobs::run_views(&app.store, 50)
         .await
@@ -233,6 +337,16 @@ async fn cleanup_runs(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(runs))
 }
 
+/// One run with its jobs.
+#[utoipa::path(
+    tag = "cleanup",
+    params(("id" = String, Path, description = "The run's number")),
+    responses(
+        (status = 200, description = "The run", body = RunView),
+        (status = 404, description = "There is no such run", body = ApiErrorBody),
+    )
+)]
+#[get("/cleanup/runs/{id}")]
 async fn cleanup_run(app: web::Data<App>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound(format!("there is no run {id}"));
     let run_id: i64 = id.parse().map_err(|_| not_found())?;
@@ -245,6 +359,17 @@ async fn cleanup_run(app: web::Data<App>, id: web::Path<String>) -> Result<HttpR
     }
 }
 
+/// Cancels a job that has not started.
+#[utoipa::path(
+    tag = "cleanup",
+    params(("id" = String, Path, description = "The job's number")),
+    responses(
+        (status = 200, description = "The job, cancelled", body = JobView),
+        (status = 404, description = "There is no such job", body = ApiErrorBody),
+        (status = 409, description = "The job is running or has ended", body = ApiErrorBody),
+    )
+)]
+#[post("/cleanup/jobs/{id}/cancel")]
 async fn cleanup_cancel(
     app: web::Data<App>,
     id: web::Path<String>,
@@ -260,6 +385,15 @@ async fn cleanup_cancel(
     }
 }
 
+/// The settings and the schedule.
+#[utoipa::path(
+    tag = "settings",
+    responses(
+        (status = 200, description = "The settings", body = SettingsView),
+        (status = 503, description = "The stored settings cannot be read", body = ApiErrorBody),
+    )
+)]
+#[get("/settings")]
 async fn get_settings(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
     let view = settings::load(&app).await.map_err(settings_error)?;
     Ok(HttpResponse::Ok().json(view))
@@ -267,6 +401,18 @@ async fn get_settings(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
 
 /// Any subset of the settings; one bad value and nothing changes (422 with
 /// a message per field).
+#[utoipa::path(
+    tag = "settings",
+    request_body = SettingsChange,
+    responses(
+        (status = 200, description = "The settings after the change", body = SettingsView),
+        (status = 400, description = "Not a JSON object, or a duplicate key", body = ApiErrorBody),
+        (status = 409, description = "The settings changed since `version`", body = ApiErrorBody),
+        (status = 422, description = "A value is invalid: nothing changed", body = ApiErrorBody),
+        (status = 503, description = "The stored settings cannot be read", body = ApiErrorBody),
+    )
+)]
+#[patch("/settings")]
 async fn patch_settings(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let mut change = json_body::object(&body, false)?;
     // `"version": N` applies the change only to that version (409 otherwise).

@@ -4,7 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
-use serde_json::json;
 
 use super::layout::Layout;
 use crate::daemons::DaemonError;
@@ -99,6 +98,25 @@ impl ResponseError for PageError {
     }
 }
 
+/// The body of every API error: one sentence, and for invalid input a
+/// message per field.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ApiErrorBody {
+    pub error: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
+    pub fields: Option<FieldErrors>,
+}
+
+impl ApiErrorBody {
+    pub fn new(error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            fields: None,
+        }
+    }
+}
+
 /// An error on an API request: `{"error": "...", "fields": {...}}`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -148,14 +166,12 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = match self {
-            ApiError::Invalid(fields) => json!({ "error": self.to_string(), "fields": fields }),
-            ApiError::Internal(source) => {
-                log_chain(source.as_ref());
-                json!({ "error": self.to_string() })
-            }
-            _ => json!({ "error": self.to_string() }),
-        };
+        let mut body = ApiErrorBody::new(self.to_string());
+        match self {
+            ApiError::Invalid(fields) => body.fields = Some(fields.clone()),
+            ApiError::Internal(source) => log_chain(source.as_ref()),
+            _ => {}
+        }
         HttpResponse::build(self.status_code()).json(body)
     }
 }

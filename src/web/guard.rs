@@ -27,11 +27,13 @@ pub const CSRF_HEADER: &str = "X-CSRF-Token";
 pub const CSRF_FIELD: &str = "csrf_token";
 
 const HEALTH: &str = "/api/v1/health";
+const OPENAPI: &str = "/api/v1/openapi.json";
 
 /// Reachable without logging in.
 fn is_public(method: &Method, path: &str) -> bool {
     path.starts_with("/static/")
         || path == HEALTH
+        || (path == OPENAPI && method == Method::GET)
         || (path == "/login" && (method == Method::GET || method == Method::POST))
 }
 

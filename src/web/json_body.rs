@@ -30,8 +30,9 @@ pub enum Kind {
 }
 
 /// The body as a JSON object: 400 when it is not one or repeats a key.
-/// `empty_is_object`: an empty body means `{}` (routes whose fields are
-/// all optional).
+/// `empty_is_object`: an empty body, or `null`, means `{}` (routes whose
+/// fields are all optional, where `null` means "not given" as it does for
+/// each field).
 pub fn object(body: &[u8], empty_is_object: bool) -> Result<Map<String, Value>, ApiError> {
     if empty_is_object && body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
@@ -40,6 +41,7 @@ pub fn object(body: &[u8], empty_is_object: bool) -> Result<Map<String, Value>, 
     serde_json::from_slice::<NoDuplicateKeys>(body).map_err(invalid)?;
     match serde_json::from_slice::<Value>(body).map_err(invalid)? {
         Value::Object(map) => Ok(map),
+        Value::Null if empty_is_object => Ok(Map::new()),
         _ => Err(ApiError::BadRequest("expected a JSON object".into())),
     }
 }
@@ -201,6 +203,8 @@ mod tests {
         assert!(status(object(b"{", false)).contains("invalid JSON body"));
         assert!(status(object(b" ", false)).contains("invalid JSON body"));
         assert_eq!(status(object(b" \n", true)), "ok");
+        assert_eq!(status(object(b"null", true)), "ok");
+        assert!(status(object(b"null", false)).contains("expected a JSON object"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod json_body;
 mod layout;
 mod login;
 mod metrics;
+pub mod openapi;
 mod origin;
 mod overview;
 mod settings;
@@ -69,7 +70,11 @@ pub fn server_with(
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(assets::routes)
-        .service(web::scope("/api/v1").configure(api::routes))
+        .service(web::scope(openapi::API_BASE).configure(|cfg| {
+            api::routes(&mut utoipa_actix_web::service_config::ServiceConfig::new(
+                cfg,
+            ))
+        }))
         .configure(login::routes)
         .configure(metrics::routes)
         .configure(overview::routes)

@@ -88,6 +88,23 @@ cmd_install() {
   apt_install docker.io busybox-static openssl ca-certificates curl iproute2 procps python3 chromium chromium-driver
   install_engine26
   install_registry
+  install_schemathesis
+}
+
+# schemathesis (PyPI) fuzzes the JSON API against its own OpenAPI document
+# (tests/api_contract.rs). Pinned, in a venv of the cache: nothing global.
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VENV="$CACHE/schemathesis-$SCHEMATHESIS_VERSION"
+install_schemathesis() {
+  # A venv cannot be moved (its scripts name their own path): an install
+  # cut short is recognised by the missing marker and made again.
+  [ -f "$SCHEMATHESIS_VENV/.installed" ] && return 0
+  log "installing schemathesis $SCHEMATHESIS_VERSION"
+  as_root rm -rf "$SCHEMATHESIS_VENV"
+  as_root mkdir -p "$CACHE"
+  as_root python3 -m venv "$SCHEMATHESIS_VENV"
+  as_root "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  as_root touch "$SCHEMATHESIS_VENV/.installed"
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -199,6 +216,7 @@ export EXAPP_JANITOR_TEST_HARNESS='$(realpath "$0")'
 export EXAPP_JANITOR_TEST_TLS_CA='$ROOT/tls/ca.pem'
 export EXAPP_JANITOR_TEST_TLS_CERT='$ROOT/tls/cert.pem'
 export EXAPP_JANITOR_TEST_TLS_KEY='$ROOT/tls/key.pem'
+export EXAPP_JANITOR_TEST_SCHEMATHESIS='$SCHEMATHESIS_VENV/bin/st'
 ENV
   log "engine a: $(docker -H "unix://$ROOT/a/docker.sock" version -f '{{.Server.Version}} (API {{.Server.APIVersion}})')"
   log "engine b: $(docker -H "unix://$ROOT/b/docker.sock" version -f '{{.Server.Version}} (API {{.Server.APIVersion}})')"
