@@ -9,13 +9,14 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::app::{self, App};
+use crate::app;
 use crate::auth::{self, AuthError, Password};
 use crate::config::{GlobalConfig, ServeConfig};
 use crate::config_file;
 use crate::daemons::DaemonSummary;
 use crate::daemons::{self, DaemonError};
 use crate::domain::NewDaemonInput;
+use crate::janitor::Janitor;
 use crate::jobs;
 use crate::report::{self, ImageFilter, ImageObject};
 use crate::scan;
@@ -241,7 +242,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             other => failed(other),
         }),
         Command::Scan { json } => {
-            let app = App::open(&cli.global).await.map_err(failed)?;
+            let app = Janitor::open(&cli.global).await.map_err(failed)?;
             let result = scan_command(&app, json).await;
             app.store.close().await;
             result
@@ -253,7 +254,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             owner,
             json,
         } => {
-            let app = App::open(&cli.global).await.map_err(failed)?;
+            let app = Janitor::open(&cli.global).await.map_err(failed)?;
             let input = jobs::CleanupRequestInput {
                 daemon,
                 min_age_hours,
@@ -265,19 +266,19 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             result
         }
         Command::Settings { command } => {
-            let app = App::open(&cli.global).await.map_err(failed)?;
+            let app = Janitor::open(&cli.global).await.map_err(failed)?;
             let result = settings_command(&app, command).await;
             app.store.close().await;
             result
         }
         Command::Admin { command } => {
-            let app = App::open(&cli.global).await.map_err(failed)?;
+            let app = Janitor::open(&cli.global).await.map_err(failed)?;
             let result = admin_command(&app, command).await;
             app.store.close().await;
             result
         }
         Command::Daemon { command } => {
-            let app = App::open(&cli.global).await.map_err(failed)?;
+            let app = Janitor::open(&cli.global).await.map_err(failed)?;
             let result = daemon_command(&app, command).await;
             app.store.close().await;
             result
@@ -285,7 +286,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn scan_command(app: &App, json: bool) -> Result<(), CliError> {
+async fn scan_command(app: &Janitor, json: bool) -> Result<(), CliError> {
     let results = scan::scan_all(&app.store, &app.scan_options().await)
         .await
         .map_err(failed)?;
@@ -385,7 +386,7 @@ fn print_image_table(images: &[ImageObject]) -> std::io::Result<()> {
 }
 
 async fn clean_command(
-    app: &App,
+    app: &Janitor,
     input: &jobs::CleanupRequestInput,
     dry_run: bool,
     json: bool,
@@ -486,7 +487,7 @@ fn daemons_failed(failures: &[jobs::DaemonFailure]) -> Result<(), CliError> {
 
 /// Waits for a run to finish: a progress bar on a terminal, a line per
 /// finished job otherwise (`show` false: silent).
-async fn follow_run(app: &App, run_id: i64, show: bool) -> Result<jobs::RunView, CliError> {
+async fn follow_run(app: &Janitor, run_id: i64, show: bool) -> Result<jobs::RunView, CliError> {
     use std::io::IsTerminal;
     let terminal = show && std::io::stderr().is_terminal();
     let mut bar: Option<indicatif::ProgressBar> = None;
@@ -541,10 +542,10 @@ async fn follow_run(app: &App, run_id: i64, show: bool) -> Result<jobs::RunView,
     }
 }
 
-async fn settings_command(app: &App, command: SettingsCommand) -> Result<(), CliError> {
+async fn settings_command(app: &Janitor, command: SettingsCommand) -> Result<(), CliError> {
     let view = match command {
         SettingsCommand::Show { json } => {
-            let view = settings::load(app).await.map_err(failed)?;
+            let view = settings::load(&app.store).await.map_err(failed)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&view).map_err(failed)?);
                 return Ok(());
@@ -562,7 +563,7 @@ async fn settings_command(app: &App, command: SettingsCommand) -> Result<(), Cli
                     .unwrap_or_else(|_| serde_json::Value::String(value.to_owned()));
                 change.insert(key.trim().to_owned(), value);
             }
-            settings::update(app, &change, None)
+            app.change_settings(&change, None)
                 .await
                 .map_err(|e| match e {
                     SettingsError::Invalid(fields) => {
@@ -600,7 +601,7 @@ async fn settings_command(app: &App, command: SettingsCommand) -> Result<(), Cli
     Ok(())
 }
 
-async fn admin_command(app: &App, command: AdminCommand) -> Result<(), CliError> {
+async fn admin_command(app: &Janitor, command: AdminCommand) -> Result<(), CliError> {
     match command {
         AdminCommand::ResetPassword { password_stdin } => {
             let password = if password_stdin {
@@ -629,7 +630,7 @@ async fn admin_command(app: &App, command: AdminCommand) -> Result<(), CliError>
     }
 }
 
-async fn daemon_command(app: &App, command: DaemonCommand) -> Result<(), CliError> {
+async fn daemon_command(app: &Janitor, command: DaemonCommand) -> Result<(), CliError> {
     match command {
         DaemonCommand::Add {
             name,

@@ -1,8 +1,14 @@
 //! exapp-janitor: keeps the Docker hosts of a Nextcloud AppAPI installation
 //! free of outdated ExApp images.
 //!
-//! Layers, each importing only those below it:
-//! `web`, `cli` → `app` → `daemons`, `auth` → `docker`, `store` → `domain`.
+//! Layers, each importing only those below it (no module imports one above):
+//!
+//! - shell: `cli` → `app` (the composition root: builds and wires, imported
+//!   by the CLI only) → `web`, `scheduler`, `watch` → `jobs`;
+//! - the running janitor: `janitor` (store, caches, limits shared by one
+//!   process) → `report`, `settings`, `daemons`, `auth`, `scan`;
+//! - edges: `docker` (the Engine API), `store` (SQLite), `config`;
+//! - pure core: `policy`, `inventory`, `schedule`, `domain` (no I/O).
 
 pub mod app;
 pub mod auth;
@@ -13,11 +19,13 @@ pub mod daemons;
 pub mod docker;
 pub mod domain;
 pub mod inventory;
+pub mod janitor;
 pub mod jobs;
 pub mod policy;
 pub mod report;
 pub mod scan;
 pub mod schedule;
+pub mod scheduler;
 pub mod settings;
 pub mod store;
 pub mod watch;

@@ -4,11 +4,10 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::app::App;
 use crate::domain::{FieldErrors, ProtectedPattern, Settings};
 use crate::inventory::rfc3339;
 use crate::schedule;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -104,8 +103,8 @@ fn parse_stored(json: &str) -> Result<Settings, SettingsError> {
 /// The settings in force (the defaults until the first change) and when the
 /// schedule runs next. Reads only (the server writes the first row when it
 /// starts: `ensure_stored`).
-pub async fn load(app: &App) -> Result<SettingsView, SettingsError> {
-    let (settings, interval_set_at, version) = match app.store.settings_row().await? {
+pub async fn load(store: &Store) -> Result<SettingsView, SettingsError> {
+    let (settings, interval_set_at, version) = match store.settings_row().await? {
         Some(row) => (
             parse_stored(&row.settings)?,
             row.interval_set_at,
@@ -114,7 +113,7 @@ pub async fn load(app: &App) -> Result<SettingsView, SettingsError> {
         // Never saved and no server started yet: the clock would start now.
         None => (Settings::default(), now_unix(), 0),
     };
-    let last_run_at = app.store.last_run_at("schedule").await?;
+    let last_run_at = store.last_run_at("schedule").await?;
     Ok(SettingsView {
         version,
         next_run_at: schedule::next_run_at(settings.interval_hours, last_run_at, interval_set_at),
@@ -143,20 +142,21 @@ const CHANGE_RETRIES: usize = 20;
 /// value, nothing. With `seen`, only to that version of the settings (a
 /// form that showed it: a conflict changes nothing); without, to whatever
 /// is stored when it is written (compare-and-swap, retried), so two changes
-/// at once both apply. Wakes the scheduler so a new interval applies at once.
+/// at once both apply. (`Janitor::change_settings` also wakes the
+/// scheduler and rescans when the patterns changed.)
 pub async fn update(
-    app: &App,
+    store: &Store,
     change: &Map<String, Value>,
     seen: Option<i64>,
-) -> Result<SettingsView, SettingsError> {
+) -> Result<Updated, SettingsError> {
     let mut retries = 0;
     let (current, next) = loop {
-        let row = app.store.settings_row().await?;
+        let row = store.settings_row().await?;
         let version = row.as_ref().map(|r| r.version);
         if let Some(seen) = seen.filter(|s| *s != version.unwrap_or(0)) {
             return Err(SettingsError::Conflict {
                 seen,
-                current: Box::new(load(app).await?),
+                current: Box::new(load(store).await?),
             });
         }
         // Unreadable settings are repaired by saving: the change applies to the defaults.
@@ -171,8 +171,7 @@ pub async fn update(
         let next = current.apply(change).map_err(SettingsError::Invalid)?;
         let json = serde_json::to_string(&next).expect("settings serialise");
         let interval_changed = next.interval_hours != current.interval_hours;
-        if app
-            .store
+        if store
             .save_settings(&json, interval_changed, version)
             .await?
         {
@@ -182,19 +181,21 @@ pub async fn update(
         if seen.is_some() || retries > CHANGE_RETRIES {
             return Err(SettingsError::Conflict {
                 seen: version.unwrap_or(0),
-                current: Box::new(load(app).await?),
+                current: Box::new(load(store).await?),
             });
         }
     };
-    app.settings_changed.notify_waiters();
-    if next.protected_patterns != current.protected_patterns {
-        // Statuses depend on the patterns: show them as soon as possible.
-        let app = app.clone();
-        tokio::spawn(async move {
-            let options = app.scan_options().await;
-            let _ = crate::scan::scan_all(&app.store, &options).await;
-        });
-    }
     tracing::info!(keys = ?change.keys().collect::<Vec<_>>(), "settings changed");
-    load(app).await
+    Ok(Updated {
+        view: load(store).await?,
+        patterns_changed: next.protected_patterns != current.protected_patterns,
+    })
+}
+
+/// A change that was saved.
+#[derive(Debug)]
+pub struct Updated {
+    pub view: SettingsView,
+    /// Statuses depend on the patterns: the images need a rescan.
+    pub patterns_changed: bool,
 }

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::app::App;
 use crate::docker::DaemonClient;
 use crate::domain::{AppId, DaemonName, ImageId, EXAPP_CONTAINER_PREFIX};
 use crate::inventory::Status;
+use crate::janitor::Janitor;
 use crate::jobs::{self, CleanupRequest, Trigger};
 use crate::scan::{self, DaemonScan};
 use crate::store::StoredDaemon;
@@ -36,7 +36,7 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(3600);
 
 /// Watches every configured daemon, starting and stopping watchers as
 /// daemons are added and removed.
-pub fn spawn(app: App, config: WatchConfig) -> tokio::task::JoinHandle<()> {
+pub fn spawn(app: Janitor, config: WatchConfig) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut watchers: HashMap<i64, tokio::task::JoinHandle<()>> = HashMap::new();
         loop {
@@ -63,7 +63,7 @@ pub fn spawn(app: App, config: WatchConfig) -> tokio::task::JoinHandle<()> {
 }
 
 /// The image each ExApp ran on when last seen, from the image history.
-async fn last_known_images(app: &App, daemon_id: i64) -> HashMap<AppId, ImageId> {
+async fn last_known_images(app: &Janitor, daemon_id: i64) -> HashMap<AppId, ImageId> {
     let mut known = HashMap::new();
     if let Ok(history) = app.store.load_history(daemon_id).await {
         // Oldest first: the latest sighting wins.
@@ -76,7 +76,7 @@ async fn last_known_images(app: &App, daemon_id: i64) -> HashMap<AppId, ImageId>
     known
 }
 
-async fn watch_daemon(app: App, daemon: StoredDaemon, config: WatchConfig) {
+async fn watch_daemon(app: Janitor, daemon: StoredDaemon, config: WatchConfig) {
     let mut known = last_known_images(&app, daemon.id).await;
     let mut backoff = Duration::from_secs(1);
     loop {
@@ -164,7 +164,7 @@ pub fn updates(
 }
 
 async fn rescan(
-    app: &App,
+    app: &Janitor,
     daemon: &StoredDaemon,
     known: &mut HashMap<AppId, ImageId>,
     config: WatchConfig,
@@ -195,7 +195,7 @@ async fn rescan(
 /// `cleanup_on_update` is on. A container that does not stay up, or that was
 /// replaced again meanwhile, removes nothing.
 async fn settle_then_clean(
-    app: App,
+    app: Janitor,
     daemon: StoredDaemon,
     appid: AppId,
     image: ImageId,

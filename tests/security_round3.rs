@@ -7,8 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use exapp_janitor::app::App;
 use exapp_janitor::domain::TrustedProxies;
+use exapp_janitor::janitor::Janitor;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{json, Value};
 
@@ -44,7 +44,7 @@ struct Bare {
     _app: TestApp,
 }
 
-async fn spawn_bare(configure: impl FnOnce(&mut App)) -> Bare {
+async fn spawn_bare(configure: impl FnOnce(&mut Janitor)) -> Bare {
     let app = spawn_unlogged_with(configure).await;
     Bare {
         address: app.address.clone(),
@@ -117,7 +117,7 @@ impl Bare {
     }
 }
 
-fn trust_loopback(app: &mut App) {
+fn trust_loopback(app: &mut Janitor) {
     app.trusted_proxies = TrustedProxies::new(vec!["127.0.0.1".parse().unwrap()]);
 }
 
@@ -298,7 +298,7 @@ async fn behind_a_trusted_proxy_the_forwarded_host_and_scheme_are_the_public_one
         ("X-Forwarded-Proto", "https"),
     ];
     let pinned =
-        |app: &mut App| app.public_url = Some("https://janitor.example.org".parse().unwrap());
+        |app: &mut Janitor| app.public_url = Some("https://janitor.example.org".parse().unwrap());
     let proxied = spawn_bare(|app| {
         pinned(app);
         trust_loopback(app);

@@ -273,9 +273,11 @@ async fn two_servers_on_one_data_dir_make_one_scheduled_run() {
         removal_timeout_secs: 600,
         job_max_attempts: 8,
     };
-    let other = exapp_janitor::app::App::open(&config).await.unwrap();
+    let other = exapp_janitor::janitor::Janitor::open(&config)
+        .await
+        .unwrap();
     app.start_scheduler();
-    exapp_janitor::schedule::spawn(other);
+    exapp_janitor::scheduler::spawn(other);
     wait_for_scheduled_runs(&app, 1).await;
     // Both schedulers are alive and saw the run due: give the other time.
     tokio::time::sleep(Duration::from_secs(1)).await;

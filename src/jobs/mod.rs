@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 pub use remove::Outcome;
 pub use worker::{Worker, WorkerHandle};
 
-use crate::app::App;
 use crate::domain::{AppId, DaemonName, FieldErrors, ImageId};
 use crate::inventory::{layers, rfc3339};
+use crate::janitor::Janitor;
 use crate::policy::Policy;
 use crate::report::{self, ImageFilter, ImageObject};
 use crate::scan::{self, ScanError};
@@ -186,7 +186,7 @@ pub struct DaemonFailure {
 /// one daemon asked for, that is an error. Nothing is previewed while the
 /// settings cannot be read.
 pub async fn preview(
-    app: &App,
+    app: &Janitor,
     request: &CleanupRequest,
     policy: Policy,
 ) -> Result<Preview, CleanupError> {
@@ -273,7 +273,7 @@ pub async fn preview(
 
 /// Previews and enqueues one job per removable image; wakes the worker.
 pub async fn start_run(
-    app: &App,
+    app: &Janitor,
     trigger: Trigger,
     requested_by: &str,
     request: &CleanupRequest,
@@ -286,7 +286,7 @@ pub async fn start_run(
 /// The scheduled run due at `due` (unix seconds), unless some process made
 /// it already: then None.
 pub async fn start_scheduled_run(
-    app: &App,
+    app: &Janitor,
     due: i64,
     policy: Policy,
 ) -> Result<Option<RunView>, CleanupError> {
@@ -303,7 +303,7 @@ pub async fn start_scheduled_run(
 }
 
 async fn start_run_unless(
-    app: &App,
+    app: &Janitor,
     trigger: Trigger,
     requested_by: &str,
     request: &CleanupRequest,
@@ -375,7 +375,7 @@ pub struct LeftOut {
 /// The approved images the run will not remove (each with why, from the
 /// inventory just scanned), and the daemons that could not be scanned.
 async fn left_out(
-    app: &App,
+    app: &Janitor,
     request: &CleanupRequest,
     preview: &Preview,
 ) -> Result<Vec<LeftOut>, CleanupError> {

@@ -17,10 +17,10 @@ use tokio::task::JoinSet;
 
 use super::now_ms;
 use super::remove::{self, Approved, Guard, Outcome};
-use crate::app::App;
 use crate::docker::DaemonClient;
 use crate::domain::ImageId;
 use crate::inventory::Layer;
+use crate::janitor::Janitor;
 use crate::scan;
 use crate::store::{JobEnd, Store, StoredDaemon};
 
@@ -34,7 +34,7 @@ const LEASE_MARGIN_MS: i64 = 1000;
 
 #[derive(Clone)]
 pub struct Worker {
-    app: App,
+    app: Janitor,
     /// Unique per worker: a lease names its holder.
     owner: Arc<str>,
     busy: Arc<Mutex<HashSet<i64>>>,
@@ -74,7 +74,7 @@ enum Pass {
 }
 
 impl Worker {
-    pub fn new(app: App) -> Self {
+    pub fn new(app: Janitor) -> Self {
         let owner = format!("{}-{}", std::process::id(), crate::auth::random_token());
         Self {
             app,
@@ -87,7 +87,7 @@ impl Worker {
     }
 
     /// A worker for one run's jobs only.
-    pub fn for_run(app: App, run_id: i64) -> Self {
+    pub fn for_run(app: Janitor, run_id: i64) -> Self {
         Self {
             only_run: Some(run_id),
             ..Self::new(app)
@@ -438,7 +438,7 @@ struct Lease {
 
 impl Lease {
     /// Starts renewing the lease just claimed (it runs `job_lease` from now).
-    fn start(app: &App, owner: &Arc<str>, job_id: i64) -> Self {
+    fn start(app: &Janitor, owner: &Arc<str>, job_id: i64) -> Self {
         let lease_ms = i64::try_from(app.job_lease.as_millis()).unwrap_or(30_000);
         let valid_until = Arc::new(AtomicI64::new(now_ms() + lease_ms));
         let lost = Arc::new(AtomicBool::new(false));
@@ -533,7 +533,7 @@ impl Guard for SendGuard<'_> {
     }
 }
 
-/// The test hook (`App::removal_hold`): `<dir>/<job>.ready`, then wait for `<dir>/<job>.go`.
+/// The test hook (`Janitor::removal_hold`): `<dir>/<job>.ready`, then wait for `<dir>/<job>.go`.
 async fn hold_for_test(dir: &std::path::Path, job_id: i64) {
     let _ = tokio::fs::write(dir.join(format!("{job_id}.ready")), b"").await;
     let go = dir.join(format!("{job_id}.go"));
@@ -548,7 +548,7 @@ async fn hold_for_test(dir: &std::path::Path, job_id: i64) {
 /// The image's layers from the layer cache, or asked of the daemon when the
 /// cache does not have them.
 async fn layers_of(
-    app: &App,
+    app: &Janitor,
     client: &DaemonClient,
     daemon_id: i64,
     image: &ImageId,
@@ -574,7 +574,7 @@ async fn layers_of(
 
 /// Bytes of `sent` (the layers an image had when its removal went out) that
 /// no image on the daemon has now.
-async fn bytes_gone(app: &App, daemon: &StoredDaemon, sent: &str) -> Result<u64, String> {
+async fn bytes_gone(app: &Janitor, daemon: &StoredDaemon, sent: &str) -> Result<u64, String> {
     let sent: Vec<Layer> = serde_json::from_str(sent)
         .map_err(|e| format!("the recorded layers cannot be read: {e}"))?;
     let now = scan::scan_daemon(&app.store, daemon, &app.scan_options().await)

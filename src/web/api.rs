@@ -11,10 +11,10 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use super::errors::{ApiError, ApiErrorBody};
 use super::json_body::{self, Kind};
 use super::BODY_LIMIT;
-use crate::app::App;
 use crate::daemons::{self, DaemonSummary};
 use crate::domain::SettingsChange;
 use crate::domain::{FieldErrors, NewDaemonInput, Settings};
+use crate::janitor::Janitor;
 use crate::jobs::{
     self, CancelError, CleanupError, CleanupRequest, CleanupRequestInput, JobView, Preview,
     RunView, Trigger,
@@ -87,7 +87,7 @@ pub struct Health {
     )
 )]
 #[get("/health")]
-async fn health(app: web::Data<App>) -> HttpResponse {
+async fn health(app: web::Data<Janitor>) -> HttpResponse {
     let db_ok = sqlx::query("SELECT 1")
         .execute(app.store.pool())
         .await
@@ -109,7 +109,7 @@ async fn health(app: web::Data<App>) -> HttpResponse {
     responses((status = 200, description = "The daemons, each contacted now", body = Vec<DaemonSummary>))
 )]
 #[get("/daemons")]
-async fn list_daemons(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
+async fn list_daemons(app: web::Data<Janitor>) -> Result<HttpResponse, ApiError> {
     let checked = daemons::check_all(&app.store, app.daemon_timeout).await?;
     let body: Vec<DaemonSummary> = checked.iter().map(DaemonSummary::from).collect();
     Ok(HttpResponse::Ok().json(body))
@@ -126,7 +126,7 @@ async fn list_daemons(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
     )
 )]
 #[post("/daemons")]
-async fn add_daemon(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn add_daemon(app: web::Data<Janitor>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let body = json_body::object(&body, false)?;
     json_body::check_types(
         &body,
@@ -159,7 +159,7 @@ async fn add_daemon(app: web::Data<App>, body: web::Bytes) -> Result<HttpRespons
 )]
 #[delete("/daemons/{name}")]
 async fn remove_daemon(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     daemons::remove(&app.store, &name).await?;
@@ -182,7 +182,7 @@ struct ScanSummary {
     responses((status = 200, description = "One entry per daemon", body = Vec<ScanSummary>))
 )]
 #[post("/scan")]
-async fn scan_now(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
+async fn scan_now(app: web::Data<Janitor>) -> Result<HttpResponse, ApiError> {
     let results = scan::scan_all(&app.store, &app.scan_options().await)
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
@@ -220,7 +220,7 @@ async fn scan_now(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
 )]
 #[get("/images")]
 async fn images(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     query: web::Query<ImageFilterInput>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = ImageFilter::parse(&query).map_err(ApiError::Invalid)?;
@@ -295,7 +295,10 @@ fn cleanup_error(e: CleanupError) -> ApiError {
     )
 )]
 #[post("/cleanup/preview")]
-async fn cleanup_preview(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn cleanup_preview(
+    app: web::Data<Janitor>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let request = cleanup_request(&body)?;
     let preview = jobs::preview(&app, &request, app.policy().await)
         .await
@@ -316,7 +319,10 @@ async fn cleanup_preview(app: web::Data<App>, body: web::Bytes) -> Result<HttpRe
     )
 )]
 #[post("/cleanup/runs")]
-async fn cleanup_start(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn cleanup_start(
+    app: web::Data<Janitor>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let request = cleanup_request(&body)?;
     let run = jobs::start_run(&app, Trigger::Manual, "api", &request, app.policy().await)
         .await
@@ -330,7 +336,7 @@ async fn cleanup_start(app: web::Data<App>, body: web::Bytes) -> Result<HttpResp
     responses((status = 200, description = "The runs with their jobs", body = Vec<RunView>))
 )]
 #[get("/cleanup/runs")]
-async fn cleanup_runs(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
+async fn cleanup_runs(app: web::Data<Janitor>) -> Result<HttpResponse, ApiError> {
     let runs = jobs::run_views(&app.store, 50)
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
@@ -347,7 +353,10 @@ async fn cleanup_runs(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
     )
 )]
 #[get("/cleanup/runs/{id}")]
-async fn cleanup_run(app: web::Data<App>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn cleanup_run(
+    app: web::Data<Janitor>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::NotFound(format!("there is no run {id}"));
     let run_id: i64 = id.parse().map_err(|_| not_found())?;
     match jobs::run_view(&app.store, run_id)
@@ -371,7 +380,7 @@ async fn cleanup_run(app: web::Data<App>, id: web::Path<String>) -> Result<HttpR
 )]
 #[post("/cleanup/jobs/{id}/cancel")]
 async fn cleanup_cancel(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job_id: i64 = id
@@ -394,8 +403,8 @@ async fn cleanup_cancel(
     )
 )]
 #[get("/settings")]
-async fn get_settings(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
-    let view = settings::load(&app).await.map_err(settings_error)?;
+async fn get_settings(app: web::Data<Janitor>) -> Result<HttpResponse, ApiError> {
+    let view = settings::load(&app.store).await.map_err(settings_error)?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -413,7 +422,10 @@ async fn get_settings(app: web::Data<App>) -> Result<HttpResponse, ApiError> {
     )
 )]
 #[patch("/settings")]
-async fn patch_settings(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn patch_settings(
+    app: web::Data<Janitor>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
     let mut change = json_body::object(&body, false)?;
     // `"version": N` applies the change only to that version (409 otherwise).
     let seen = match change.remove("version") {
@@ -435,7 +447,7 @@ async fn patch_settings(app: web::Data<App>, body: web::Bytes) -> Result<HttpRes
         }
         return Err(ApiError::Invalid(errors));
     }
-    match settings::update(&app, &change, seen).await {
+    match app.change_settings(&change, seen).await {
         Ok(view) => Ok(HttpResponse::Ok().json(view)),
         Err(e) => Err(settings_error(e)),
     }

@@ -13,8 +13,8 @@ use super::errors::{html, PageError};
 use super::format;
 use super::guard::CurrentSession;
 use super::layout::Layout;
-use crate::app::App;
 use crate::domain::FieldErrors;
+use crate::janitor::Janitor;
 use crate::jobs::{self, CleanupError, CleanupRequest, CleanupRequestInput, RunView, Trigger};
 use crate::report::ImageObject;
 
@@ -144,7 +144,7 @@ fn scope(form: &CleanupForm) -> String {
 }
 
 async fn preview_page(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     session: CurrentSession,
     query: web::Query<CleanupForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -195,7 +195,7 @@ async fn preview_page(
 
 /// "Remove N images": a run of exactly the images the preview showed that
 /// are still removable now.
-async fn start_run(app: web::Data<App>, body: web::Bytes) -> Result<HttpResponse, PageError> {
+async fn start_run(app: web::Data<Janitor>, body: web::Bytes) -> Result<HttpResponse, PageError> {
     let request = parse_confirmation(&body).map_err(|e| PageError::BadRequest(e.to_string()))?;
     let run = jobs::start_run(&app, Trigger::Manual, "web", &request, app.policy().await)
         .await
@@ -314,7 +314,7 @@ struct RunsPage {
 }
 
 async fn runs_page(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
     let runs = jobs::run_views(&app.store, 100)
@@ -355,7 +355,7 @@ struct RunLive {
     r: RunRow,
 }
 
-async fn load_run(app: &App, id: &str) -> Result<RunRow, PageError> {
+async fn load_run(app: &Janitor, id: &str) -> Result<RunRow, PageError> {
     let not_found = || PageError::NotFound(format!("There is no run {id}."));
     let run_id: i64 = id.parse().map_err(|_| not_found())?;
     let run = jobs::run_view(&app.store, run_id)
@@ -366,7 +366,7 @@ async fn load_run(app: &App, id: &str) -> Result<RunRow, PageError> {
 }
 
 async fn run_page(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     session: CurrentSession,
     id: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
@@ -377,7 +377,7 @@ async fn run_page(
     Ok(html(StatusCode::OK, &page))
 }
 
-async fn run_live(app: web::Data<App>, id: web::Path<String>) -> Result<RunLive, PageError> {
+async fn run_live(app: web::Data<Janitor>, id: web::Path<String>) -> Result<RunLive, PageError> {
     Ok(RunLive {
         r: load_run(&app, &id).await?,
     })

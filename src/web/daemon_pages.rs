@@ -9,9 +9,9 @@ use serde::Deserialize;
 use super::errors::{html, PageError};
 use super::guard::CurrentSession;
 use super::layout::Layout;
-use crate::app::App;
 use crate::daemons::{self, DaemonError, DaemonSummary};
 use crate::domain::{FieldErrors, NewDaemonInput};
+use crate::janitor::Janitor;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/daemons", web::get().to(daemons_page))
@@ -29,7 +29,7 @@ struct DaemonStatus {
 }
 
 async fn test_daemon(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     name: web::Path<String>,
 ) -> Result<DaemonStatus, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
@@ -124,7 +124,7 @@ fn add_form_fields(form: &DaemonForm, errors: &FieldErrors) -> Vec<FormField> {
 }
 
 async fn render_daemons_page(
-    app: &App,
+    app: &Janitor,
     session: &CurrentSession,
     status: StatusCode,
     form: &DaemonForm,
@@ -143,7 +143,7 @@ async fn render_daemons_page(
 }
 
 async fn daemons_page(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
     render_daemons_page(
@@ -157,7 +157,7 @@ async fn daemons_page(
 }
 
 async fn add_daemon(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     session: CurrentSession,
     form: web::Form<DaemonForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -196,7 +196,7 @@ struct ConfirmRemove {
 }
 
 async fn confirm_remove(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     session: CurrentSession,
     name: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
@@ -211,7 +211,7 @@ async fn confirm_remove(
 }
 
 async fn remove_daemon(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     daemons::remove(&app.store, &name).await?;

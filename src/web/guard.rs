@@ -18,9 +18,9 @@ use super::layout::Layout;
 use super::origin::RequestOrigin;
 use super::throttle::{Throttles, Verdict};
 use super::BODY_LIMIT;
-use crate::app::App;
 use crate::auth::{self, Session};
 use crate::domain::{is_address_or_localhost, PublicUrl};
+use crate::janitor::Janitor;
 
 pub const SESSION_COOKIE: &str = "exapp_janitor_session";
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
@@ -46,8 +46,8 @@ pub async fn guard(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let app = req
-        .app_data::<web::Data<App>>()
-        .expect("App is registered")
+        .app_data::<web::Data<Janitor>>()
+        .expect("Janitor is registered")
         .clone();
     // The path the router matches: percent-encoded unreserved characters
     // decoded (`/%61pi/…` is `/api/…`). Classified by the raw path, such a

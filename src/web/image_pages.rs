@@ -12,9 +12,9 @@ use super::errors::{html, PageError};
 use super::format;
 use super::guard::CurrentSession;
 use super::layout::Layout;
-use crate::app::App;
 use crate::domain::FieldErrors;
 use crate::inventory::Status;
+use crate::janitor::Janitor;
 use crate::report::{self, ImageFilter, ImageFilterInput, ImageObject};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -274,7 +274,7 @@ struct Rows {
 }
 
 async fn images_page(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     session: CurrentSession,
     req: HttpRequest,
     query: web::Query<ImagesQuery>,
@@ -422,7 +422,7 @@ struct ExAppsPage {
 }
 
 async fn exapps_page(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
     let report = app.report().await.map_err(PageError::internal)?;

@@ -10,8 +10,8 @@ use super::errors::{html, PageError};
 use super::guard::{CurrentSession, SESSION_COOKIE};
 use super::layout::Layout;
 use super::throttle::{Admission, Throttles, Verdict};
-use crate::app::App;
 use crate::auth;
+use crate::janitor::Janitor;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/login", web::get().to(login_page))
@@ -91,7 +91,7 @@ async fn login_page(query: web::Query<NextQuery>) -> HttpResponse {
 
 async fn login(
     req: HttpRequest,
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     throttles: web::Data<Throttles>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -177,7 +177,10 @@ fn too_many(page: LoginPage, retry_after: std::time::Duration) -> HttpResponse {
     response
 }
 
-async fn logout(app: web::Data<App>, session: CurrentSession) -> Result<HttpResponse, PageError> {
+async fn logout(
+    app: web::Data<Janitor>,
+    session: CurrentSession,
+) -> Result<HttpResponse, PageError> {
     auth::end_session(&app.store, &session.0)
         .await
         .map_err(PageError::internal)?;

@@ -11,9 +11,9 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
 use super::errors::PageError;
-use crate::app::App;
 use crate::daemons;
 use crate::inventory::layers;
+use crate::janitor::Janitor;
 use crate::policy;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -50,7 +50,7 @@ struct ActiveLabel {
 type IntGauge = Family<DaemonLabel, Gauge>;
 type FloatGauge = Family<DaemonLabel, Gauge<f64, AtomicU64>>;
 
-async fn metrics(app: web::Data<App>) -> Result<HttpResponse, PageError> {
+async fn metrics(app: web::Data<Janitor>) -> Result<HttpResponse, PageError> {
     let mut registry = Registry::with_prefix("exapp_janitor");
     let up = IntGauge::default();
     let images = IntGauge::default();
@@ -129,7 +129,7 @@ async fn metrics(app: web::Data<App>) -> Result<HttpResponse, PageError> {
         freed_total += u64::try_from(bytes_freed).unwrap_or(0);
     }
     freed.inc_by(freed_total);
-    let schedule = crate::settings::load(&app)
+    let schedule = crate::settings::load(&app.store)
         .await
         .map_err(PageError::internal)?;
 

@@ -28,7 +28,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, DefaultHeaders, Logger};
 use actix_web::{web, HttpServer};
 
-use crate::app::App;
+use crate::janitor::Janitor;
 use errors::PageError;
 use throttle::{ThrottlePolicy, Throttles};
 
@@ -36,12 +36,12 @@ use throttle::{ThrottlePolicy, Throttles};
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Builds the server on an already bound listener (tests bind port 0).
-pub fn server(app: App, listener: TcpListener) -> std::io::Result<Server> {
+pub fn server(app: Janitor, listener: TcpListener) -> std::io::Result<Server> {
     server_with(app, listener, ThrottlePolicy::default())
 }
 
 pub fn server_with(
-    app: App,
+    app: Janitor,
     listener: TcpListener,
     throttle: ThrottlePolicy,
 ) -> std::io::Result<Server> {
@@ -87,7 +87,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// The client a request comes from, for the throttles: the peer, or the
 /// client a trusted proxy names in `X-Forwarded-For`.
-pub(crate) fn client_ip(req: &actix_web::HttpRequest, app: &App) -> std::net::IpAddr {
+pub(crate) fn client_ip(req: &actix_web::HttpRequest, app: &Janitor) -> std::net::IpAddr {
     let peer = req
         .peer_addr()
         .map(|a| a.ip())

@@ -16,9 +16,9 @@ use super::errors::{html, PageError};
 use super::format;
 use super::guard::CurrentSession;
 use super::layout::Layout;
-use crate::app::App;
 use crate::daemons::{self, DaemonSummary};
 use crate::inventory::{layers, Status};
+use crate::janitor::Janitor;
 use crate::policy;
 use crate::report::summary::{self, Summary};
 use crate::scan::{self, CachedScan};
@@ -205,7 +205,7 @@ fn card(
 }
 
 /// The cards and the headline, from the same scans at the same moment.
-async fn cards(app: &App, refresh: bool) -> Result<(Vec<Card>, Headline), PageError> {
+async fn cards(app: &Janitor, refresh: bool) -> Result<(Vec<Card>, Headline), PageError> {
     let daemons = daemons::list(&app.store).await?;
     let scans = app
         .inventory
@@ -238,7 +238,10 @@ struct Overview {
     halted: Option<String>,
 }
 
-async fn overview(app: web::Data<App>, session: CurrentSession) -> Result<HttpResponse, PageError> {
+async fn overview(
+    app: web::Data<Janitor>,
+    session: CurrentSession,
+) -> Result<HttpResponse, PageError> {
     let (cards, h) = cards(&app, true).await?;
     let page = Overview {
         layout: Layout::page("overview", &session),
@@ -259,7 +262,7 @@ struct Cards {
 
 /// Rescans every daemon; htmx swaps in the new cards and headline, a plain
 /// form returns to the overview.
-async fn rescan(app: web::Data<App>, req: HttpRequest) -> Result<HttpResponse, PageError> {
+async fn rescan(app: web::Data<Janitor>, req: HttpRequest) -> Result<HttpResponse, PageError> {
     scan::scan_all(&app.store, &app.scan_options().await)
         .await
         .map_err(PageError::internal)?;
@@ -283,7 +286,7 @@ struct CardFragment {
 /// One card with a fresh contact to its daemon (the overview's cards ask for
 /// this once each, so a slow daemon only delays its own card).
 async fn daemon_card(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     name: web::Path<String>,
 ) -> Result<CardFragment, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;

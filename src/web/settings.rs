@@ -11,9 +11,9 @@ use super::errors::{html, PageError};
 use super::format;
 use super::guard::CurrentSession;
 use super::layout::Layout;
-use crate::app::App;
 use crate::auth::{self, ApiTokenSource};
 use crate::domain::FieldErrors;
+use crate::janitor::Janitor;
 use crate::settings::{self, SettingsError, SettingsView};
 use crate::store::CredentialKind;
 
@@ -144,7 +144,7 @@ struct SettingsPage {
     problem: Option<String>,
 }
 
-async fn token_state(app: &App) -> Result<TokenState, PageError> {
+async fn token_state(app: &Janitor) -> Result<TokenState, PageError> {
     if let ApiTokenSource::Env { .. } = app.api_token {
         return Ok(TokenState::FromEnv);
     }
@@ -172,14 +172,14 @@ fn schedule_text(view: &SettingsView) -> (String, String) {
 }
 
 async fn page(
-    app: &App,
+    app: &Janitor,
     session: &CurrentSession,
     form: Option<SettingsForm>,
     errors: FieldErrors,
     saved: bool,
     token: Option<TokenState>,
 ) -> Result<SettingsPage, PageError> {
-    let (view, problem) = match settings::load(app).await {
+    let (view, problem) = match settings::load(&app.store).await {
         Ok(view) => (view, None),
         Err(e @ SettingsError::Unreadable(_)) => {
             let d = crate::domain::Settings::default();
@@ -226,7 +226,7 @@ struct SavedQuery {
 }
 
 async fn settings_page(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     session: CurrentSession,
     query: web::Query<SavedQuery>,
 ) -> Result<HttpResponse, PageError> {
@@ -243,7 +243,7 @@ async fn settings_page(
 }
 
 async fn save_settings(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     session: CurrentSession,
     form: web::Form<SettingsForm>,
 ) -> Result<HttpResponse, PageError> {
@@ -254,7 +254,7 @@ async fn save_settings(
             return Ok(html(StatusCode::UNPROCESSABLE_ENTITY, &p));
         }
     };
-    match settings::update(&app, &form.change(), seen).await {
+    match app.change_settings(&form.change(), seen).await {
         Ok(_) => Ok(HttpResponse::SeeOther()
             .insert_header(("Location", "/settings?saved=1"))
             .finish()),
@@ -277,7 +277,7 @@ async fn save_settings(
 }
 
 async fn rotate_token(
-    app: web::Data<App>,
+    app: web::Data<Janitor>,
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
     let token = match app.api_token {

@@ -13,10 +13,10 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use exapp_janitor::app::App;
 use exapp_janitor::config::GlobalConfig;
 use exapp_janitor::daemons;
 use exapp_janitor::domain::NewDaemonInput;
+use exapp_janitor::janitor::Janitor;
 use exapp_janitor::jobs::{self, CleanupRequest, Trigger, Worker};
 
 fn fail(message: impl std::fmt::Display) -> ! {
@@ -163,7 +163,7 @@ fn main() {
             removal_timeout_secs: 600,
             job_max_attempts: 8,
         };
-        let app = App::open(&config).await.unwrap_or_else(|e| fail(e));
+        let app = Janitor::open(&config).await.unwrap_or_else(|e| fail(e));
         let input = NewDaemonInput {
             name: "bench".into(),
             endpoint: engine.clone(),

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use exapp_janitor::app::App;
 use exapp_janitor::auth;
 use exapp_janitor::config::GlobalConfig;
+use exapp_janitor::janitor::Janitor;
 use serde_json::Value;
 
 /// Reads a variable the harness exports, or stops the test with a clear message.
@@ -133,7 +133,7 @@ impl Drop for StoppedSpare {
 /// logged in (`http` carries the session cookie) and an API token.
 pub struct TestApp {
     pub address: String,
-    pub app: App,
+    pub app: Janitor,
     pub data_dir: PathBuf,
     /// Logged in: sends the session cookie.
     pub http: reqwest::Client,
@@ -164,7 +164,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// `spawn_app` with the app's settings changed before the server starts.
-pub async fn spawn_app_with(configure: impl FnOnce(&mut App)) -> TestApp {
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Janitor)) -> TestApp {
     let mut test_app = spawn_unlogged_with(configure).await;
     let response = test_app.login(&test_app.http, TEST_PASSWORD).await;
     assert_eq!(response.status(), 303, "test login failed");
@@ -175,7 +175,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut App)) -> TestApp {
 
 /// The server of `spawn_app_with`, nobody logged in yet (no session cookie,
 /// no CSRF token): for tests whose requests must not come from 127.0.0.1's session.
-pub async fn spawn_unlogged_with(configure: impl FnOnce(&mut App)) -> TestApp {
+pub async fn spawn_unlogged_with(configure: impl FnOnce(&mut Janitor)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let config = GlobalConfig {
@@ -186,7 +186,7 @@ pub async fn spawn_unlogged_with(configure: impl FnOnce(&mut App)) -> TestApp {
         removal_timeout_secs: 600,
         job_max_attempts: 8,
     };
-    let mut app = App::open(&config).await.expect("open the store");
+    let mut app = Janitor::open(&config).await.expect("open the store");
     // As `serve` does at its start.
     exapp_janitor::settings::ensure_stored(&app.store)
         .await
@@ -306,7 +306,7 @@ impl TestApp {
 
     /// Starts the scheduler in this process.
     pub fn start_scheduler(&self) -> tokio::task::JoinHandle<()> {
-        exapp_janitor::schedule::spawn(self.app.clone())
+        exapp_janitor::scheduler::spawn(self.app.clone())
     }
 
     /// Starts watching every daemon (events, reconnects, cleanup on update).
@@ -465,7 +465,7 @@ pub fn appid(fx: &fixtures::Fixtures, name: &str) -> String {
     fx.unique(name).replace('-', "_")
 }
 
-/// The test hook of `App::removal_hold`: a job stops right before its first
+/// The test hook of `Janitor::removal_hold`: a job stops right before its first
 /// removal call until the test lets it go.
 pub struct RemovalHold {
     dir: tempfile::TempDir,
