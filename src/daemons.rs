@@ -8,7 +8,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde::Serialize;
 
-use crate::docker::{DaemonClient, EngineInfo};
+use crate::backend::Backend;
+use crate::docker::EngineInfo;
 use crate::domain::{DaemonName, Endpoint, FieldErrors, NewDaemon, NewDaemonInput, TlsFiles};
 use crate::store::{DaemonContact, Store, StoreError, StoredDaemon};
 
@@ -69,7 +70,7 @@ pub async fn list(store: &Store) -> Result<Vec<StoredDaemon>, DaemonError> {
 /// Contacts one daemon (bounded by `timeout`), remembers the outcome and
 /// returns the daemon with its fresh contact.
 pub async fn check(store: &Store, mut daemon: StoredDaemon, timeout: Duration) -> StoredDaemon {
-    let outcome = DaemonClient::connect(&daemon.endpoint, timeout)
+    let outcome = Backend::connect(&daemon.endpoint, timeout)
         .await
         .map(|client| client.engine().clone())
         .map_err(|e| e.to_string());

@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod config_file;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::docker::DaemonClient;
+use crate::backend::Backend;
 use crate::domain::{AppId, DaemonName, ImageId, EXAPP_CONTAINER_PREFIX};
 use crate::inventory::Status;
 use crate::janitor::Janitor;
@@ -80,7 +80,7 @@ async fn watch_daemon(app: Janitor, daemon: StoredDaemon, config: WatchConfig) {
     let mut known = last_known_images(&app, daemon.id).await;
     let mut backoff = Duration::from_secs(1);
     loop {
-        let client = match DaemonClient::connect(&daemon.endpoint, app.daemon_timeout).await {
+        let client = match Backend::connect(&daemon.endpoint, app.daemon_timeout).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(daemon = %daemon.name, error = %e, ?backoff, "daemon unreachable; retrying");
@@ -210,7 +210,7 @@ async fn settle_then_clean(
             tracing::warn!(daemon = %daemon.name, %appid, "the updated container never settled; no cleanup");
             return;
         }
-        let client = match DaemonClient::connect(&daemon.endpoint, app.daemon_timeout).await {
+        let client = match Backend::connect(&daemon.endpoint, app.daemon_timeout).await {
             Ok(c) => c,
             Err(_) => {
                 wait = Duration::from_secs(5);

@@ -17,7 +17,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use crate::docker::{DaemonClient, DockerError, Removed};
+use crate::backend::Backend;
+use crate::docker::{DockerError, Removed};
 use crate::domain::{ImageId, ProtectedPattern};
 use crate::inventory::reference;
 
@@ -59,7 +60,7 @@ pub trait Guard {
 
 /// Runs the protocol. `layer_sizes` maps the image's chain IDs to sizes.
 pub async fn remove(
-    client: &DaemonClient,
+    client: &Backend,
     approved: Approved<'_>,
     protected: &[ProtectedPattern],
     layer_sizes: &HashMap<String, u64>,
@@ -216,7 +217,7 @@ impl<'a> Freed<'a> {
 
     /// An error part-way. A 409 is Docker refusing (in use now): skipped, and
     /// the image is put back as it was.
-    async fn stop(self, client: &DaemonClient, image: &ImageId, e: &DockerError) -> Outcome {
+    async fn stop(self, client: &Backend, image: &ImageId, e: &DockerError) -> Outcome {
         if e.is_conflict() {
             let words = e.daemon_message().unwrap_or("conflict").to_owned();
             self.put_back(client, image, &words).await
@@ -226,7 +227,7 @@ impl<'a> Freed<'a> {
     }
 
     /// Ends the job skipped with `why`, after putting back the tags it took off.
-    async fn put_back(self, client: &DaemonClient, image: &ImageId, why: &str) -> Outcome {
+    async fn put_back(self, client: &Backend, image: &ImageId, why: &str) -> Outcome {
         if self.untagged.is_empty() {
             return Outcome::Skipped {
                 reason: why.to_owned(),

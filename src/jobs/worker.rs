@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 
 use super::now_ms;
 use super::remove::{self, Approved, Guard, Outcome};
-use crate::docker::DaemonClient;
+use crate::backend::Backend;
 use crate::domain::ImageId;
 use crate::inventory::Layer;
 use crate::janitor::Janitor;
@@ -355,7 +355,7 @@ impl Worker {
             ));
         };
         if batch.client.is_none() {
-            match DaemonClient::connect(&daemon.endpoint, self.app.daemon_timeout).await {
+            match Backend::connect(&daemon.endpoint, self.app.daemon_timeout).await {
                 Ok(c) => batch.client = Some(c),
                 Err(e) => {
                     let outcome = if e.is_transient() {
@@ -422,7 +422,7 @@ enum Halt {
 struct Batch {
     /// None when the daemon was removed meanwhile.
     daemon: Option<StoredDaemon>,
-    client: Option<DaemonClient>,
+    client: Option<Backend>,
 }
 
 /// A claimed job's lease, renewed in the background while the job runs.
@@ -547,12 +547,7 @@ async fn hold_for_test(dir: &std::path::Path, job_id: i64) {
 
 /// The image's layers from the layer cache, or asked of the daemon when the
 /// cache does not have them.
-async fn layers_of(
-    app: &Janitor,
-    client: &DaemonClient,
-    daemon_id: i64,
-    image: &ImageId,
-) -> Vec<Layer> {
+async fn layers_of(app: &Janitor, client: &Backend, daemon_id: i64, image: &ImageId) -> Vec<Layer> {
     let cached = app
         .store
         .cached_layers_of(daemon_id, image.as_str())

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 pub use cache::{CachedScan, InventoryCache};
 
-use crate::docker::{DaemonClient, DockerError, ListedContainer};
+use crate::backend::Backend;
+use crate::docker::{DockerError, ListedContainer};
 use crate::domain::{AppId, ImageId, ProtectedPattern};
 use crate::inventory::{
     self, layers, ClassifiedImage, ContainerInfo, ExAppContainer, History, ImageInfo, Layer,
@@ -85,16 +86,16 @@ impl ScanGate {
 /// ask for the API version again. Dropped on any error and when the
 /// daemon's endpoint changes.
 #[derive(Debug, Default)]
-pub struct ClientCache(Mutex<HashMap<i64, (String, DaemonClient)>>);
+pub struct ClientCache(Mutex<HashMap<i64, (String, Backend)>>);
 
 impl ClientCache {
-    fn get(&self, daemon: &StoredDaemon) -> Option<DaemonClient> {
+    fn get(&self, daemon: &StoredDaemon) -> Option<Backend> {
         let clients = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let (endpoint, client) = clients.get(&daemon.id)?;
         (*endpoint == daemon.endpoint.to_string()).then(|| client.clone())
     }
 
-    fn put(&self, daemon: &StoredDaemon, client: &DaemonClient) {
+    fn put(&self, daemon: &StoredDaemon, client: &Backend) {
         let mut clients = self.0.lock().unwrap_or_else(|p| p.into_inner());
         clients.insert(daemon.id, (daemon.endpoint.to_string(), client.clone()));
     }
@@ -201,7 +202,7 @@ async fn scan_inner(
         }
         return result;
     }
-    let client = DaemonClient::connect(&daemon.endpoint, options.call_timeout).await;
+    let client = Backend::connect(&daemon.endpoint, options.call_timeout).await;
     let client = match client {
         Ok(c) => {
             let e = c.engine();
@@ -228,7 +229,7 @@ async fn scan_with(
     store: &Store,
     daemon: &StoredDaemon,
     options: &ScanOptions,
-    client: &DaemonClient,
+    client: &Backend,
 ) -> Result<DaemonScan, ScanError> {
     let (images, containers) = tokio::try_join!(client.list_images(), client.list_containers())?;
     let containers = with_exapp_references(client, containers).await?;
@@ -284,7 +285,7 @@ async fn scan_with(
 /// Containers as the inventory sees them; `nc_app_*` ones with the
 /// reference they were created from (one inspect each).
 async fn with_exapp_references(
-    client: &DaemonClient,
+    client: &Backend,
     listed: Vec<ListedContainer>,
 ) -> Result<Vec<ContainerInfo>, DockerError> {
     // The inspects run a few at a time: hosts run dozens of ExApps.
@@ -352,7 +353,7 @@ struct ListingLayers {
 async fn layers_of(
     store: &Store,
     daemon_id: i64,
-    client: &DaemonClient,
+    client: &Backend,
     images: &[crate::docker::ListedImage],
 ) -> Result<ListingLayers, ScanError> {
     let mut known: HashMap<ImageId, Vec<Layer>> = store
