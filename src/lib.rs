@@ -13,6 +13,7 @@
 pub mod app;
 pub mod auth;
 pub mod backend;
+pub mod clock;
 pub mod cli;
 pub mod config;
 pub mod config_file;

@@ -1,0 +1,152 @@
+//! The one source of the time of day: system time in production, a clock a
+//! test moves by hand. Every part where time decides something (the
+//! schedule, minimum ages, job leases, the settle time after an update, row
+//! timestamps) reads and waits on it, so a test advances it instead of
+//! sleeping. Timeouts of calls to daemons stay on tokio's monotonic timer:
+//! they measure how long a peer takes, not what time it is.
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+#[derive(Clone, Default)]
+pub struct Clock(Source);
+
+#[derive(Clone, Default)]
+enum Source {
+    #[default]
+    System,
+    Manual(Arc<Manual>),
+}
+
+struct Manual {
+    now_ms: AtomicI64,
+    advanced: Notify,
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Source::System => f.write_str("Clock(system)"),
+            Source::Manual(m) => write!(f, "Clock(manual at {} ms)", m.now_ms.load(Ordering::SeqCst)),
+        }
+    }
+}
+
+fn system_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Self(Source::System)
+    }
+
+    /// A clock that stands still at the system time of now until `advance`
+    /// moves it (tests).
+    pub fn manual() -> Self {
+        Self(Source::Manual(Arc::new(Manual {
+            now_ms: AtomicI64::new(system_ms()),
+            advanced: Notify::new(),
+        })))
+    }
+
+    /// Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        match &self.0 {
+            Source::System => system_ms(),
+            Source::Manual(m) => m.now_ms.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Unix seconds.
+    pub fn now_unix(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.now_ms()) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Moves a manual clock forward and wakes whoever sleeps on it.
+    ///
+    /// # Panics
+    /// On the system clock: only a test moves time.
+    pub fn advance(&self, by: Duration) {
+        match &self.0 {
+            Source::System => panic!("the system clock cannot be advanced"),
+            Source::Manual(m) => {
+                let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+                m.now_ms.fetch_add(ms, Ordering::SeqCst);
+                m.advanced.notify_waiters();
+            }
+        }
+    }
+
+    /// Waits until this clock has moved on by `duration`.
+    pub async fn sleep(&self, duration: Duration) {
+        match &self.0 {
+            Source::System => tokio::time::sleep(duration).await,
+            Source::Manual(m) => {
+                let until = self
+                    .now_ms()
+                    .saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
+                loop {
+                    // Interest first, then the check: an advance in between still wakes us.
+                    let advanced = m.advanced.notified();
+                    if m.now_ms.load(Ordering::SeqCst) >= until {
+                        return;
+                    }
+                    advanced.await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_stands_still_until_advanced() {
+        let clock = Clock::manual();
+        let start = clock.now_ms();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(clock.now_ms(), start);
+        clock.advance(Duration::from_secs(3600));
+        assert_eq!(clock.now_ms(), start + 3_600_000);
+        assert_eq!(clock.now_unix(), (start + 3_600_000).div_euclid(1000));
+    }
+
+    #[test]
+    fn clones_share_one_time() {
+        let clock = Clock::manual();
+        let other = clock.clone();
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(other.now_ms(), clock.now_ms());
+    }
+
+    #[tokio::test]
+    async fn a_sleep_on_a_manual_clock_ends_when_the_clock_passes_its_end() {
+        let clock = Clock::manual();
+        let sleeper = tokio::spawn({
+            let clock = clock.clone();
+            async move { clock.sleep(Duration::from_secs(60)).await }
+        });
+        tokio::task::yield_now().await;
+        clock.advance(Duration::from_secs(59));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished(), "59 of 60 s");
+        clock.advance(Duration::from_secs(1));
+        tokio::time::timeout(Duration::from_secs(5), sleeper)
+            .await
+            .expect("woken by the advance")
+            .unwrap();
+    }
+}
