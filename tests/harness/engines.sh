@@ -216,8 +216,9 @@ alive() {
 stop_engine() {
   local d=$1 pid
   for f in "$d/launcher.pid" "$d/docker.pid"; do
-    [ -f "$f" ] || continue
-    pid=$(cat "$f")
+    # dockerd removes docker.pid as it exits: gone by now is fine (and must
+    # not end this script half-way, leaving the other engines running).
+    pid=$(cat "$f" 2>/dev/null) || continue
     kill "$pid" 2>/dev/null || true
   done
   pid=$(cat "$d/launcher.pid" 2>/dev/null || echo)
