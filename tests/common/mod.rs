@@ -1,11 +1,13 @@
-//! Test support: the isolated Docker engines the harness started, a server
-//! spawned in-process on a fresh data dir, the CLI binary, and fixtures.
+//! Test support: the isolated Docker engines the harness started, the real
+//! HaRP in front of two of them (`harp`), a server spawned in-process on a
+//! fresh data dir, the CLI binary, and fixtures.
 //!
 //! Every test that needs an engine fails loudly when the harness is not
 //! running: run the suite with `tests/harness/run-tests.sh`.
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod harp;
 pub mod server;
 
 use std::net::TcpListener;

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Isolated Docker engines for exapp-janitor's integration tests.
 #
-#   engines.sh install      install what is missing (Debian packages, Engine 26.1 from Debian 13)
-#   engines.sh start DIR    start two engines under DIR and write DIR/env (shell exports)
-#   engines.sh stop DIR     stop them and remove DIR
+#   engines.sh install      install what is missing (Debian packages, Engine 26.1 from Debian 13,
+#                           the HaRP agent's Python venv)
+#   engines.sh start DIR    start three engines, a registry and a HaRP under DIR and write
+#                           DIR/env (shell exports)
+#   engines.sh restart-spare DIR   stop engine C and start it again
+#   engines.sh stop DIR     stop them all and remove DIR
 #
 # Engine A: Debian 12's docker.io (Engine 20.10, API 1.41) on a unix socket and plain TCP.
 # Engine B: Debian 13's docker.io (Engine 26.1, API 1.45) on a unix socket and TCP with
@@ -14,13 +17,37 @@
 #           images get the digest references a real `docker pull` gives them.
 #           Unpacked into the cache like Engine 26.1: installing the package
 #           would start a system service.
+# HaRP:     a real Nextcloud HaRP v0.4.4 (AppAPI's proxy: Debian 12's HAProxy and
+#           HaRP's unmodified Python agent, vendored in tests/third_party/) in front of
+#           engine A's plain TCP port and, through tests/harness/uds-bridge.py (the
+#           stand-in for HaRP's FRP tunnel), engine B's unix socket. See "HaRP" below.
 # The host's /var/run/docker.sock is never used: every engine has its own socket,
 # data root, exec root and containerd, all under DIR.
+#
+# Knobs: EXAPP_JANITOR_HARNESS_CACHE (default /var/cache/exapp-janitor-harness);
+# EXAPP_JANITOR_HARNESS_HARP=0 starts no HaRP (DIR/env then has no
+# EXAPP_JANITOR_TEST_HARP_* and the HaRP tests fail, saying so).
 set -euo pipefail
 
 CACHE=${EXAPP_JANITOR_HARNESS_CACHE:-/var/cache/exapp-janitor-harness}
 ENGINE26_DIR="$CACHE/docker.io-trixie"
 REGISTRY_DIR="$CACHE/docker-registry"
+HERE=$(dirname "$(realpath "$0")")
+THIRD_PARTY=$(realpath "$HERE/../third_party")
+HARP_VENDOR="$THIRD_PARTY/harp-v0.4.4"
+SPOA_VENDOR="$THIRD_PARTY/haproxy-python-spoa-f00f3f7"
+HARP_VENV="$CACHE/harp-venv"
+HARP_REQUIREMENTS="$HERE/harp-requirements.txt"
+HARP_ENABLED=${EXAPP_JANITOR_HARNESS_HARP:-1}
+# HaRP's agent always listens on 127.0.0.1:8200 for its control API (hard-coded
+# in haproxy_agent.py and haproxy.cfg.template): one HaRP per network namespace.
+HARP_CONTROL_PORT=8200
+# After this many failed requests (a wrong key, say) from one address within
+# HP_BLACKLIST_WINDOW (300 s), HaRP drops every later request from it without
+# an answer until the agent restarts. Upstream's 10 would let a few wrong-key
+# tests ban 127.0.0.1, and with it the whole suite; 1000 keeps the ban real
+# (a test can still reach it on purpose) but out of reach by accident.
+HARP_BLACKLIST_COUNT=1000
 
 log() { echo "engines: $*" >&2; }
 die() { echo "engines: error: $*" >&2; exit 1; }
@@ -81,13 +108,33 @@ install_registry() {
   rm -rf "$tmp"
 }
 
+# The HaRP agent's venv: Debian's python3 (3.11; the agent needs >= 3.11) and the
+# pinned PyPI packages of harp-requirements.txt, made again when that file changes.
+install_harp_venv() {
+  local stamp="$HARP_VENV/harp-requirements.txt"
+  if [ -x "$HARP_VENV/bin/python" ] && cmp -s "$HARP_REQUIREMENTS" "$stamp"; then return 0; fi
+  log "making the HaRP agent's venv in $HARP_VENV (aiohttp, pydantic from PyPI)"
+  as_root mkdir -p "$CACHE"
+  as_root rm -rf "$HARP_VENV"
+  as_root /usr/bin/python3 -m venv "$HARP_VENV"
+  as_root env PIP_DISABLE_PIP_VERSION_CHECK=1 "$HARP_VENV/bin/python" -m pip install -q \
+    --only-binary :all: -r "$HARP_REQUIREMENTS" \
+    || { as_root rm -rf "$HARP_VENV"; die "pip could not install $HARP_REQUIREMENTS into $HARP_VENV"; }
+  as_root "$HARP_VENV/bin/python" -c 'import aiohttp, pydantic'
+  # Written last: a venv without it is incomplete and made again.
+  as_root cp "$HARP_REQUIREMENTS" "$stamp"
+}
+
 cmd_install() {
   # docker.io brings dockerd 20.10, containerd, runc and the docker CLI;
   # busybox-static runs real containers; openssl makes the TLS certificates;
-  # chromium and chromium-driver run the browser tests.
-  apt_install docker.io busybox-static openssl ca-certificates curl iproute2 procps python3 chromium chromium-driver
+  # chromium and chromium-driver run the browser tests; haproxy (2.6),
+  # python3-venv and gettext-base (envsubst) run HaRP.
+  apt_install docker.io busybox-static openssl ca-certificates curl iproute2 procps python3 chromium chromium-driver \
+    haproxy python3-venv gettext-base
   install_engine26
   install_registry
+  install_harp_venv
   install_schemathesis
 }
 
@@ -183,10 +230,179 @@ wait_engine() {
   cat "$d/dockerd.log" >&2; die "engine $name did not answer within 30 s"
 }
 
+# --- HaRP ------------------------------------------------------------------
+# What HaRP's own start.sh does, minus FRP, TLS and its /certs and /run/harp:
+# the agent (haproxy_agent.py, unmodified, in the venv with the vendored
+# haproxyspoa fork on PYTHONPATH) and HAProxy with haproxy.cfg.template
+# rendered by envsubst under DIR/harp. Everything of one HaRP is in DIR/harp:
+#   shared-key (0600)  haproxy.cfg  spoe-agent.conf  {agent,haproxy,bridge}.log and .pid
+# Requests go to http://127.0.0.1:PORT/exapps/app_api/... with the headers
+# `harp-shared-key: KEY` and, for Docker calls, `docker-engine-port: P`: HaRP
+# forwards those to 127.0.0.1:P (in production an FRP tunnel to a Docker host).
+
+# pid_is PIDFILE WORD: the pid file's process is alive and its command line has
+# WORD (a pid file left by a crash may name a pid some other process has now).
+pid_is() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null) || return 1
+  alive "$pid" && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$2"
+}
+
+# stop_pidfile PIDFILE WORD: TERM, up to 5 s to exit, then KILL.
+stop_pidfile() {
+  local f=$1 word=$2 pid
+  pid=$(cat "$f" 2>/dev/null) || return 0
+  if pid_is "$f" "$word"; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
+  fi
+  rm -f "$f"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+harp_control_port_free() {
+  port_open "$HARP_CONTROL_PORT" || return 0
+  local who
+  who=$(ss -ltnpH "sport = :$HARP_CONTROL_PORT" 2>/dev/null | grep -o 'users:(.*)' | head -n1 || true)
+  die "127.0.0.1:$HARP_CONTROL_PORT is already in use${who:+ ($who)}. HaRP's agent always listens there, so only one HaRP can run on this machine (network namespace): stop the other one first (engines.sh stop ITS_DIR; its DIR/harp/agent.pid names it), or start without HaRP (EXAPP_JANITOR_HARNESS_HARP=0)."
+}
+
+harp_fail() {
+  local d="$ROOT/harp" f
+  for f in agent.log haproxy-check.log haproxy.log bridge.log; do
+    [ -s "$d/$f" ] || continue
+    echo "---- $d/$f (last 60 lines)" >&2
+    tail -n 60 "$d/$f" >&2
+  done
+  die "HaRP: $* (engines.sh stop $ROOT stops what did start)"
+}
+
+# start_harp ENGINE_A_PORT ENGINE_B_SOCKET: starts the bridge to engine B and
+# the agent (which take a moment to come up) and renders HAProxy's config;
+# start_harp_proxy then starts HAProxy, wait_harp waits until HaRP answers.
+start_harp() {
+  local port_a=$1 sock_b=$2 d="$ROOT/harp"
+  mkdir -p "$d"
+  HARP_KEY=$(openssl rand -hex 24)
+  (umask 077 && printf '%s\n' "$HARP_KEY" > "$d/shared-key")
+  HARP_PORT_A=$port_a
+  HARP_PORT=$(free_port)
+  HARP_PORT_B=$(free_port)
+  local port_spoa; port_spoa=$(free_port)
+  echo "$port_spoa" > "$d/spoa.port"
+
+  /usr/bin/python3 -B "$HERE/uds-bridge.py" "$HARP_PORT_B" "$sock_b" \
+    < /dev/null > "$d/bridge.log" 2>&1 &
+  echo $! > "$d/bridge.pid"
+
+  # The agent reads its settings from the environment; env -i keeps anything
+  # else of the caller's out (KUBERNETES_SERVICE_HOST, say, would change it).
+  # NC_INSTANCE_URL must be set but is never contacted on the /exapps/app_api
+  # paths (only ExApps' own routes ask Nextcloud): port 9 refuses at once.
+  local agent_env=(
+    PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$d" LANG=C.UTF-8
+    PYTHONPATH="$SPOA_VENDOR" PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+    HP_SHARED_KEY="$HARP_KEY"
+    NC_INSTANCE_URL=http://127.0.0.1:9/
+    HP_EXAPPS_ADDRESS="127.0.0.1:$HARP_PORT"
+    HP_SPOA_ADDRESS="127.0.0.1:$port_spoa"
+    HP_TRUSTED_PROXY_IPS=
+    HP_LOG_LEVEL=info
+    HP_BLACKLIST_COUNT="$HARP_BLACKLIST_COUNT"
+  )
+  env -i "${agent_env[@]}" "$HARP_VENV/bin/python" -B "$HARP_VENDOR/haproxy_agent.py" \
+    < /dev/null > "$d/agent.log" 2>&1 &
+  echo $! > "$d/agent.pid"
+
+  # haproxy.cfg.template as start.sh renders it, with no certificate: the HTTPS
+  # frontend's lines commented out, and spoe-agent.conf's path under DIR/harp.
+  cp "$HARP_VENDOR/spoe-agent.conf" "$d/spoe-agent.conf"
+  # shellcheck disable=SC2016 # envsubst's argument lists the variables it replaces, unexpanded
+  HP_EXAPPS_ADDRESS="127.0.0.1:$HARP_PORT" HP_EXAPPS_HTTPS_ADDRESS=127.0.0.1:1 \
+  HP_SPOA_ADDRESS="127.0.0.1:$port_spoa" HP_LOG_LEVEL_HAPROXY=info \
+  HP_TIMEOUT_CONNECT=30s HP_TIMEOUT_CLIENT=30s HP_TIMEOUT_SERVER=1800s HP_TIMEOUT_TUNNEL=1800s \
+    envsubst '${HP_EXAPPS_ADDRESS} ${HP_EXAPPS_HTTPS_ADDRESS} ${HP_SPOA_ADDRESS} ${HP_LOG_LEVEL_HAPROXY}
+              ${HP_TIMEOUT_CONNECT} ${HP_TIMEOUT_CLIENT} ${HP_TIMEOUT_SERVER} ${HP_TIMEOUT_TUNNEL}' \
+      < "$HARP_VENDOR/haproxy.cfg.template" \
+    | sed -e '/_HTTPS_FRONTEND_/ s|^|#|' -e "s|/etc/haproxy/spoe-agent.conf|$d/spoe-agent.conf|g" \
+    > "$d/haproxy.cfg"
+  # A variable a newer template adds would be left as is: say which.
+  if grep -nE '^[^#]*[$][{]' "$d/haproxy.cfg" > "$d/haproxy-check.log"; then
+    harp_fail "haproxy.cfg.template uses variables this harness does not set"
+  fi
+  haproxy -c -f "$d/haproxy.cfg" > "$d/haproxy-check.log" 2>&1 || harp_fail "HAProxy rejected $d/haproxy.cfg"
+}
+
+# Waits up to SECONDS for the agent's control and SPOA ports; fails if it died.
+wait_harp_agent() {
+  local d="$ROOT/harp" deadline=$((SECONDS + $1)) port_spoa
+  port_spoa=$(cat "$d/spoa.port")
+  until port_open "$port_spoa" && port_open "$HARP_CONTROL_PORT"; do
+    pid_is "$d/agent.pid" haproxy_agent.py || harp_fail "the agent exited during start"
+    [ "$SECONDS" -lt "$deadline" ] || harp_fail "the agent did not listen on 127.0.0.1:$port_spoa and :$HARP_CONTROL_PORT within $1 s"
+    sleep 0.1
+  done
+}
+
+start_harp_proxy() {
+  local d="$ROOT/harp"
+  # Started once the agent listens: HAProxy's first check then finds it.
+  wait_harp_agent 60
+  # -db: in the foreground (this script keeps its pid), no master process.
+  haproxy -f "$d/haproxy.cfg" -db < /dev/null > "$d/haproxy.log" 2>&1 &
+  echo $! > "$d/haproxy.pid"
+}
+
+# harp_get PORT PATH: the status of GET PATH through HaRP with the key (and
+# docker-engine-port PORT unless it is -), or 000 without an answer.
+harp_get() {
+  local hdr=()
+  [ "$1" = - ] || hdr=(-H "docker-engine-port: $1")
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "harp-shared-key: $HARP_KEY" "${hdr[@]}" \
+    "http://127.0.0.1:$HARP_PORT/exapps/app_api$2" || true
+}
+
+# Ready when GET /info answers 200 and both engines answer a ping through HaRP.
+# While HAProxy counts the agent down, HaRP answers 503 (its check: rise 2,
+# every 2 s); HAProxy 2.6 counts it up from the start, so the first try passes.
+wait_harp() {
+  local d="$ROOT/harp" deadline=$((SECONDS + 60)) code='' p
+  while :; do
+    code=$(harp_get - /info)
+    [ "$code" = 200 ] && break
+    for p in agent:haproxy_agent.py haproxy:"$d/haproxy.cfg" bridge:uds-bridge.py; do
+      pid_is "$d/${p%%:*}.pid" "${p#*:}" || harp_fail "HaRP's ${p%%:*} exited during start"
+    done
+    [ "$SECONDS" -lt "$deadline" ] || harp_fail "GET /exapps/app_api/info did not answer 200 within 60 s (last: $code)"
+    sleep 0.2
+  done
+  code=$(harp_get "$HARP_PORT_A" /v1.41/_ping)
+  [ "$code" = 200 ] || harp_fail "engine A (docker-engine-port $HARP_PORT_A) did not answer a ping through HaRP: $code"
+  code=$(harp_get "$HARP_PORT_B" /v1.41/_ping)
+  [ "$code" = 200 ] || harp_fail "engine B (docker-engine-port $HARP_PORT_B, the bridge) did not answer a ping through HaRP: $code"
+}
+
+stop_harp() {
+  local d=$1 had_agent=
+  stop_pidfile "$d/haproxy.pid" "$d/haproxy.cfg"
+  if pid_is "$d/agent.pid" haproxy_agent.py; then had_agent=1; fi
+  stop_pidfile "$d/agent.pid" haproxy_agent.py
+  stop_pidfile "$d/bridge.pid" uds-bridge.py
+  # The next start needs the control port: say so if it is still taken.
+  if [ -n "$had_agent" ]; then
+    for _ in $(seq 1 50); do port_open "$HARP_CONTROL_PORT" || return 0; sleep 0.1; done
+    log "warning: 127.0.0.1:$HARP_CONTROL_PORT is still in use after HaRP's agent stopped"
+  fi
+}
+
 cmd_start() {
   ROOT=$(realpath -m "$1")
-  mkdir -p "$ROOT"
   cmd_install
+  # Before anything starts, so that this failure leaves nothing running.
+  if [ "$HARP_ENABLED" != 0 ]; then harp_control_port_free; fi
+  mkdir -p "$ROOT"
   make_tls "$ROOT/tls"
   local port_a port_b
   port_a=$(free_port); port_b=$(free_port)
@@ -197,10 +413,12 @@ cmd_start() {
   start_engine c /usr/sbin/dockerd "/usr/sbin:/usr/bin"
   local port_registry; port_registry=$(free_port)
   start_registry "$port_registry"
+  if [ "$HARP_ENABLED" != 0 ]; then start_harp "$port_a" "$ROOT/b/docker.sock"; fi
   wait_engine a
   wait_engine b
   wait_engine c
   wait_registry "$port_registry"
+  if [ "$HARP_ENABLED" != 0 ]; then start_harp_proxy; wait_harp; fi
   cat > "$ROOT/env" <<ENV
 export EXAPP_JANITOR_TEST_ROOT='$ROOT'
 export EXAPP_JANITOR_TEST_ENGINE_A_SOCK='unix://$ROOT/a/docker.sock'
@@ -218,8 +436,22 @@ export EXAPP_JANITOR_TEST_TLS_CERT='$ROOT/tls/cert.pem'
 export EXAPP_JANITOR_TEST_TLS_KEY='$ROOT/tls/key.pem'
 export EXAPP_JANITOR_TEST_SCHEMATHESIS='$SCHEMATHESIS_VENV/bin/st'
 ENV
+  if [ "$HARP_ENABLED" != 0 ]; then
+    # HaRP (see tests/common/harp.rs): the URL is HaRP's address as AppAPI's
+    # daemon settings hold it, without the fixed /exapps/app_api base path.
+    cat >> "$ROOT/env" <<ENV
+export EXAPP_JANITOR_TEST_HARP_URL='http://127.0.0.1:$HARP_PORT'
+export EXAPP_JANITOR_TEST_HARP_KEY_FILE='$ROOT/harp/shared-key'
+export EXAPP_JANITOR_TEST_HARP_KEY='$HARP_KEY'
+export EXAPP_JANITOR_TEST_HARP_PORT_A='$HARP_PORT_A'
+export EXAPP_JANITOR_TEST_HARP_PORT_B='$HARP_PORT_B'
+ENV
+  fi
   log "engine a: $(docker -H "unix://$ROOT/a/docker.sock" version -f '{{.Server.Version}} (API {{.Server.APIVersion}})')"
   log "engine b: $(docker -H "unix://$ROOT/b/docker.sock" version -f '{{.Server.Version}} (API {{.Server.APIVersion}})')"
+  if [ "$HARP_ENABLED" != 0 ]; then
+    log "HaRP $(curl -s -H "harp-shared-key: $HARP_KEY" "http://127.0.0.1:$HARP_PORT/exapps/app_api/info") on 127.0.0.1:$HARP_PORT (engine A: docker-engine-port $HARP_PORT_A, engine B: $HARP_PORT_B)"
+  fi
   log "environment in $ROOT/env"
 }
 
@@ -234,8 +466,9 @@ alive() {
 stop_engine() {
   local d=$1 pid
   for f in "$d/launcher.pid" "$d/docker.pid"; do
-    [ -f "$f" ] || continue
-    pid=$(cat "$f")
+    # dockerd removes docker.pid as it exits: gone by now is fine (and must
+    # not end this script half-way, leaving the other engines running).
+    pid=$(cat "$f" 2>/dev/null) || continue
     kill "$pid" 2>/dev/null || true
   done
   pid=$(cat "$d/launcher.pid" 2>/dev/null || echo)
@@ -256,8 +489,10 @@ stop_engine() {
 cmd_stop() {
   local root; root=$(realpath -m "$1")
   [ -d "$root" ] || return 0
+  # HaRP first: it stands in front of the engines.
+  if [ -d "$root/harp" ]; then stop_harp "$root/harp"; fi
   for e in a b c; do if [ -d "$root/$e" ]; then stop_engine "$root/$e"; fi; done
-  if [ -f "$root/registry/launcher.pid" ]; then kill "$(cat "$root/registry/launcher.pid")" 2>/dev/null || true; fi
+  stop_pidfile "$root/registry/launcher.pid" docker-registry
   rm -rf "$root"
 }
 
