@@ -11,10 +11,11 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 use crate::docker::{
-    ContainerEvent, DaemonClient, DockerError, EngineInfo, LayerData, ListedContainer, ListedImage,
-    LiveImage, Removed, RunState,
+    harp_error, ContainerEvent, DaemonClient, DockerError, EngineInfo, HarpClient, HarpRemoval,
+    LayerData, ListedContainer, ListedImage, LiveImage, Removed, RunState,
 };
-use crate::domain::{Endpoint, ImageId};
+use crate::domain::{AppId, Endpoint, ImageId};
+use crate::store::StoredDaemon;
 
 /// What a daemon can be asked beyond looking at one image or container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,21 +29,50 @@ pub struct Capabilities {
     /// Tags an image: a removal untags one reference at a time and puts the
     /// tags back when Docker refuses the last one.
     pub tagging: bool,
+    /// Removes images at all (a HaRP older than 0.4.1 cannot).
+    pub removal: bool,
 }
+
+/// Why HaRP daemons answer `Unsupported`: it forbids every listing.
+const HARP_LISTS_NOTHING: &str = "HaRP lists nothing: the janitor looks up the ExApps it was given";
 
 /// A connection to one daemon.
 #[derive(Debug, Clone)]
 pub enum Backend {
     /// A Docker Engine's API: unix socket, TCP, or TCP with TLS.
     Engine(DaemonClient),
+    /// An Engine behind HaRP: inspects pass through, removal is HaRP's own.
+    Harp(HarpClient),
 }
 
 impl Backend {
-    /// Connects to the daemon an endpoint names (and negotiates its API).
-    pub async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Self, DockerError> {
-        DaemonClient::connect(endpoint, timeout)
-            .await
-            .map(Backend::Engine)
+    /// Connects to a daemon (and negotiates its API). A HaRP that refused
+    /// the daemon's key is not asked again: HaRP bans an address after ten
+    /// wrong keys, so the janitor stops at the first (the key is fixed by
+    /// adding the daemon again).
+    pub async fn connect(daemon: &StoredDaemon, timeout: Duration) -> Result<Self, DockerError> {
+        match (&daemon.endpoint, &daemon.harp) {
+            (Endpoint::Harp(address), Some(access)) => {
+                let refused_before = !daemon.contact.reachable
+                    && daemon
+                        .contact
+                        .last_error
+                        .as_deref()
+                        .is_some_and(|e| e == DockerError::WrongHarpKey.to_string());
+                if refused_before {
+                    return Err(DockerError::WrongHarpKey);
+                }
+                HarpClient::connect(address, &access.key, timeout)
+                    .await
+                    .map(Backend::Harp)
+            }
+            (Endpoint::Harp(_), None) => Err(DockerError::Unsupported(
+                "a HaRP daemon without its shared key",
+            )),
+            (endpoint, _) => DaemonClient::connect(endpoint, timeout)
+                .await
+                .map(Backend::Engine),
+        }
     }
 
     pub fn capabilities(&self) -> Capabilities {
@@ -51,6 +81,13 @@ impl Backend {
                 listing: true,
                 events: true,
                 tagging: true,
+                removal: true,
+            },
+            Backend::Harp(c) => Capabilities {
+                listing: false,
+                events: false,
+                tagging: false,
+                removal: c.removes(),
             },
         }
     }
@@ -59,6 +96,50 @@ impl Backend {
     pub fn engine(&self) -> &EngineInfo {
         match self {
             Backend::Engine(c) => c.engine(),
+            Backend::Harp(c) => c.engine().engine(),
+        }
+    }
+
+    /// The Engine's API over this connection: all of it, or what HaRP passes.
+    fn inspects(&self) -> &DaemonClient {
+        match self {
+            Backend::Engine(c) => c,
+            Backend::Harp(c) => c.engine(),
+        }
+    }
+
+    /// One ExApp's container (for daemons that cannot list).
+    pub async fn exapp_container(
+        &self,
+        appid: &AppId,
+    ) -> Result<Option<ListedContainer>, DockerError> {
+        self.inspects()
+            .exapp_container(appid)
+            .await
+            .map_err(harp_error)
+    }
+
+    /// One image and its layers' diff IDs (for daemons that cannot list).
+    pub async fn image(
+        &self,
+        id: &ImageId,
+    ) -> Result<Option<(ListedImage, Vec<String>)>, DockerError> {
+        self.inspects().image(id.as_str()).await.map_err(harp_error)
+    }
+
+    /// Removes one reference through HaRP's `image_remove` (`removal`
+    /// without `tagging`): Docker's own refusal of an image in use is the
+    /// guard, as HaRP allows no listing to check first.
+    pub async fn remove_through_harp(
+        &self,
+        reference: &str,
+        timeout: Duration,
+    ) -> Result<HarpRemoval, DockerError> {
+        match self {
+            Backend::Harp(c) => c.image_remove(reference, timeout).await,
+            Backend::Engine(_) => Err(DockerError::Unsupported(
+                "only a HaRP daemon removes through HaRP",
+            )),
         }
     }
 
@@ -66,6 +147,7 @@ impl Backend {
     pub async fn list_images(&self) -> Result<Vec<ListedImage>, DockerError> {
         match self {
             Backend::Engine(c) => c.list_images().await,
+            Backend::Harp(_) => Err(DockerError::Unsupported(HARP_LISTS_NOTHING)),
         }
     }
 
@@ -73,6 +155,7 @@ impl Backend {
     pub async fn list_containers(&self) -> Result<Vec<ListedContainer>, DockerError> {
         match self {
             Backend::Engine(c) => c.list_containers().await,
+            Backend::Harp(_) => Err(DockerError::Unsupported(HARP_LISTS_NOTHING)),
         }
     }
 
@@ -83,6 +166,7 @@ impl Backend {
     ) -> Result<Option<String>, DockerError> {
         match self {
             Backend::Engine(c) => c.exapp_config_image(container).await,
+            Backend::Harp(_) => Err(DockerError::Unsupported(HARP_LISTS_NOTHING)),
         }
     }
 
@@ -90,6 +174,7 @@ impl Backend {
     pub async fn layer_data(&self, id: &ImageId) -> Result<LayerData, DockerError> {
         match self {
             Backend::Engine(c) => c.layer_data(id).await,
+            Backend::Harp(_) => Err(DockerError::Unsupported(HARP_LISTS_NOTHING)),
         }
     }
 
@@ -97,6 +182,7 @@ impl Backend {
     pub async fn live_image(&self, id: &ImageId) -> Result<Option<LiveImage>, DockerError> {
         match self {
             Backend::Engine(c) => c.live_image(id).await,
+            Backend::Harp(c) => c.engine().live_image(id).await.map_err(harp_error),
         }
     }
 
@@ -107,6 +193,7 @@ impl Backend {
     ) -> Result<Vec<(String, String)>, DockerError> {
         match self {
             Backend::Engine(c) => c.containers_using(id).await,
+            Backend::Harp(_) => Err(DockerError::Unsupported(HARP_LISTS_NOTHING)),
         }
     }
 
@@ -114,6 +201,7 @@ impl Backend {
     pub async fn children_of(&self, id: &ImageId) -> Result<Vec<String>, DockerError> {
         match self {
             Backend::Engine(c) => c.children_of(id).await,
+            Backend::Harp(_) => Err(DockerError::Unsupported(HARP_LISTS_NOTHING)),
         }
     }
 
@@ -121,6 +209,7 @@ impl Backend {
     pub async fn tag(&self, id: &ImageId, reference: &str) -> Result<(), DockerError> {
         match self {
             Backend::Engine(c) => c.tag(id, reference).await,
+            Backend::Harp(_) => Err(DockerError::Unsupported(HARP_LISTS_NOTHING)),
         }
     }
 
@@ -132,6 +221,7 @@ impl Backend {
     ) -> Result<Vec<Removed>, DockerError> {
         match self {
             Backend::Engine(c) => c.remove_reference(reference, timeout).await,
+            Backend::Harp(_) => Err(DockerError::Unsupported(HARP_LISTS_NOTHING)),
         }
     }
 
@@ -139,6 +229,10 @@ impl Backend {
     pub fn container_events(&self) -> BoxStream<'static, Result<ContainerEvent, DockerError>> {
         match self {
             Backend::Engine(c) => c.container_events().boxed(),
+            Backend::Harp(_) => futures_util::stream::once(async {
+                Err(DockerError::Unsupported(HARP_LISTS_NOTHING))
+            })
+            .boxed(),
         }
     }
 
@@ -146,6 +240,7 @@ impl Backend {
     pub async fn run_state(&self, name: &str) -> Result<Option<RunState>, DockerError> {
         match self {
             Backend::Engine(c) => c.run_state(name).await,
+            Backend::Harp(c) => c.engine().run_state(name).await.map_err(harp_error),
         }
     }
 }

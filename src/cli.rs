@@ -114,7 +114,8 @@ pub enum AdminCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum DaemonCommand {
-    /// Add a daemon: unix:///path.sock, tcp://host:port or https://host:port (with --tls-*).
+    /// Add a daemon: unix:///path.sock, tcp://host:port, https://host:port (with --tls-*),
+    /// or a HaRP: harp+http://host:port (with --harp-key-file and --exapp).
     Add {
         name: String,
         endpoint: String,
@@ -127,6 +128,25 @@ pub enum DaemonCommand {
         /// Client key (https:// only).
         #[arg(long)]
         tls_key: Option<String>,
+        /// File holding the HaRP shared key (harp+http:// only; never on the command line).
+        #[arg(long, value_name = "FILE")]
+        harp_key_file: Option<std::path::PathBuf>,
+        /// HaRP's docker-engine-port for this Docker host (AppAPI's daemon setting; default 24000).
+        #[arg(long, value_name = "PORT")]
+        harp_docker_port: Option<i64>,
+        /// An ExApp to look for on this HaRP daemon (repeat the flag): HaRP lists nothing.
+        #[arg(long = "exapp", value_name = "APPID")]
+        exapps: Vec<String>,
+    },
+    /// Change which ExApps the janitor looks for on a HaRP daemon.
+    Exapps {
+        name: String,
+        /// Look for this ExApp too (repeat the flag).
+        #[arg(long, value_name = "APPID")]
+        add: Vec<String>,
+        /// Stop looking for this ExApp (repeat the flag).
+        #[arg(long, value_name = "APPID")]
+        remove: Vec<String>,
     },
     /// List the daemons and whether they answer now.
     List {
@@ -630,6 +650,21 @@ async fn admin_command(app: &Janitor, command: AdminCommand) -> Result<(), CliEr
     }
 }
 
+/// A HaRP shared key from its file: read here, never taken from the command
+/// line (where every user of the host could read it).
+fn read_key_file(path: &std::path::Path) -> Result<String, CliError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| CliError::BadInput(format!("--harp-key-file {}: {e}", path.display())))?;
+    if !meta.is_file() || meta.len() > 4096 {
+        return Err(CliError::BadInput(format!(
+            "--harp-key-file {}: not a small regular file holding the key",
+            path.display()
+        )));
+    }
+    std::fs::read_to_string(path)
+        .map_err(|e| CliError::BadInput(format!("--harp-key-file {}: {e}", path.display())))
+}
+
 async fn daemon_command(app: &Janitor, command: DaemonCommand) -> Result<(), CliError> {
     match command {
         DaemonCommand::Add {
@@ -638,13 +673,23 @@ async fn daemon_command(app: &Janitor, command: DaemonCommand) -> Result<(), Cli
             tls_ca,
             tls_cert,
             tls_key,
+            harp_key_file,
+            harp_docker_port,
+            exapps,
         } => {
+            let harp_key = match harp_key_file {
+                None => None,
+                Some(path) => Some(read_key_file(&path)?),
+            };
             let input = NewDaemonInput {
                 name,
                 endpoint,
                 tls_ca,
                 tls_cert,
                 tls_key,
+                harp_key,
+                harp_docker_port,
+                exapps: (!exapps.is_empty()).then_some(exapps),
             };
             let daemon = daemons::add(&app.store, &input).await?;
             let daemon = daemons::check(&app.store, daemon, app.daemon_timeout).await;
@@ -662,6 +707,17 @@ async fn daemon_command(app: &Janitor, command: DaemonCommand) -> Result<(), Cli
                     daemon.name,
                     c.last_error.as_deref().unwrap_or("unknown error")
                 );
+            }
+            Ok(())
+        }
+        DaemonCommand::Exapps { name, add, remove } => {
+            let daemon = daemons::change_exapps(&app.store, &name, &add, &remove).await?;
+            let exapps = daemon.harp.map(|h| h.exapps).unwrap_or_default();
+            if exapps.is_empty() {
+                println!("{name}: no ExApps to look for");
+            } else {
+                let ids: Vec<&str> = exapps.iter().map(|a| a.as_str()).collect();
+                println!("{name}: looks for {}", ids.join(", "));
             }
             Ok(())
         }

@@ -31,7 +31,9 @@ impl fmt::Debug for Clock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Source::System => f.write_str("Clock(system)"),
-            Source::Manual(m) => write!(f, "Clock(manual at {} ms)", m.now_ms.load(Ordering::SeqCst)),
+            Source::Manual(m) => {
+                write!(f, "Clock(manual at {} ms)", m.now_ms.load(Ordering::SeqCst))
+            }
         }
     }
 }

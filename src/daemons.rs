@@ -10,7 +10,9 @@ use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::docker::EngineInfo;
-use crate::domain::{DaemonName, Endpoint, FieldErrors, NewDaemon, NewDaemonInput, TlsFiles};
+use crate::domain::{
+    parse_exapps, DaemonName, Endpoint, FieldErrors, NewDaemon, NewDaemonInput, TlsFiles,
+};
 use crate::store::{DaemonContact, Store, StoreError, StoredDaemon};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,48 @@ pub async fn remove(store: &Store, name: &str) -> Result<(), DaemonError> {
     }
 }
 
+/// Adds ExApps to (and removes them from) what the janitor looks for on a
+/// HaRP daemon. All of it or, on one bad ID, nothing.
+pub async fn change_exapps(
+    store: &Store,
+    name: &str,
+    add: &[String],
+    remove: &[String],
+) -> Result<StoredDaemon, DaemonError> {
+    let daemon = get(store, name).await?;
+    let Some(harp) = &daemon.harp else {
+        return Err(DaemonError::Invalid(FieldErrors::single(
+            "exapps",
+            format!(
+                "{} is not a HaRP daemon: on a Docker Engine the janitor finds every ExApp itself",
+                daemon.name
+            ),
+        )));
+    };
+    let invalid = |m: String| DaemonError::Invalid(FieldErrors::single("exapps", m));
+    let add = parse_exapps(add.iter().map(String::as_str)).map_err(invalid)?;
+    let remove = parse_exapps(remove.iter().map(String::as_str)).map_err(invalid)?;
+    let mut exapps: Vec<_> = harp
+        .exapps
+        .iter()
+        .filter(|a| !remove.contains(a))
+        .cloned()
+        .chain(add)
+        .collect();
+    exapps.sort();
+    exapps.dedup();
+    if exapps.len() > crate::domain::HarpAccess::MAX_EXAPPS {
+        return Err(invalid(format!(
+            "at most {} ExApps",
+            crate::domain::HarpAccess::MAX_EXAPPS
+        )));
+    }
+    if !store.set_daemon_exapps(&daemon.name, &exapps).await? {
+        return Err(DaemonError::NotFound(name.to_owned()));
+    }
+    get(store, name).await
+}
+
 pub async fn list(store: &Store) -> Result<Vec<StoredDaemon>, DaemonError> {
     Ok(store.list_daemons().await?)
 }
@@ -70,7 +114,7 @@ pub async fn list(store: &Store) -> Result<Vec<StoredDaemon>, DaemonError> {
 /// Contacts one daemon (bounded by `timeout`), remembers the outcome and
 /// returns the daemon with its fresh contact.
 pub async fn check(store: &Store, mut daemon: StoredDaemon, timeout: Duration) -> StoredDaemon {
-    let outcome = Backend::connect(&daemon.endpoint, timeout)
+    let outcome = Backend::connect(&daemon, timeout)
         .await
         .map(|client| client.engine().clone())
         .map_err(|e| e.to_string());

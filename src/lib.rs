@@ -13,8 +13,8 @@
 pub mod app;
 pub mod auth;
 pub mod backend;
-pub mod clock;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod config_file;
 pub mod daemons;

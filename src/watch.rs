@@ -80,7 +80,7 @@ async fn watch_daemon(app: Janitor, daemon: StoredDaemon, config: WatchConfig) {
     let mut known = last_known_images(&app, daemon.id).await;
     let mut backoff = Duration::from_secs(1);
     loop {
-        let client = match Backend::connect(&daemon.endpoint, app.daemon_timeout).await {
+        let client = match Backend::connect(&daemon, app.daemon_timeout).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(daemon = %daemon.name, error = %e, ?backoff, "daemon unreachable; retrying");
@@ -210,7 +210,7 @@ async fn settle_then_clean(
             tracing::warn!(daemon = %daemon.name, %appid, "the updated container never settled; no cleanup");
             return;
         }
-        let client = match Backend::connect(&daemon.endpoint, app.daemon_timeout).await {
+        let client = match Backend::connect(&daemon, app.daemon_timeout).await {
             Ok(c) => c,
             Err(_) => {
                 wait = Duration::from_secs(5);

@@ -6,7 +6,7 @@
 use bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 
 use super::{within, DaemonClient, DockerError};
-use crate::domain::{ImageId, EXAPP_CONTAINER_PREFIX};
+use crate::domain::{AppId, ImageId, EXAPP_CONTAINER_PREFIX};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedImage {
@@ -134,5 +134,67 @@ impl DaemonClient {
             diff_ids,
             history_sizes: history.into_iter().map(|h| h.size).collect(),
         })
+    }
+
+    /// One ExApp's container by name (`nc_app_<appid>`), as a listing would
+    /// show it: for daemons that cannot list (HaRP). None when there is none.
+    pub async fn exapp_container(
+        &self,
+        appid: &AppId,
+    ) -> Result<Option<ListedContainer>, DockerError> {
+        let name = format!("{EXAPP_CONTAINER_PREFIX}{appid}");
+        let inspected =
+            match within(self.timeout(), self.docker().inspect_container(&name, None)).await {
+                Ok(c) => c,
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(e),
+            };
+        let image_id = ImageId::parse(inspected.image.as_deref().unwrap_or_default())
+            .map_err(|e| invalid(format!("container {name}: {e}")))?;
+        Ok(Some(ListedContainer {
+            id: inspected.id.unwrap_or_default(),
+            name,
+            image_id,
+            state: inspected
+                .state
+                .and_then(|s| s.status)
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            image: inspected.config.and_then(|c| c.image).unwrap_or_default(),
+        }))
+    }
+
+    /// One image by ID or reference, as a listing would show it, with its
+    /// layers' diff IDs: for daemons that cannot list (HaRP). None when gone.
+    pub async fn image(
+        &self,
+        id_or_ref: &str,
+    ) -> Result<Option<(ListedImage, Vec<String>)>, DockerError> {
+        let inspected = match within(self.timeout(), self.docker().inspect_image(id_or_ref)).await {
+            Ok(i) => i,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let id = ImageId::parse(inspected.id.as_deref().unwrap_or_default())
+            .map_err(|e| invalid(format!("image {id_or_ref}: {e}")))?;
+        let created = inspected
+            .created
+            .as_deref()
+            .and_then(|t| {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map_or(0, |t| t.unix_timestamp());
+        let size = u64::try_from(inspected.size.unwrap_or(0)).unwrap_or(0);
+        let diff_ids = inspected.root_fs.and_then(|r| r.layers).unwrap_or_default();
+        Ok(Some((
+            ListedImage {
+                id,
+                repo_tags: real_references(inspected.repo_tags.unwrap_or_default()),
+                repo_digests: real_references(inspected.repo_digests.unwrap_or_default()),
+                created,
+                size,
+            },
+            diff_ids,
+        )))
     }
 }

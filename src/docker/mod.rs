@@ -3,11 +3,13 @@
 //! removing. Imports only `domain`.
 
 mod events;
+mod harp;
 mod listing;
 mod removal;
 mod transport;
 
 pub use events::{ContainerEvent, RunState};
+pub use harp::{harp_error, HarpClient, HarpRemoval};
 pub use listing::{LayerData, ListedContainer, ListedImage};
 pub use removal::{LiveImage, Removed};
 pub use transport::{Size, MESSAGE_MAX_CHARS};
@@ -20,7 +22,7 @@ use crate::domain::{Endpoint, OneLine};
 use transport::{Connector, Refusal};
 
 /// A real Engine's version is like `26.1.5+dfsg1`.
-const ENGINE_VERSION_MAX_CHARS: usize = 64;
+pub(crate) const ENGINE_VERSION_MAX_CHARS: usize = 64;
 
 /// A connection to one daemon, speaking the highest API version both sides know.
 #[derive(Debug, Clone)]
@@ -67,6 +69,16 @@ pub enum DockerError {
     Invalid(OneLine),
     #[error("cannot use the TLS files: {0}")]
     Tls(String),
+    /// HaRP refused the shared key. Not retried: after ten wrong keys in
+    /// five minutes HaRP bans the address and answers nothing any more.
+    #[error("wrong HaRP shared key (HaRP answered 401); nothing more is sent to it until the daemon is added again with the right key")]
+    WrongHarpKey,
+    /// HaRP (not the Engine behind it) answered something else than asked.
+    #[error("HaRP: {0}")]
+    Harp(OneLine),
+    /// A call this kind of daemon does not offer.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl DockerError {
@@ -128,7 +140,11 @@ impl DockerError {
             DockerError::TooLarge { .. }
             | DockerError::NoApiVersion
             | DockerError::Invalid(_)
-            | DockerError::Tls(_) => false,
+            | DockerError::Tls(_)
+            | DockerError::WrongHarpKey
+            | DockerError::Unsupported(_) => false,
+            // HaRP's 503s: its agent starting, or no Engine behind the port yet.
+            DockerError::Harp(_) => true,
         }
     }
 }
@@ -209,6 +225,15 @@ impl DaemonClient {
         })
     }
 
+    /// A client over a bollard connection made elsewhere (HaRP's passthrough).
+    pub(crate) fn through(docker: Docker, timeout: Duration, engine: EngineInfo) -> Self {
+        Self {
+            docker,
+            timeout,
+            engine,
+        }
+    }
+
     pub fn engine(&self) -> &EngineInfo {
         &self.engine
     }
@@ -235,7 +260,11 @@ pub async fn within<T>(
     }
 }
 
-fn connect_at(connector: &Connector, timeout: Duration, version: &ClientVersion) -> Docker {
+pub(crate) fn connect_at(
+    connector: &Connector,
+    timeout: Duration,
+    version: &ClientVersion,
+) -> Docker {
     // bollard's own timeout is whole seconds; `within` enforces the precise
     // one, so bollard's is only a backstop that never fires first.
     connector.docker(timeout.as_secs() + 2, version)
@@ -254,11 +283,11 @@ fn strip_api_version_prefix(mut request: bollard::BollardRequest) -> bollard::Bo
     request
 }
 
-fn api_tuple(v: &ClientVersion) -> (usize, usize) {
+pub(crate) fn api_tuple(v: &ClientVersion) -> (usize, usize) {
     (v.major_version, v.minor_version)
 }
 
-fn parse_api_version(raw: &str) -> Option<(usize, usize)> {
+pub(crate) fn parse_api_version(raw: &str) -> Option<(usize, usize)> {
     let (major, minor) = raw.split_once('.')?;
     Some((major.parse().ok()?, minor.parse().ok()?))
 }

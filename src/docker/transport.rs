@@ -40,7 +40,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::domain::{Endpoint, OneLine, TlsFiles};
+use crate::domain::{Endpoint, HarpAddress, OneLine, TlsFiles};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -187,7 +187,8 @@ impl Connector {
         let (target, host) = match endpoint {
             // What the Docker CLI sends over a socket.
             Endpoint::Unix(path) => (Target::Unix(path.clone()), "api.moby.localhost".into()),
-            Endpoint::Tcp(addr) => (
+            // HaRP is reached over plain HTTP at its own address.
+            Endpoint::Tcp(addr) | Endpoint::Harp(HarpAddress { addr, .. }) => (
                 Target::Tcp {
                     host: addr.host().to_owned(),
                     port: addr.port(),
@@ -230,6 +231,56 @@ impl Connector {
             version,
         )
         .expect("a custom transport needs no setup")
+    }
+
+    /// One request to an HTTP API that is not the Engine's (HaRP's own
+    /// endpoints), on a fresh connection: the status, the headers and at most
+    /// `limit` bytes of body (more is an error, as for the Engine's answers).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&'static str, HeaderValue)],
+        body: Option<Vec<u8>>,
+        limit: u64,
+    ) -> io::Result<(StatusCode, hyper::HeaderMap, bytes::Bytes)> {
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, self.host.clone());
+        for (name, value) in headers {
+            request = request.header(*name, value.clone());
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.unwrap_or_default(),
+            )))
+            .map_err(io::Error::other)?;
+        let budget = Budget {
+            what: "a HaRP answer",
+            body: limit,
+        };
+        let stream = Capped::new(self.connect().await.map_err(io::Error::other)?, budget);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(io::Error::other)?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(io::Error::other)?;
+        let (head, body) = response.into_parts();
+        let body = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect()
+            .await
+            .map_err(io::Error::other)?
+            .to_bytes();
+        Ok((head.status, head.headers, body))
     }
 
     async fn connect(&self) -> Result<Box<dyn Stream>, BollardError> {

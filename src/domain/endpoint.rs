@@ -12,6 +12,29 @@ pub enum Endpoint {
     Tcp(HostPort),
     /// `https://host:port` with a client certificate (Docker's `--tlsverify`).
     Tls { addr: HostPort, files: TlsFiles },
+    /// `harp+http://host:port`: Nextcloud's AppAPI proxy (HaRP), which
+    /// forwards a few Docker calls to the Engine behind `docker_port`.
+    Harp(HarpAddress),
+}
+
+/// Where a HaRP is and which Docker Engine behind it is meant. HaRP serves
+/// AppAPI under the fixed base path `/exapps/app_api` of its address; it
+/// forwards Docker calls to `127.0.0.1:docker_port` on its own host (in
+/// production an FRP tunnel to the Docker host: AppAPI's daemon setting
+/// "docker-engine-port").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HarpAddress {
+    pub addr: HostPort,
+    pub docker_port: u16,
+}
+
+impl HarpAddress {
+    /// HaRP's default address port (`HP_EXAPPS_ADDRESS`).
+    pub const DEFAULT_PORT: u16 = 8780;
+    /// AppAPI's default docker-engine-port of a HaRP daemon.
+    pub const DEFAULT_DOCKER_PORT: u16 = 24000;
+    /// The path under which HaRP serves AppAPI.
+    pub const BASE_PATH: &'static str = "/exapps/app_api";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,9 +90,28 @@ impl Endpoint {
             "http" => {
                 return Err("use tcp://host:port for plain HTTP, as Docker does".into());
             }
+            "harp+http" => {
+                let rest = rest.strip_suffix('/').unwrap_or(rest);
+                let rest = rest.strip_suffix(HarpAddress::BASE_PATH).unwrap_or(rest);
+                let with_port = if rest.starts_with('[') || rest.contains(':') {
+                    rest.to_owned()
+                } else {
+                    format!("{rest}:{}", HarpAddress::DEFAULT_PORT)
+                };
+                Endpoint::Harp(HarpAddress {
+                    addr: HostPort::parse(&with_port)?,
+                    docker_port: HarpAddress::DEFAULT_DOCKER_PORT,
+                })
+            }
+            "harp+https" => {
+                return Err(
+                    "harp+https:// is not supported yet: reach HaRP over harp+http:// on a trusted network"
+                        .into(),
+                )
+            }
             other => {
                 return Err(format!(
-                    "unsupported scheme {other:?}: use unix://, tcp:// or https://"
+                    "unsupported scheme {other:?}: use unix://, tcp://, https:// or harp+http://"
                 ))
             }
         };
@@ -86,11 +128,10 @@ impl Endpoint {
         }
     }
 
-    pub fn kind(&self) -> &'static str {
+    pub fn harp(&self) -> Option<&HarpAddress> {
         match self {
-            Endpoint::Unix(_) => "unix",
-            Endpoint::Tcp(_) => "tcp",
-            Endpoint::Tls { .. } => "tls",
+            Endpoint::Harp(harp) => Some(harp),
+            _ => None,
         }
     }
 }
@@ -101,6 +142,7 @@ impl fmt::Display for Endpoint {
             Endpoint::Unix(path) => write!(f, "unix://{}", path.display()),
             Endpoint::Tcp(addr) => write!(f, "tcp://{addr}"),
             Endpoint::Tls { addr, .. } => write!(f, "https://{addr}"),
+            Endpoint::Harp(harp) => write!(f, "harp+http://{}", harp.addr),
         }
     }
 }

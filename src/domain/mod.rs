@@ -5,6 +5,7 @@
 mod daemon_name;
 mod endpoint;
 mod field_errors;
+mod harp;
 mod ids;
 mod new_daemon;
 mod one_line;
@@ -14,8 +15,9 @@ mod settings;
 mod trusted_proxies;
 
 pub use daemon_name::DaemonName;
-pub use endpoint::{Endpoint, HostPort, TlsFiles};
+pub use endpoint::{Endpoint, HarpAddress, HostPort, TlsFiles};
 pub use field_errors::FieldErrors;
+pub use harp::{parse_exapps, HarpAccess, HarpKey};
 pub use ids::{AppId, ImageId, EXAPP_CONTAINER_PREFIX};
 pub use new_daemon::{NewDaemon, NewDaemonInput};
 pub use one_line::{OneLine, ERROR_MAX_CHARS};

@@ -1,10 +1,12 @@
 use serde::Deserialize;
 
-use super::{DaemonName, Endpoint, FieldErrors, TlsFiles};
+use std::fmt;
+
+use super::{parse_exapps, DaemonName, Endpoint, FieldErrors, HarpAccess, HarpKey, TlsFiles};
 
 /// A daemon as a person typed it: CLI flags, a form or a JSON body.
 /// Untrusted; `NewDaemon::parse` turns it into something storable.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewDaemonInput {
     #[serde(default)]
@@ -21,6 +23,30 @@ pub struct NewDaemonInput {
     pub tls_cert: Option<String>,
     #[serde(default)]
     pub tls_key: Option<String>,
+    /// A `harp+http://` daemon's shared key (never shown again).
+    #[serde(default)]
+    pub harp_key: Option<String>,
+    /// A `harp+http://` daemon's docker-engine-port (default 24000).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 65535)]
+    pub harp_docker_port: Option<i64>,
+    /// The ExApp IDs to look for on a `harp+http://` daemon (HaRP lists nothing).
+    #[serde(default)]
+    pub exapps: Option<Vec<String>>,
+}
+
+/// Without the HaRP key, which nothing prints.
+impl fmt::Debug for NewDaemonInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewDaemonInput")
+            .field("name", &self.name)
+            .field("endpoint", &self.endpoint)
+            .field("tls", &self.tls_ca.is_some())
+            .field("harp_key", &self.harp_key.as_ref().map(|_| "redacted"))
+            .field("harp_docker_port", &self.harp_docker_port)
+            .field("exapps", &self.exapps)
+            .finish()
+    }
 }
 
 /// A daemon that passed every check and can be stored.
@@ -28,6 +54,8 @@ pub struct NewDaemonInput {
 pub struct NewDaemon {
     pub name: DaemonName,
     pub endpoint: Endpoint,
+    /// For a HaRP daemon (and only for one).
+    pub harp: Option<HarpAccess>,
 }
 
 /// A blank form field means "not given".
@@ -72,18 +100,67 @@ impl NewDaemon {
                 }
             }
         };
-        let endpoint = if wants_tls && tls.is_none() && (ca, cert, key) != (None, None, None) {
+        let mut endpoint = if wants_tls && tls.is_none() && (ca, cert, key) != (None, None, None) {
             None // the TLS fields already carry the error
         } else {
             Endpoint::parse(&input.endpoint, tls)
                 .map_err(|m| errors.add("endpoint", m))
                 .ok()
         };
+        let harp = endpoint
+            .as_mut()
+            .and_then(|e| harp_access(input, e, &mut errors));
         match (name, endpoint) {
-            (Some(name), Some(endpoint)) if errors.is_empty() => Ok(Self { name, endpoint }),
+            (Some(name), Some(endpoint)) if errors.is_empty() => Ok(Self {
+                name,
+                endpoint,
+                harp,
+            }),
             _ => Err(errors),
         }
     }
+}
+
+/// The HaRP fields: required (the key) and allowed only for a HaRP endpoint.
+fn harp_access(
+    input: &NewDaemonInput,
+    endpoint: &mut Endpoint,
+    errors: &mut FieldErrors,
+) -> Option<HarpAccess> {
+    let Endpoint::Harp(address) = endpoint else {
+        for (field, given) in [
+            ("harp_key", input.harp_key.is_some()),
+            ("harp_docker_port", input.harp_docker_port.is_some()),
+            ("exapps", input.exapps.is_some()),
+        ] {
+            if given {
+                errors.add(field, "applies only to harp+http:// endpoints");
+            }
+        }
+        return None;
+    };
+    if let Some(port) = input.harp_docker_port {
+        match u16::try_from(port).ok().filter(|p| *p != 0) {
+            Some(port) => address.docker_port = port,
+            None => errors.add("harp_docker_port", "a port (1-65535)"),
+        }
+    }
+    let key = match given(&input.harp_key) {
+        None => {
+            errors.add(
+                "harp_key",
+                "a HaRP daemon needs its shared key (AppAPI's daemon settings, \"HaRP shared key\")",
+            );
+            None
+        }
+        Some(raw) => HarpKey::parse(raw)
+            .map_err(|m| errors.add("harp_key", m))
+            .ok(),
+    };
+    let exapps = parse_exapps(input.exapps.iter().flatten().map(String::as_str))
+        .map_err(|m| errors.add("exapps", m))
+        .ok();
+    Some(HarpAccess::new(key?, exapps?))
 }
 
 #[cfg(test)]

@@ -355,7 +355,7 @@ impl Worker {
             ));
         };
         if batch.client.is_none() {
-            match Backend::connect(&daemon.endpoint, self.app.daemon_timeout).await {
+            match Backend::connect(&daemon, self.app.daemon_timeout).await {
                 Ok(c) => batch.client = Some(c),
                 Err(e) => {
                     let outcome = if e.is_transient() {

@@ -202,7 +202,7 @@ async fn scan_inner(
         }
         return result;
     }
-    let client = Backend::connect(&daemon.endpoint, options.call_timeout).await;
+    let client = Backend::connect(&daemon, options.call_timeout).await;
     let client = match client {
         Ok(c) => {
             let e = c.engine();

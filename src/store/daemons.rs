@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use time::OffsetDateTime;
 
 use super::{now_unix, Store, StoreError};
-use crate::domain::{DaemonName, Endpoint, NewDaemon, OneLine, TlsFiles, ERROR_MAX_CHARS};
+use crate::domain::{
+    AppId, DaemonName, Endpoint, HarpAccess, HarpKey, NewDaemon, OneLine, TlsFiles, ERROR_MAX_CHARS,
+};
 
 /// A configured daemon with what the last contact attempt learned.
 #[derive(Debug, Clone)]
@@ -14,6 +16,8 @@ pub struct StoredDaemon {
     pub id: i64,
     pub name: DaemonName,
     pub endpoint: Endpoint,
+    /// For a HaRP daemon: its shared key and the ExApps to look for.
+    pub harp: Option<HarpAccess>,
     pub created_at: OffsetDateTime,
     pub contact: DaemonContact,
 }
@@ -43,6 +47,9 @@ struct Row {
     api_version: Option<String>,
     last_error: Option<String>,
     last_error_at: Option<i64>,
+    harp_key: Option<String>,
+    harp_docker_port: Option<i64>,
+    exapps: String,
 }
 
 fn timestamp(secs: i64) -> Result<OffsetDateTime, StoreError> {
@@ -64,11 +71,28 @@ impl TryFrom<Row> for StoredDaemon {
             )),
             _ => None,
         };
-        let endpoint = Endpoint::parse(&row.endpoint, tls).map_err(|e| corrupt(&row.name, e))?;
+        let mut endpoint =
+            Endpoint::parse(&row.endpoint, tls).map_err(|e| corrupt(&row.name, e))?;
+        let harp = match &mut endpoint {
+            Endpoint::Harp(address) => {
+                let port = row
+                    .harp_docker_port
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or_else(|| corrupt(&row.name, "no docker-engine-port".into()))?;
+                address.docker_port = port;
+                let key = HarpKey::parse(row.harp_key.as_deref().unwrap_or_default())
+                    .map_err(|e| corrupt(&row.name, e))?;
+                let exapps: Vec<AppId> = serde_json::from_str(&row.exapps)
+                    .map_err(|e| corrupt(&row.name, e.to_string()))?;
+                Some(HarpAccess::new(key, exapps))
+            }
+            _ => None,
+        };
         Ok(Self {
             id: row.id,
             name,
             endpoint,
+            harp,
             created_at: timestamp(row.created_at)?,
             contact: DaemonContact {
                 checked_at: row.checked_at.map(timestamp).transpose()?,
@@ -95,15 +119,21 @@ impl Store {
             tls.map(|t| path(&t.cert)),
             tls.map(|t| path(&t.key)),
         );
+        let harp_key = daemon.harp.as_ref().map(|h| h.key.expose());
+        let docker_port = daemon.endpoint.harp().map(|h| i64::from(h.docker_port));
+        let exapps = exapps_json(daemon.harp.as_ref());
         let now = now_unix();
         let done = sqlx::query!(
-            "INSERT INTO daemons (name, endpoint, tls_ca, tls_cert, tls_key, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO daemons (name, endpoint, tls_ca, tls_cert, tls_key, harp_key, harp_docker_port, exapps, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
             name,
             endpoint,
             ca,
             cert,
             key,
+            harp_key,
+            docker_port,
+            exapps,
             now
         )
         .execute(self.pool())
@@ -118,7 +148,8 @@ impl Store {
         sqlx::query_as!(
             Row,
             "SELECT id AS \"id!\", name, endpoint, tls_ca, tls_cert, tls_key, created_at, checked_at, reachable,
-                    engine_version, api_version, substr(last_error, 1, ?) AS \"last_error?: String\", last_error_at
+                    engine_version, api_version, substr(last_error, 1, ?) AS \"last_error?: String\", last_error_at,
+                    harp_key, harp_docker_port, exapps
              FROM daemons ORDER BY name",
             max
         )
@@ -134,7 +165,8 @@ impl Store {
         sqlx::query_as!(
             Row,
             "SELECT id AS \"id!\", name, endpoint, tls_ca, tls_cert, tls_key, created_at, checked_at, reachable,
-                    engine_version, api_version, substr(last_error, 1, ?) AS \"last_error?: String\", last_error_at
+                    engine_version, api_version, substr(last_error, 1, ?) AS \"last_error?: String\", last_error_at,
+                    harp_key, harp_docker_port, exapps
              FROM daemons WHERE name = ?",
             max,
             name
@@ -143,6 +175,25 @@ impl Store {
         .await?
         .map(StoredDaemon::try_from)
         .transpose()
+    }
+
+    /// Sets the ExApps a HaRP daemon is searched for; false when there is
+    /// no HaRP daemon of that name.
+    pub async fn set_daemon_exapps(
+        &self,
+        name: &DaemonName,
+        exapps: &[AppId],
+    ) -> Result<bool, StoreError> {
+        let name = name.as_str();
+        let exapps = serde_json::to_string(exapps).expect("app IDs serialise");
+        let done = sqlx::query!(
+            "UPDATE daemons SET exapps = ? WHERE name = ? AND harp_key IS NOT NULL",
+            exapps,
+            name
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Removes a daemon; false when there was none of that name.
@@ -198,4 +249,9 @@ impl Store {
         .await?;
         Ok(())
     }
+}
+
+fn exapps_json(harp: Option<&HarpAccess>) -> String {
+    serde_json::to_string(&harp.map(|h| h.exapps.as_slice()).unwrap_or_default())
+        .expect("app IDs serialise")
 }

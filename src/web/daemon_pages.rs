@@ -163,6 +163,9 @@ async fn add_daemon(
 ) -> Result<HttpResponse, PageError> {
     let optional = |v: &str| Some(v.to_owned()).filter(|v| !v.trim().is_empty());
     let input = NewDaemonInput {
+        harp_key: None,
+        harp_docker_port: None,
+        exapps: None,
         name: form.name.clone(),
         endpoint: form.endpoint.clone(),
         tls_ca: optional(&form.tls_ca),
