@@ -151,6 +151,7 @@ mod tests {
             id,
             name: DaemonName::parse(name).unwrap(),
             endpoint: Endpoint::parse("unix:///run/test.sock", None).unwrap(),
+            harp: None,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             contact: DaemonContact::default(),
         }
