@@ -97,6 +97,7 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
         crate::watch::WatchConfig {
             settle: config.update_settle(),
             rescan_interval: config.rescan_interval(),
+            harp_poll: config.harp_poll(),
         },
     );
     crate::jobs::Worker::new(app.clone()).spawn();

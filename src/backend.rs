@@ -33,6 +33,9 @@ pub struct Capabilities {
     pub removal: bool,
 }
 
+/// How `DockerError::WrongHarpKey` begins, as the store keeps it.
+const WRONG_KEY_PREFIX: &str = "wrong HaRP shared key";
+
 /// Why HaRP daemons answer `Unsupported`: it forbids every listing.
 const HARP_LISTS_NOTHING: &str = "HaRP lists nothing: the janitor looks up the ExApps it was given";
 
@@ -42,7 +45,7 @@ pub enum Backend {
     /// A Docker Engine's API: unix socket, TCP, or TCP with TLS.
     Engine(DaemonClient),
     /// An Engine behind HaRP: inspects pass through, removal is HaRP's own.
-    Harp(HarpClient),
+    Harp(Box<HarpClient>),
 }
 
 impl Backend {
@@ -58,13 +61,13 @@ impl Backend {
                         .contact
                         .last_error
                         .as_deref()
-                        .is_some_and(|e| e == DockerError::WrongHarpKey.to_string());
+                        .is_some_and(|e| e.starts_with(WRONG_KEY_PREFIX));
                 if refused_before {
                     return Err(DockerError::WrongHarpKey);
                 }
                 HarpClient::connect(address, &access.key, timeout)
                     .await
-                    .map(Backend::Harp)
+                    .map(|c| Backend::Harp(Box::new(c)))
             }
             (Endpoint::Harp(_), None) => Err(DockerError::Unsupported(
                 "a HaRP daemon without its shared key",
@@ -125,6 +128,14 @@ impl Backend {
         id: &ImageId,
     ) -> Result<Option<(ListedImage, Vec<String>)>, DockerError> {
         self.inspects().image(id.as_str()).await.map_err(harp_error)
+    }
+
+    /// One image by reference (for daemons that cannot list).
+    pub async fn image_by_reference(
+        &self,
+        reference: &str,
+    ) -> Result<Option<(ListedImage, Vec<String>)>, DockerError> {
+        self.inspects().image(reference).await.map_err(harp_error)
     }
 
     /// Removes one reference through HaRP's `image_remove` (`removal`
@@ -242,5 +253,17 @@ impl Backend {
             Backend::Engine(c) => c.run_state(name).await,
             Backend::Harp(c) => c.engine().run_state(name).await.map_err(harp_error),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_wrong_key_error_is_recognised() {
+        assert!(DockerError::WrongHarpKey
+            .to_string()
+            .starts_with(WRONG_KEY_PREFIX));
     }
 }

@@ -369,7 +369,7 @@ fn print_image_table(images: &[ImageObject]) -> std::io::Result<()> {
                     if i.removable { " *" } else { "" }
                 ),
                 format_size(i.size_bytes, DECIMAL),
-                format_size(i.unique_bytes, DECIMAL),
+                format_size(i.frees(), DECIMAL),
             ]
         })
         .collect();

@@ -132,6 +132,16 @@ pub struct ServeConfig {
     )]
     pub rescan_interval_secs: u64,
 
+    /// Seconds between looks at a HaRP daemon's ExApp containers (HaRP has
+    /// no event stream): how soon an update behind HaRP is noticed.
+    #[arg(
+        long,
+        env = "EXAPP_JANITOR_HARP_POLL_SECS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(5..=86400)
+    )]
+    pub harp_poll_secs: u64,
+
     /// Seconds an updated ExApp's new container must run (and be healthy, if
     /// it has a healthcheck) before cleanup on update removes its old images.
     #[arg(
@@ -173,6 +183,10 @@ impl ServeConfig {
 
     pub fn rescan_interval(&self) -> Duration {
         Duration::from_secs(self.rescan_interval_secs)
+    }
+
+    pub fn harp_poll(&self) -> Duration {
+        Duration::from_secs(self.harp_poll_secs)
     }
 
     pub fn session_idle(&self) -> Duration {

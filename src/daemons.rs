@@ -224,7 +224,13 @@ pub fn describe_endpoint(endpoint: &Endpoint) -> String {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DaemonSummary {
     pub name: String,
+    /// `engine` (the Engine's own API) or `harp` (through HaRP).
+    pub kind: &'static str,
     pub endpoint: String,
+    /// A HaRP daemon's docker-engine-port.
+    pub harp_docker_port: Option<u16>,
+    /// The ExApps looked for on a HaRP daemon (HaRP lists nothing).
+    pub exapps: Option<Vec<String>>,
     pub tls: bool,
     pub reachable: bool,
     pub engine_version: Option<String>,
@@ -251,7 +257,13 @@ impl From<&StoredDaemon> for DaemonSummary {
     fn from(d: &StoredDaemon) -> Self {
         Self {
             name: d.name.to_string(),
+            kind: if d.harp.is_some() { "harp" } else { "engine" },
             endpoint: d.endpoint.to_string(),
+            harp_docker_port: d.endpoint.harp().map(|h| h.docker_port),
+            exapps: d
+                .harp
+                .as_ref()
+                .map(|h| h.exapps.iter().map(ToString::to_string).collect()),
             tls: d.endpoint.tls_files().is_some(),
             reachable: d.contact.reachable,
             engine_version: d.contact.engine_version.clone(),

@@ -26,6 +26,8 @@ pub struct WatchConfig {
     pub settle: Duration,
     /// Rescan every daemon this often, events or not.
     pub rescan_interval: Duration,
+    /// Look at a HaRP daemon's ExApp containers this often (no events there).
+    pub harp_poll: Duration,
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -82,6 +84,15 @@ async fn watch_daemon(app: Janitor, daemon: StoredDaemon, config: WatchConfig) {
     loop {
         let client = match Backend::connect(&daemon, app.daemon_timeout).await {
             Ok(c) => c,
+            Err(e @ crate::docker::DockerError::WrongHarpKey) => {
+                // Asking again would get this address banned by HaRP.
+                tracing::warn!(daemon = %daemon.name, error = %e, "not watching the daemon");
+                let _ = app
+                    .store
+                    .record_contact_error(&daemon.name, &e.to_string())
+                    .await;
+                return;
+            }
             Err(e) => {
                 tracing::debug!(daemon = %daemon.name, error = %e, ?backoff, "daemon unreachable; retrying");
                 let _ = app
@@ -94,6 +105,11 @@ async fn watch_daemon(app: Janitor, daemon: StoredDaemon, config: WatchConfig) {
             }
         };
         backoff = Duration::from_secs(1);
+        if !client.capabilities().events {
+            poll(&app, &daemon, &mut known, config).await;
+            tokio::time::sleep(backoff).await;
+            continue;
+        }
         let mut events = client.container_events();
         // Rescan after (re)connecting: catches what happened while disconnected.
         rescan(&app, &daemon, &mut known, config).await;
@@ -121,6 +137,29 @@ async fn watch_daemon(app: Janitor, daemon: StoredDaemon, config: WatchConfig) {
             }
         }
         tokio::time::sleep(backoff).await;
+    }
+}
+
+/// A daemon without events (HaRP): its ExApps are looked at every
+/// `harp_poll`, with the daemon read again each time (its list of ExApps may
+/// change). Returns when the daemon is gone.
+async fn poll(
+    app: &Janitor,
+    daemon: &StoredDaemon,
+    known: &mut HashMap<AppId, ImageId>,
+    config: WatchConfig,
+) {
+    loop {
+        let daemon = match app.store.get_daemon(&daemon.name).await {
+            Ok(Some(d)) => d,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(daemon = %daemon.name, error = %e, "cannot read the daemon");
+                daemon.clone()
+            }
+        };
+        rescan(app, &daemon, known, config).await;
+        tokio::time::sleep(config.harp_poll).await;
     }
 }
 

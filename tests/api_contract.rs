@@ -14,12 +14,13 @@ use common::*;
 use serde_json::{json, Value};
 
 /// Every operation of DESIGN.md's API, as `METHOD path`.
-const OPERATIONS: [&str; 14] = [
+const OPERATIONS: [&str; 15] = [
     "GET /api/v1/health",
     "GET /api/v1/openapi.json",
     "GET /api/v1/daemons",
     "POST /api/v1/daemons",
     "DELETE /api/v1/daemons/{name}",
+    "POST /api/v1/daemons/{name}/exapps",
     "POST /api/v1/scan",
     "GET /api/v1/images",
     "GET /api/v1/settings",

@@ -121,11 +121,14 @@ impl HarpClient {
         )
         .into_string();
 
+        // HaRP answered: what fails now is the Engine behind the port.
         let (headers, _) = client.call_engine("/_ping").await.map_err(|e| match e {
-            DockerError::Harp(_) => DockerError::Harp(OneLine::error(&format!(
-                "no Docker Engine answers behind docker-engine-port {} ({e})",
-                address.docker_port
-            ))),
+            DockerError::Harp(_) | DockerError::Timeout(_) => {
+                DockerError::Harp(OneLine::error(&format!(
+                    "no Docker Engine answers behind docker-engine-port {} ({e})",
+                    address.docker_port
+                )))
+            }
             other => other,
         })?;
         let text = |name: &str| {

@@ -13,12 +13,19 @@
 //!    job took off are put back, so the image stays as it was.
 //!
 //! Bytes freed are counted from the layers Docker reports deleting.
+//!
+//! A daemon that cannot list (HaRP) allows fewer checks: nobody may ask it
+//! which containers use an image or which images are built on it, and it
+//! cannot tag. There the last checks are those an inspect allows (gone,
+//! gained a reference, protected), each reference is removed through HaRP's
+//! `image_remove`, and Docker's own refusal of an image in use (never
+//! forced, by HaRP either) is the guard; see `remove_unlisted`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use crate::backend::Backend;
-use crate::docker::{DockerError, Removed};
+use crate::docker::{DockerError, HarpRemoval, Removed};
 use crate::domain::{ImageId, ProtectedPattern};
 use crate::inventory::reference;
 
@@ -67,6 +74,9 @@ pub async fn remove(
     removal_timeout: Duration,
     guard: &impl Guard,
 ) -> Outcome {
+    if !client.capabilities().listing {
+        return remove_unlisted(client, approved, protected, removal_timeout, guard).await;
+    }
     let image = approved.image;
     let live = match client.live_image(image).await {
         Ok(Some(live)) => live,
@@ -84,28 +94,12 @@ pub async fn remove(
         Ok(_) => {}
         Err(e) => return error_outcome(&e),
     }
-    let previewed: BTreeSet<&str> = approved.references.iter().map(String::as_str).collect();
-    let gained: Vec<&str> = live
-        .repo_tags
-        .iter()
-        .chain(&live.repo_digests)
-        .map(String::as_str)
-        .filter(|r| !previewed.contains(r))
-        .collect();
-    if !gained.is_empty() {
-        return skipped(format!(
-            "tagged {} since the preview; nothing was untagged",
-            gained.join(", ")
-        ));
+    if let Some(refused) =
+        references_refused(&approved, &live.repo_tags, &live.repo_digests, protected)
+    {
+        return refused;
     }
     let references: Vec<&String> = live.repo_tags.iter().chain(&live.repo_digests).collect();
-    if let Some(pattern) = protected.iter().find(|p| {
-        references
-            .iter()
-            .any(|r| p.matches(r) || reference::normalized(r).is_some_and(|n| p.matches(&n)))
-    }) {
-        return skipped(format!("protected now by pattern {pattern}"));
-    }
     match client.children_of(image).await {
         Ok(children) if !children.is_empty() => {
             return skipped(format!(
@@ -159,6 +153,123 @@ pub async fn remove(
         Err(e) => return freed.stop(client, image, &e).await,
     }
     freed.done()
+}
+
+/// The checks on the image's references now: none gained since the preview,
+/// none protected now. Some(outcome) when the job must stop here.
+fn references_refused(
+    approved: &Approved<'_>,
+    tags: &[String],
+    digests: &[String],
+    protected: &[ProtectedPattern],
+) -> Option<Outcome> {
+    let previewed: BTreeSet<&str> = approved.references.iter().map(String::as_str).collect();
+    let gained: Vec<&str> = tags
+        .iter()
+        .chain(digests)
+        .map(String::as_str)
+        .filter(|r| !previewed.contains(r))
+        .collect();
+    if !gained.is_empty() {
+        return Some(skipped(format!(
+            "tagged {} since the preview; nothing was untagged",
+            gained.join(", ")
+        )));
+    }
+    let pattern = protected.iter().find(|p| {
+        tags.iter()
+            .chain(digests)
+            .any(|r| p.matches(r) || reference::normalized(r).is_some_and(|n| p.matches(&n)))
+    })?;
+    Some(skipped(format!("protected now by pattern {pattern}")))
+}
+
+/// The protocol on a daemon that cannot list or tag (HaRP): the checks an
+/// inspect allows, then each reference through `image_remove`, then a look
+/// at whether the image is gone (HaRP reports the image's size as freed
+/// even when Docker only untagged it: what counts is what really happened).
+async fn remove_unlisted(
+    client: &Backend,
+    approved: Approved<'_>,
+    protected: &[ProtectedPattern],
+    removal_timeout: Duration,
+    guard: &impl Guard,
+) -> Outcome {
+    if !client.capabilities().removal {
+        return Outcome::Failed(
+            "this HaRP is older than 0.4.1 and cannot remove images: update HaRP".into(),
+        );
+    }
+    let image = approved.image;
+    let live = match client.image(image).await {
+        Ok(Some((live, _))) => live,
+        Ok(None) => return Outcome::AlreadyRemoved,
+        Err(e) => return error_outcome(&e),
+    };
+    if let Some(refused) =
+        references_refused(&approved, &live.repo_tags, &live.repo_digests, protected)
+    {
+        return refused;
+    }
+    if !guard.may_send().await {
+        return Outcome::LeaseLost;
+    }
+    // Tags first, digests last; the ID alone when nothing names it.
+    let mut references: Vec<&str> = live
+        .repo_tags
+        .iter()
+        .chain(&live.repo_digests)
+        .map(String::as_str)
+        .collect();
+    if references.is_empty() {
+        references.push(image.as_str());
+    }
+    let mut untagged: Vec<&str> = Vec::new();
+    let cannot_put_back = |untagged: &[&str]| {
+        if untagged.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; removed {} first, which cannot be put back through HaRP (it returns with the next pull)",
+                untagged.join(", ")
+            )
+        }
+    };
+    for r in references {
+        if !guard.still_held() {
+            return skipped(format!(
+                "the job's lease was lost{}",
+                cannot_put_back(&untagged)
+            ));
+        }
+        match client.remove_through_harp(r, removal_timeout).await {
+            Ok(HarpRemoval::Removed) => untagged.push(r),
+            Ok(HarpRemoval::NotFound) => {}
+            Ok(HarpRemoval::InUse) => {
+                return skipped(format!(
+                    "in use: Docker refused to remove {r} (HaRP: deleted false, reason in_use){}",
+                    cannot_put_back(&untagged)
+                ))
+            }
+            Err(e) if untagged.is_empty() => return error_outcome(&e),
+            Err(e) => {
+                return Outcome::Failed(format!("{e}{}", cannot_put_back(&untagged)));
+            }
+        }
+    }
+    match client.image(image).await {
+        Ok(None) => Outcome::Succeeded {
+            bytes_freed: live.size,
+            note: Some("size of the image: layers it shared are not subtracted".into()),
+        },
+        Ok(Some(_)) => skipped(format!(
+            "still on the daemon after its references were removed (another reference, or an image built on it){}",
+            cannot_put_back(&untagged)
+        )),
+        Err(e) => Outcome::Retry(format!(
+            "the references were removed; whether the image is gone is not known yet: {e}"
+        )),
+    }
 }
 
 fn skipped(reason: String) -> Outcome {

@@ -355,7 +355,7 @@ impl Worker {
             ));
         };
         if batch.client.is_none() {
-            match Backend::connect(&daemon, self.app.daemon_timeout).await {
+            match Backend::connect(daemon, self.app.daemon_timeout).await {
                 Ok(c) => batch.client = Some(c),
                 Err(e) => {
                     let outcome = if e.is_transient() {
@@ -557,6 +557,14 @@ async fn layers_of(app: &Janitor, client: &Backend, daemon_id: i64, image: &Imag
         .and_then(|json| serde_json::from_str::<Vec<Layer>>(&json).ok());
     match cached {
         Some(layers) => layers,
+        // Without a listing (HaRP), the image is one layer of its whole size.
+        None if !client.capabilities().listing => match client.image(image).await {
+            Ok(Some((found, _))) => vec![Layer {
+                chain_id: crate::scan::by_inspect::whole_image_layer(image),
+                size: found.size,
+            }],
+            _ => Vec::new(),
+        },
         None => match client.layer_data(image).await {
             Ok(d) => crate::inventory::layers::layers(&d.diff_ids, &d.history_sizes)
                 .unwrap_or_else(|| {

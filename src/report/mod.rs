@@ -25,7 +25,10 @@ pub struct ImageObject {
     pub repo_digests: Vec<String>,
     pub created_at: String,
     pub size_bytes: u64,
-    pub unique_bytes: u64,
+    /// What removing it alone frees, shared layers accounted for; null on a
+    /// daemon that cannot list (HaRP), where layers shared with images the
+    /// janitor cannot see are unknown.
+    pub unique_bytes: Option<u64>,
     pub owner: Option<String>,
     pub status: Status,
     pub removable: bool,
@@ -35,7 +38,18 @@ pub struct ImageObject {
 }
 
 impl ImageObject {
-    fn new(daemon: &DaemonName, image: &ClassifiedImage, decision: &policy::Decision) -> Self {
+    fn new(
+        daemon: &DaemonName,
+        sizes_exact: bool,
+        image: &ClassifiedImage,
+        decision: &policy::Decision,
+    ) -> Self {
+        let mut reason = format!("{}; {}", image.reason, decision.why);
+        if !sizes_exact {
+            reason.push_str(
+                "; size shown: layers shared with images the janitor cannot see are not subtracted",
+            );
+        }
         Self {
             daemon: daemon.to_string(),
             id: image.info.id.to_string(),
@@ -43,14 +57,20 @@ impl ImageObject {
             repo_digests: image.info.repo_digests.clone(),
             created_at: rfc3339(image.info.created),
             size_bytes: image.info.size,
-            unique_bytes: image.unique_bytes,
+            unique_bytes: sizes_exact.then_some(image.unique_bytes),
             owner: image.owner.as_ref().map(ToString::to_string),
             status: image.status,
             removable: decision.removable,
-            reason: format!("{}; {}", image.reason, decision.why),
+            reason,
             containers: image.containers.clone(),
             outdated_since: image.outdated_since.map(rfc3339),
         }
+    }
+
+    /// What removing it frees: exact, or its size where that is unknown
+    /// (an upper bound).
+    pub fn frees(&self) -> u64 {
+        self.unique_bytes.unwrap_or(self.size_bytes)
     }
 
     /// The 12 hex digits Docker shows.
@@ -181,11 +201,15 @@ pub fn image_objects(
             continue;
         };
         let decisions = policy::decide(policy, &scan.images, now);
+        // Without a listing (HaRP), shared layers are unknown.
+        let sizes_exact = daemon.endpoint.harp().is_none();
         out.extend(
             scan.images
                 .iter()
                 .zip(&decisions)
-                .map(|(image, decision)| ImageObject::new(&daemon.name, image, decision))
+                .map(|(image, decision)| {
+                    ImageObject::new(&daemon.name, sizes_exact, image, decision)
+                })
                 .filter(|o| filter.keeps(o)),
         );
     }
@@ -204,7 +228,7 @@ mod tests {
             repo_digests: vec![],
             created_at: String::new(),
             size_bytes: 1,
-            unique_bytes: 1,
+            unique_bytes: Some(1),
             owner: Some("llm2".into()),
             status,
             removable,

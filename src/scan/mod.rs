@@ -2,6 +2,7 @@
 //! become its inventory, and what the scan observed is recorded. Daemons are
 //! scanned concurrently, each within its own timeout.
 
+pub mod by_inspect;
 mod cache;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -202,7 +203,7 @@ async fn scan_inner(
         }
         return result;
     }
-    let client = Backend::connect(&daemon, options.call_timeout).await;
+    let client = Backend::connect(daemon, options.call_timeout).await;
     let client = match client {
         Ok(c) => {
             let e = c.engine();
@@ -231,26 +232,16 @@ async fn scan_with(
     options: &ScanOptions,
     client: &Backend,
 ) -> Result<DaemonScan, ScanError> {
-    let (images, containers) = tokio::try_join!(client.list_images(), client.list_containers())?;
-    let containers = with_exapp_references(client, containers).await?;
-    let found = layers_of(store, daemon.id, client, &images).await?;
-
-    let snapshot = Snapshot {
-        images: images
-            .into_iter()
-            .filter(|i| !found.vanished.contains(&i.id))
-            .map(|i| ImageInfo {
-                layers: found.layers.get(&i.id).cloned().unwrap_or_default(),
-                id: i.id,
-                repo_tags: i.repo_tags,
-                repo_digests: i.repo_digests,
-                created: i.created,
-                size: i.size,
-            })
-            .collect(),
-        containers,
-    };
     let history = history_from(store.load_history(daemon.id).await?);
+    let (snapshot, stale_layers) = if client.capabilities().listing {
+        snapshot_by_listing(store, daemon, client).await?
+    } else {
+        let exapps = daemon.harp.as_ref().map_or(&[][..], |h| &h.exapps[..]);
+        (
+            by_inspect::snapshot(client, exapps, &history).await?,
+            Vec::new(),
+        )
+    };
     let now = now_unix();
     let result = inventory::classify(&snapshot, &history, &options.protected, now);
 
@@ -274,12 +265,40 @@ async fn scan_with(
             &ids(&obs.no_longer_outdated),
         )
         .await?;
-    store.delete_layers(daemon.id, &found.stale).await?;
+    store.delete_layers(daemon.id, &stale_layers).await?;
 
     Ok(DaemonScan {
         images: result.images,
         totals: result.totals,
     })
+}
+
+/// Everything the daemon lists, with the layers of each image (from the
+/// cache or looked up), and the cached layers of images it no longer has.
+async fn snapshot_by_listing(
+    store: &Store,
+    daemon: &StoredDaemon,
+    client: &Backend,
+) -> Result<(Snapshot, Vec<String>), ScanError> {
+    let (images, containers) = tokio::try_join!(client.list_images(), client.list_containers())?;
+    let containers = with_exapp_references(client, containers).await?;
+    let found = layers_of(store, daemon.id, client, &images).await?;
+    let snapshot = Snapshot {
+        images: images
+            .into_iter()
+            .filter(|i| !found.vanished.contains(&i.id))
+            .map(|i| ImageInfo {
+                layers: found.layers.get(&i.id).cloned().unwrap_or_default(),
+                id: i.id,
+                repo_tags: i.repo_tags,
+                repo_digests: i.repo_digests,
+                created: i.created,
+                size: i.size,
+            })
+            .collect(),
+        containers,
+    };
+    Ok((snapshot, found.stale))
 }
 
 /// Containers as the inventory sees them; `nc_app_*` ones with the

@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(list_daemons)
         .service(add_daemon)
         .service(remove_daemon)
+        .service(change_exapps)
         .service(scan_now)
         .service(images)
         .service(get_settings)
@@ -136,8 +137,18 @@ async fn add_daemon(app: web::Data<Janitor>, body: web::Bytes) -> Result<HttpRes
             ("tls_ca", Kind::Text),
             ("tls_cert", Kind::Text),
             ("tls_key", Kind::Text),
+            ("harp_key", Kind::Text),
+            ("harp_docker_port", Kind::Integer),
+            ("exapps", Kind::TextList),
         ],
-        &["tls_ca", "tls_cert", "tls_key"],
+        &[
+            "tls_ca",
+            "tls_cert",
+            "tls_key",
+            "harp_key",
+            "harp_docker_port",
+            "exapps",
+        ],
     )
     .map_err(ApiError::Invalid)?;
     let input: NewDaemonInput = serde_json::from_value(serde_json::Value::Object(body))
@@ -164,6 +175,50 @@ async fn remove_daemon(
 ) -> Result<HttpResponse, ApiError> {
     daemons::remove(&app.store, &name).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /api/v1/daemons/{name}/exapps`: ExApps to look for on a HaRP daemon.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExappsChange {
+    /// ExApp IDs to look for too.
+    #[serde(default)]
+    add: Vec<String>,
+    /// ExApp IDs to stop looking for.
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+/// Changes which ExApps the janitor looks for on a HaRP daemon (HaRP lists
+/// nothing, so it cannot find them itself).
+#[utoipa::path(
+    tag = "daemons",
+    params(("name" = String, Path, description = "The HaRP daemon's name")),
+    request_body = ExappsChange,
+    responses(
+        (status = 200, description = "The daemon with its ExApps", body = DaemonSummary),
+        (status = 400, description = "Not a JSON object, or a duplicate key", body = ApiErrorBody),
+        (status = 404, description = "No daemon has this name", body = ApiErrorBody),
+        (status = 422, description = "An ExApp ID is invalid, or the daemon is not a HaRP daemon", body = ApiErrorBody),
+    )
+)]
+#[post("/daemons/{name}/exapps")]
+async fn change_exapps(
+    app: web::Data<Janitor>,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body = json_body::object(&body, true)?;
+    json_body::check_types(
+        &body,
+        &[("add", Kind::TextList), ("remove", Kind::TextList)],
+        &[],
+    )
+    .map_err(ApiError::Invalid)?;
+    let change: ExappsChange = serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    let daemon = daemons::change_exapps(&app.store, &name, &change.add, &change.remove).await?;
+    Ok(HttpResponse::Ok().json(DaemonSummary::from(&daemon)))
 }
 
 /// One daemon's outcome of `POST /api/v1/scan`.

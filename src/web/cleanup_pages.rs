@@ -109,7 +109,7 @@ impl From<&ImageObject> for PreviewRow {
             short_id: i.short_id().to_owned(),
             owner: i.owner.clone().unwrap_or_default(),
             reason: i.reason.clone(),
-            unique: format::bytes(i.unique_bytes),
+            unique: format::bytes(i.frees()),
         }
     }
 }

@@ -170,7 +170,7 @@ impl From<&ImageObject> for Row {
             reason: i.reason.clone(),
             created: format::datetime_text(&i.created_at),
             size: format::bytes(i.size_bytes),
-            unique: format::bytes(i.unique_bytes),
+            unique: format::bytes(i.frees()),
             containers: i.containers.join(", "),
         }
     }
@@ -192,7 +192,7 @@ fn sort(images: &mut [&ImageObject], key: SortKey, descending: bool) {
             SortKey::Status => a.status.cmp(&b.status),
             SortKey::Created => a.created_at.cmp(&b.created_at),
             SortKey::Size => a.size_bytes.cmp(&b.size_bytes),
-            SortKey::Unique => a.unique_bytes.cmp(&b.unique_bytes),
+            SortKey::Unique => a.frees().cmp(&b.frees()),
         };
         let order = if descending { order.reverse() } else { order };
         order
@@ -446,7 +446,7 @@ async fn exapps_page(
         .map(|((appid, daemon), (current, earlier))| ExAppView {
             appid,
             daemon,
-            earlier_bytes: format::bytes(earlier.iter().map(|i| i.unique_bytes).sum()),
+            earlier_bytes: format::bytes(earlier.iter().map(|i| i.frees()).sum()),
             current: current.into_iter().map(Row::from).collect(),
             earlier: earlier.into_iter().map(Row::from).collect(),
         })

@@ -147,6 +147,8 @@ pub struct TestApp {
 }
 
 pub const TEST_DAEMON_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the tests' watcher looks at a HaRP daemon.
+pub const HARP_POLL: Duration = Duration::from_secs(1);
 pub const TEST_PASSWORD: &str = "correct horse battery staple";
 
 fn client(cookies: bool) -> reqwest::Client {
@@ -318,6 +320,7 @@ impl TestApp {
             exapp_janitor::watch::WatchConfig {
                 settle,
                 rescan_interval: Duration::from_secs(600),
+                harp_poll: HARP_POLL,
             },
         )
     }
@@ -555,4 +558,20 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
+}
+
+/// Waits until `condition` holds, checking every 100 ms; panics after `limit`.
+pub async fn wait_until<F, Fut>(limit: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the condition did not hold within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
