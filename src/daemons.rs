@@ -231,6 +231,8 @@ pub struct DaemonSummary {
     pub harp_docker_port: Option<u16>,
     /// The ExApps looked for on a HaRP daemon (HaRP lists nothing).
     pub exapps: Option<Vec<String>>,
+    /// What the janitor cannot know or do on this daemon, in words.
+    pub limits: Vec<String>,
     pub tls: bool,
     pub reachable: bool,
     pub engine_version: Option<String>,
@@ -238,6 +240,33 @@ pub struct DaemonSummary {
     pub checked_at: Option<String>,
     pub last_error: Option<String>,
     pub last_error_at: Option<String>,
+}
+
+/// A HaRP daemon's limits, in words for the admin.
+fn limits(d: &StoredDaemon) -> Vec<String> {
+    let Some(harp) = &d.harp else {
+        return Vec::new();
+    };
+    let mut out = vec![
+        format!(
+            "HaRP lists nothing: only the {} ExApp(s) named here are looked at; other images on that host are never seen or touched",
+            harp.exapps.len()
+        ),
+        "sizes are upper bounds: layers shared with images the janitor cannot see are not subtracted".to_owned(),
+        "updates are noticed by looking at the ExApp containers every --harp-poll-secs, not by events".to_owned(),
+        "before a removal nobody may ask which containers use an image: Docker's own refusal (never forced) keeps an image in use".to_owned(),
+    ];
+    let harp_version = d
+        .contact
+        .engine_version
+        .as_deref()
+        .and_then(|v| v.split("through HaRP ").nth(1));
+    if let Some(version) = harp_version.filter(|v| !crate::docker::harp_removes(v)) {
+        out.push(format!(
+            "HaRP {version} is older than 0.4.1: the janitor lists but cannot remove images there; update HaRP"
+        ));
+    }
+    out
 }
 
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
@@ -264,6 +293,7 @@ impl From<&StoredDaemon> for DaemonSummary {
                 .harp
                 .as_ref()
                 .map(|h| h.exapps.iter().map(ToString::to_string).collect()),
+            limits: limits(d),
             tls: d.endpoint.tls_files().is_some(),
             reachable: d.contact.reachable,
             engine_version: d.contact.engine_version.clone(),

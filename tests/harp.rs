@@ -466,3 +466,40 @@ async fn the_cli_adds_a_harp_daemon_with_its_key_from_a_file_and_changes_its_exa
     assert_eq!(listed[0]["exapps"], json!(["translate2"]));
     assert_eq!(listed[0]["harp_docker_port"], h.port_a);
 }
+
+#[tokio::test]
+async fn the_daemons_page_adds_a_harp_daemon_shows_its_limits_and_never_its_key() {
+    let h = harp();
+    let app = spawn_app().await;
+    let endpoint = format!("harp+{}", h.url);
+    let port = h.port_a.to_string();
+    let response = app
+        .post_form(
+            "/daemons",
+            &[
+                ("name", "hpage"),
+                ("endpoint", &endpoint),
+                ("harp_key", &h.key),
+                ("harp_docker_port", &port),
+                ("exapps", "llm2, translate2"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+
+    let response = app
+        .post_form(
+            "/daemons/hpage/exapps",
+            &[("exapps", "llm2 context_chat_backend")],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+
+    let (status, page) = app.get_text("/daemons").await;
+    assert_eq!(status, 200);
+    assert!(!page.contains(&h.key), "the key is never on a page");
+    assert!(page.contains(r#"<span class="tag">HaRP</span>"#), "{page}");
+    assert!(page.contains("context_chat_backend, llm2"), "{page}");
+    assert!(page.contains("through HaRP 0.4.4"), "{page}");
+    assert!(page.contains("sizes are upper bounds"), "{page}");
+}

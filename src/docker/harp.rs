@@ -78,6 +78,17 @@ fn can_remove(version: &serde_json::Value) -> bool {
     (at(0), at(1), at(2)) >= (0, 4, 1)
 }
 
+/// Whether a HaRP of this `/info` version (as the janitor shows it) has `image_remove`.
+pub fn harp_removes(version: &str) -> bool {
+    // 0.4.1 and 0.4.2 say `0.4` (a float); later ones a semver string.
+    if version.matches('.').count() == 1 {
+        if let Ok(n) = version.parse::<f64>() {
+            return can_remove(&serde_json::json!(n));
+        }
+    }
+    can_remove(&serde_json::Value::String(version.to_owned()))
+}
+
 fn header(value: &str) -> Result<HeaderValue, DockerError> {
     HeaderValue::from_str(value).map_err(|_| DockerError::invalid("a header value"))
 }
@@ -326,5 +337,13 @@ mod tests {
         assert!(can_remove(&json!(0.4)));
         assert!(!can_remove(&json!(0.3)));
         assert!(!can_remove(&json!(null)));
+    }
+
+    #[test]
+    fn the_version_as_shown_tells_whether_harp_removes() {
+        assert!(harp_removes("0.4.4"));
+        assert!(harp_removes("0.4"));
+        assert!(!harp_removes("0.3"));
+        assert!(!harp_removes("0.4.0"));
     }
 }

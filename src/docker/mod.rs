@@ -9,7 +9,7 @@ mod removal;
 mod transport;
 
 pub use events::{ContainerEvent, RunState};
-pub use harp::{harp_error, HarpClient, HarpRemoval};
+pub use harp::{harp_error, harp_removes, HarpClient, HarpRemoval};
 pub use listing::{LayerData, ListedContainer, ListedImage};
 pub use removal::{LiveImage, Removed};
 pub use transport::{Size, MESSAGE_MAX_CHARS};

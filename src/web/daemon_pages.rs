@@ -17,6 +17,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/daemons", web::get().to(daemons_page))
         .route("/daemons", web::post().to(add_daemon))
         .route("/daemons/{name}/test", web::post().to(test_daemon))
+        .route("/daemons/{name}/exapps", web::post().to(set_exapps))
         .route("/daemons/{name}/remove", web::get().to(confirm_remove))
         .route("/daemons/{name}/remove", web::post().to(remove_daemon));
 }
@@ -43,6 +44,8 @@ async fn test_daemon(
 /// One input of the add form, with what was typed and its error.
 struct FormField {
     name: &'static str,
+    /// The input's type: `text`, or `password` for a secret.
+    kind: &'static str,
     label: &'static str,
     placeholder: &'static str,
     help: &'static str,
@@ -72,11 +75,26 @@ struct DaemonForm {
     tls_cert: String,
     #[serde(default)]
     tls_key: String,
+    #[serde(default)]
+    harp_key: String,
+    #[serde(default)]
+    harp_docker_port: String,
+    #[serde(default)]
+    exapps: String,
+}
+
+/// ExApp IDs as a person types them: separated by commas, spaces or lines.
+fn exapp_list(raw: &str) -> Vec<String> {
+    raw.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn add_form_fields(form: &DaemonForm, errors: &FieldErrors) -> Vec<FormField> {
     let field = |name, label, placeholder, help, value: &str| FormField {
         name,
+        kind: "text",
         label,
         placeholder,
         help,
@@ -120,6 +138,31 @@ fn add_form_fields(form: &DaemonForm, errors: &FieldErrors) -> Vec<FormField> {
             "https:// only.",
             "",
         ),
+        // The key itself is never shown back either.
+        FormField {
+            kind: "password",
+            ..field(
+                "harp_key",
+                "HaRP shared key",
+                "",
+                "harp+http:// only: AppAPI's daemon setting \"HaRP shared key\" (HP_SHARED_KEY). Stored, never shown again.",
+                "",
+            )
+        },
+        field(
+            "harp_docker_port",
+            "HaRP docker-engine-port",
+            "24000",
+            "harp+http:// only: the Docker host's port in AppAPI's daemon settings (default 24000).",
+            &form.harp_docker_port,
+        ),
+        field(
+            "exapps",
+            "ExApps (HaRP)",
+            "context_chat_backend, llm2",
+            "harp+http:// only: the ExApp IDs deployed there, separated by commas; HaRP lists nothing, so the janitor looks only for these.",
+            &form.exapps,
+        ),
     ]
 }
 
@@ -162,10 +205,15 @@ async fn add_daemon(
     form: web::Form<DaemonForm>,
 ) -> Result<HttpResponse, PageError> {
     let optional = |v: &str| Some(v.to_owned()).filter(|v| !v.trim().is_empty());
+    let harp_docker_port = match form.harp_docker_port.trim() {
+        "" => None,
+        port => Some(port.parse::<i64>().unwrap_or(-1)),
+    };
+    let exapps = exapp_list(&form.exapps);
     let input = NewDaemonInput {
-        harp_key: None,
-        harp_docker_port: None,
-        exapps: None,
+        harp_key: optional(&form.harp_key),
+        harp_docker_port,
+        exapps: (!exapps.is_empty()).then_some(exapps),
         name: form.name.clone(),
         endpoint: form.endpoint.clone(),
         tls_ca: optional(&form.tls_ca),
@@ -183,6 +231,47 @@ async fn add_daemon(
                 &session,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &form,
+                &errors,
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ExappsForm {
+    #[serde(default)]
+    exapps: String,
+}
+
+/// The ExApps of a HaRP daemon, as the page's field lists them now.
+async fn set_exapps(
+    app: web::Data<Janitor>,
+    session: CurrentSession,
+    name: web::Path<String>,
+    form: web::Form<ExappsForm>,
+) -> Result<HttpResponse, PageError> {
+    let daemon = daemons::get(&app.store, &name).await?;
+    let wanted = exapp_list(&form.exapps);
+    let current: Vec<String> = daemon
+        .harp
+        .iter()
+        .flat_map(|h| h.exapps.iter().map(ToString::to_string))
+        .collect();
+    let remove: Vec<String> = current
+        .iter()
+        .filter(|c| !wanted.contains(c))
+        .cloned()
+        .collect();
+    match daemons::change_exapps(&app.store, &name, &wanted, &remove).await {
+        Ok(_) => Ok(see_other("/daemons")),
+        Err(DaemonError::Invalid(errors)) => {
+            render_daemons_page(
+                &app,
+                &session,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &DaemonForm::default(),
                 &errors,
             )
             .await
