@@ -258,6 +258,8 @@ async fn remove_unlisted(
         }
     }
     match client.image(image).await {
+        // Gone, but not by this job's calls: someone else removed it.
+        Ok(None) if untagged.is_empty() => Outcome::AlreadyRemoved,
         Ok(None) => Outcome::Succeeded {
             bytes_freed: live.size,
             note: Some("size of the image: layers it shared are not subtracted".into()),
