@@ -503,3 +503,33 @@ async fn the_daemons_page_adds_a_harp_daemon_shows_its_limits_and_never_its_key(
     assert!(page.contains("through HaRP 0.4.4"), "{page}");
     assert!(page.contains("sizes are upper bounds"), "{page}");
 }
+
+#[tokio::test]
+async fn an_image_removed_by_someone_else_right_before_image_remove_is_not_counted_as_freed() {
+    let h = harp();
+    let hold = RemovalHold::new();
+    let path = hold.path();
+    let app = spawn_app_with(move |app| app.removal_hold = Some(path)).await;
+    let fx = Fixtures::new(&engine_a_sock());
+    let exapp = harp_exapp(&fx, "harp_race");
+    add_harp(&app, "h", &h, &h.key, h.port_a, &[&exapp.appid]).await;
+    owned(&app, "h", &exapp.appid).await;
+    update(&fx, &exapp);
+    let v1 = image_id(&fx, &exapp.v1);
+    let request = json!({"daemon": "h", "owner": exapp.appid, "min_age_hours": 0, "images": [v1]});
+    let (status, run) = app.post_json("/api/v1/cleanup/runs", &request).await;
+    assert_eq!(status, 202, "{run}");
+    let job = run["jobs"][0]["id"].as_i64().unwrap();
+    let worker = app.start_worker();
+    hold.reached(job).await;
+    // Between the janitor's last look and its image_remove, the image goes.
+    fx.docker(&["rmi", &exapp.v1]);
+    hold.release(job);
+    let run = app
+        .wait_for_run(run["id"].as_i64().unwrap(), Duration::from_secs(60))
+        .await;
+    worker.stop().await;
+    let job = &run["jobs"][0];
+    assert_eq!(job["bytes_freed"].as_i64().unwrap_or(0), 0, "{job}");
+    assert_ne!(job["status"], "failed", "{job}");
+}
