@@ -533,3 +533,40 @@ async fn an_image_removed_by_someone_else_right_before_image_remove_is_not_count
     assert_eq!(job["bytes_freed"].as_i64().unwrap_or(0), 0, "{job}");
     assert_ne!(job["status"], "failed", "{job}");
 }
+
+#[tokio::test]
+async fn harp_over_https_is_reached_with_its_certificate_checked_against_the_ca_given() {
+    let h = harp();
+    let app = spawn_app().await;
+    let fx = Fixtures::new(&engine_a_sock());
+    let exapp = harp_exapp(&fx, "harp_tls");
+    let endpoint = h.https_url.replacen("https://", "harp+https://", 1);
+    let body = |ca: Option<&str>| {
+        let mut body = json!({"name": "tls", "endpoint": endpoint, "harp_key": h.key,
+                              "harp_docker_port": h.port_a, "exapps": [exapp.appid]});
+        if let Some(ca) = ca {
+            body["tls_ca"] = json!(ca);
+        }
+        body
+    };
+    let (status, daemon) = app
+        .post_json("/api/v1/daemons", &body(Some(&engine_b_tls().ca)))
+        .await;
+    assert_eq!(status, 201, "{daemon}");
+    assert_eq!(daemon["reachable"], true, "{daemon}");
+    assert!(daemon["endpoint"]
+        .as_str()
+        .unwrap()
+        .starts_with("harp+https://"));
+    let images = owned(&app, "tls", &exapp.appid).await;
+    assert_eq!(
+        with_id(&images, &image_id(&fx, &exapp.v1))["status"],
+        "current"
+    );
+
+    // Without the CA, the system's CAs do not vouch for the harness's certificate.
+    app.api_delete("/api/v1/daemons/tls").await;
+    let (status, daemon) = app.post_json("/api/v1/daemons", &body(None)).await;
+    assert_eq!(status, 201, "{daemon}");
+    assert_eq!(daemon["reachable"], false, "{daemon}");
+}

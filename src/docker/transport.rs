@@ -188,6 +188,28 @@ impl Connector {
             // What the Docker CLI sends over a socket.
             Endpoint::Unix(path) => (Target::Unix(path.clone()), "api.moby.localhost".into()),
             // HaRP is reached over plain HTTP at its own address.
+            Endpoint::Harp(HarpAddress {
+                addr,
+                https: true,
+                tls_ca,
+                ..
+            }) => {
+                let server_name = ServerName::try_from(addr.host().to_owned()).map_err(|e| {
+                    TlsSetupError(format!("{} is not a TLS server name: {e}", addr.host()))
+                })?;
+                let ca = tls_ca
+                    .clone()
+                    .unwrap_or_else(|| HarpAddress::SYSTEM_CA_BUNDLE.into());
+                (
+                    Target::Tls {
+                        host: addr.host().to_owned(),
+                        port: addr.port(),
+                        server_name,
+                        config: Arc::new(server_only_tls_config(&ca)?),
+                    },
+                    authority(addr.host(), addr.port()),
+                )
+            }
             Endpoint::Tcp(addr) | Endpoint::Harp(HarpAddress { addr, .. }) => (
                 Target::Tcp {
                     host: addr.host().to_owned(),
@@ -393,6 +415,28 @@ async fn refusal(status: StatusCode, body: Incoming) -> BollardError {
         })
         .into(),
     }
+}
+
+/// HTTPS to a server (HaRP's frontend) whose certificate chains to a CA in
+/// `ca` (a file of one or more PEM certificates); no client certificate.
+fn server_only_tls_config(ca: &std::path::Path) -> Result<rustls::ClientConfig, TlsSetupError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| TlsSetupError(format!("cannot read the TLS CA {}: {e}", ca.display())))?;
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(TlsSetupError(format!(
+            "no CA certificate in {}",
+            ca.display()
+        )));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsSetupError(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Docker's `--tlsverify` on the client side: the daemon's certificate must

@@ -26,6 +26,10 @@ pub enum Endpoint {
 pub struct HarpAddress {
     pub addr: HostPort,
     pub docker_port: u16,
+    /// `harp+https://`: HaRP's HTTPS frontend, its certificate checked
+    /// against this CA bundle (the system's when not given).
+    pub tls_ca: Option<PathBuf>,
+    pub https: bool,
 }
 
 impl HarpAddress {
@@ -35,6 +39,25 @@ impl HarpAddress {
     pub const DEFAULT_DOCKER_PORT: u16 = 24000;
     /// The path under which HaRP serves AppAPI.
     pub const BASE_PATH: &'static str = "/exapps/app_api";
+    /// The CA bundle of Debian's ca-certificates: what `harp+https://`
+    /// trusts when no CA is given.
+    pub const SYSTEM_CA_BUNDLE: &'static str = "/etc/ssl/certs/ca-certificates.crt";
+
+    fn parse(rest: &str, https: bool) -> Result<Self, String> {
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let rest = rest.strip_suffix(Self::BASE_PATH).unwrap_or(rest);
+        let with_port = if rest.starts_with('[') || rest.contains(':') {
+            rest.to_owned()
+        } else {
+            format!("{rest}:{}", Self::DEFAULT_PORT)
+        };
+        Ok(Self {
+            addr: HostPort::parse(&with_port)?,
+            docker_port: Self::DEFAULT_DOCKER_PORT,
+            tls_ca: None,
+            https,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,25 +113,8 @@ impl Endpoint {
             "http" => {
                 return Err("use tcp://host:port for plain HTTP, as Docker does".into());
             }
-            "harp+http" => {
-                let rest = rest.strip_suffix('/').unwrap_or(rest);
-                let rest = rest.strip_suffix(HarpAddress::BASE_PATH).unwrap_or(rest);
-                let with_port = if rest.starts_with('[') || rest.contains(':') {
-                    rest.to_owned()
-                } else {
-                    format!("{rest}:{}", HarpAddress::DEFAULT_PORT)
-                };
-                Endpoint::Harp(HarpAddress {
-                    addr: HostPort::parse(&with_port)?,
-                    docker_port: HarpAddress::DEFAULT_DOCKER_PORT,
-                })
-            }
-            "harp+https" => {
-                return Err(
-                    "harp+https:// is not supported yet: reach HaRP over harp+http:// on a trusted network"
-                        .into(),
-                )
-            }
+            "harp+http" => Endpoint::Harp(HarpAddress::parse(rest, false)?),
+            "harp+https" => Endpoint::Harp(HarpAddress::parse(rest, true)?),
             other => {
                 return Err(format!(
                     "unsupported scheme {other:?}: use unix://, tcp://, https:// or harp+http://"
@@ -142,6 +148,7 @@ impl fmt::Display for Endpoint {
             Endpoint::Unix(path) => write!(f, "unix://{}", path.display()),
             Endpoint::Tcp(addr) => write!(f, "tcp://{addr}"),
             Endpoint::Tls { addr, .. } => write!(f, "https://{addr}"),
+            Endpoint::Harp(harp) if harp.https => write!(f, "harp+https://{}", harp.addr),
             Endpoint::Harp(harp) => write!(f, "harp+http://{}", harp.addr),
         }
     }
@@ -225,7 +232,8 @@ impl TlsFiles {
     }
 }
 
-fn readable_file(raw: &str) -> Result<PathBuf, String> {
+/// An absolute path to a file that can be read now.
+pub fn readable_file(raw: &str) -> Result<PathBuf, String> {
     if raw.len() > 4096 || raw.chars().any(char::is_control) {
         return Err("not a valid path".into());
     }

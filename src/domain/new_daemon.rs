@@ -76,7 +76,10 @@ impl NewDaemon {
             given(&input.tls_key),
         );
         let wants_tls = input.endpoint.trim_start().starts_with("https://");
+        // A HaRP's TLS (harp+https://) takes a CA only: see `harp_access`.
+        let is_harp = input.endpoint.trim_start().starts_with("harp+");
         let tls = match (ca, cert, key) {
+            _ if is_harp => None,
             (None, None, None) => None,
             _ if !wants_tls => {
                 errors.add("endpoint", "TLS files apply only to https:// endpoints");
@@ -128,17 +131,47 @@ fn harp_access(
     errors: &mut FieldErrors,
 ) -> Option<HarpAccess> {
     let Endpoint::Harp(address) = endpoint else {
-        for (field, given) in [
-            ("harp_key", input.harp_key.is_some()),
-            ("harp_docker_port", input.harp_docker_port.is_some()),
-            ("exapps", input.exapps.is_some()),
-        ] {
-            if given {
-                errors.add(field, "applies only to harp+http:// endpoints");
-            }
-        }
-        return None;
+        return not_harp(input, errors);
     };
+    if given(&input.tls_cert).is_some() || given(&input.tls_key).is_some() {
+        errors.add(
+            "tls_cert",
+            "a HaRP daemon takes no client certificate: HaRP checks its shared key",
+        );
+    }
+    match given(&input.tls_ca) {
+        Some(_) if !address.https => {
+            errors.add("tls_ca", "applies only to harp+https:// endpoints")
+        }
+        Some(ca) => match super::endpoint::readable_file(ca) {
+            Ok(path) => address.tls_ca = Some(path),
+            Err(message) => errors.add("tls_ca", message),
+        },
+        None => {}
+    }
+    harp_fields(input, address, errors)
+}
+
+/// The HaRP fields on an endpoint that is not HaRP's: each is an error.
+fn not_harp(input: &NewDaemonInput, errors: &mut FieldErrors) -> Option<HarpAccess> {
+    for (field, given) in [
+        ("harp_key", input.harp_key.is_some()),
+        ("harp_docker_port", input.harp_docker_port.is_some()),
+        ("exapps", input.exapps.is_some()),
+    ] {
+        if given {
+            errors.add(field, "applies only to harp+http(s):// endpoints");
+        }
+    }
+    None
+}
+
+/// Port, key and ExApps of a HaRP daemon.
+fn harp_fields(
+    input: &NewDaemonInput,
+    address: &mut super::HarpAddress,
+    errors: &mut FieldErrors,
+) -> Option<HarpAccess> {
     if let Some(port) = input.harp_docker_port {
         match u16::try_from(port).ok().filter(|p| *p != 0) {
             Some(port) => address.docker_port = port,

@@ -63,6 +63,7 @@ impl TryFrom<Row> for StoredDaemon {
         let corrupt =
             |what: &str, why: String| StoreError::Corrupt(format!("daemon {what}: {why}"));
         let name = DaemonName::parse(&row.name).map_err(|e| corrupt(&row.name, e))?;
+        let harp_ca = row.tls_ca.clone();
         let tls = match (row.tls_ca, row.tls_cert, row.tls_key) {
             (Some(ca), Some(cert), Some(key)) => Some(TlsFiles::from_stored(
                 PathBuf::from(ca),
@@ -80,6 +81,8 @@ impl TryFrom<Row> for StoredDaemon {
                     .and_then(|p| u16::try_from(p).ok())
                     .ok_or_else(|| corrupt(&row.name, "no docker-engine-port".into()))?;
                 address.docker_port = port;
+                // A harp+https:// daemon keeps its CA (alone) in tls_ca.
+                address.tls_ca = harp_ca.map(PathBuf::from);
                 let key = HarpKey::parse(row.harp_key.as_deref().unwrap_or_default())
                     .map_err(|e| corrupt(&row.name, e))?;
                 let exapps: Vec<AppId> = serde_json::from_str(&row.exapps)
@@ -115,7 +118,10 @@ impl Store {
         let tls = daemon.endpoint.tls_files();
         let path = |p: &PathBuf| p.to_string_lossy().into_owned();
         let (ca, cert, key) = (
-            tls.map(|t| path(&t.ca)),
+            tls.map(|t| path(&t.ca)).or_else(|| {
+                let harp_ca = daemon.endpoint.harp().and_then(|h| h.tls_ca.as_ref());
+                harp_ca.map(path)
+            }),
             tls.map(|t| path(&t.cert)),
             tls.map(|t| path(&t.key)),
         );

@@ -36,6 +36,9 @@ pub const DOCKER_API: &str = "/v1.41";
 pub struct Harp {
     /// `http://127.0.0.1:PORT`, without [`BASE_PATH`] (`EXAPP_JANITOR_TEST_HARP_URL`).
     pub url: String,
+    /// HaRP's own HTTPS frontend, `https://127.0.0.1:PORT`, its certificate
+    /// signed by the harness's CA (`EXAPP_JANITOR_TEST_HARP_HTTPS_URL`).
+    pub https_url: String,
     /// The file holding the shared key, 0600 (`EXAPP_JANITOR_TEST_HARP_KEY_FILE`).
     pub key_file: String,
     /// The shared key, read from `key_file`.
@@ -78,6 +81,9 @@ pub fn harp() -> Harp {
     assert!(!key.is_empty(), "{key_file} holds no key");
     Harp {
         url: harp_var("EXAPP_JANITOR_TEST_HARP_URL")
+            .trim_end_matches('/')
+            .to_owned(),
+        https_url: harp_var("EXAPP_JANITOR_TEST_HARP_HTTPS_URL")
             .trim_end_matches('/')
             .to_owned(),
         key_file,

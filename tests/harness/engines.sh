@@ -289,7 +289,11 @@ start_harp() {
   (umask 077 && printf '%s\n' "$HARP_KEY" > "$d/shared-key")
   HARP_PORT_A=$port_a
   HARP_PORT=$(free_port)
+  HARP_HTTPS_PORT=$(free_port)
   HARP_PORT_B=$(free_port)
+  # HaRP's own HTTPS frontend, with the harness's server certificate
+  # (127.0.0.1, signed by DIR/tls/ca.pem): HAProxy wants certificate and key in one file.
+  (umask 077 && cat "$ROOT/tls/server-cert.pem" "$ROOT/tls/server-key.pem" > "$d/cert.pem")
   local port_spoa; port_spoa=$(free_port)
   echo "$port_spoa" > "$d/spoa.port"
 
@@ -316,17 +320,19 @@ start_harp() {
     < /dev/null > "$d/agent.log" 2>&1 &
   echo $! > "$d/agent.pid"
 
-  # haproxy.cfg.template as start.sh renders it, with no certificate: the HTTPS
-  # frontend's lines commented out, and spoe-agent.conf's path under DIR/harp.
+  # haproxy.cfg.template as start.sh renders it with a certificate: the HTTPS
+  # frontend's lines kept (their marker taken off, the certificate's path
+  # under DIR/harp), and spoe-agent.conf's path under DIR/harp.
   cp "$HARP_VENDOR/spoe-agent.conf" "$d/spoe-agent.conf"
   # shellcheck disable=SC2016 # envsubst's argument lists the variables it replaces, unexpanded
-  HP_EXAPPS_ADDRESS="127.0.0.1:$HARP_PORT" HP_EXAPPS_HTTPS_ADDRESS=127.0.0.1:1 \
+  HP_EXAPPS_ADDRESS="127.0.0.1:$HARP_PORT" HP_EXAPPS_HTTPS_ADDRESS="127.0.0.1:$HARP_HTTPS_PORT" \
   HP_SPOA_ADDRESS="127.0.0.1:$port_spoa" HP_LOG_LEVEL_HAPROXY=info \
   HP_TIMEOUT_CONNECT=30s HP_TIMEOUT_CLIENT=30s HP_TIMEOUT_SERVER=1800s HP_TIMEOUT_TUNNEL=1800s \
     envsubst '${HP_EXAPPS_ADDRESS} ${HP_EXAPPS_HTTPS_ADDRESS} ${HP_SPOA_ADDRESS} ${HP_LOG_LEVEL_HAPROXY}
               ${HP_TIMEOUT_CONNECT} ${HP_TIMEOUT_CLIENT} ${HP_TIMEOUT_SERVER} ${HP_TIMEOUT_TUNNEL}' \
       < "$HARP_VENDOR/haproxy.cfg.template" \
-    | sed -e '/_HTTPS_FRONTEND_/ s|^|#|' -e "s|/etc/haproxy/spoe-agent.conf|$d/spoe-agent.conf|g" \
+    | sed -e 's|^_HTTPS_FRONTEND_ ||' -e "s|/certs/cert.pem|$d/cert.pem|g" \
+          -e "s|/etc/haproxy/spoe-agent.conf|$d/spoe-agent.conf|g" \
     > "$d/haproxy.cfg"
   # A variable a newer template adds would be left as is: say which.
   if grep -nE '^[^#]*[$][{]' "$d/haproxy.cfg" > "$d/haproxy-check.log"; then
@@ -441,6 +447,7 @@ ENV
     # daemon settings hold it, without the fixed /exapps/app_api base path.
     cat >> "$ROOT/env" <<ENV
 export EXAPP_JANITOR_TEST_HARP_URL='http://127.0.0.1:$HARP_PORT'
+export EXAPP_JANITOR_TEST_HARP_HTTPS_URL='https://127.0.0.1:$HARP_HTTPS_PORT'
 export EXAPP_JANITOR_TEST_HARP_KEY_FILE='$ROOT/harp/shared-key'
 export EXAPP_JANITOR_TEST_HARP_KEY='$HARP_KEY'
 export EXAPP_JANITOR_TEST_HARP_PORT_A='$HARP_PORT_A'
