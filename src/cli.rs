@@ -313,7 +313,12 @@ async fn scan_command(app: &Janitor, json: bool) -> Result<(), CliError> {
     // A line per daemon on stderr, so `scan --json` stays parseable.
     for (daemon, result) in &results {
         match result {
-            Ok(scan) => eprintln!("scanned {}: {} images", daemon.name, scan.images.len()),
+            Ok(scan) => {
+                eprintln!("scanned {}: {} images", daemon.name, scan.images.len());
+                for note in &scan.notes {
+                    eprintln!("  {}: {note}", daemon.name);
+                }
+            }
             Err(e) => eprintln!("could not scan {}: {e}", daemon.name),
         }
     }

@@ -570,3 +570,21 @@ async fn harp_over_https_is_reached_with_its_certificate_checked_against_the_ca_
     assert_eq!(status, 201, "{daemon}");
     assert_eq!(daemon["reachable"], false, "{daemon}");
 }
+
+#[tokio::test]
+async fn an_exapp_with_no_container_behind_harp_is_named_in_that_daemons_scan() {
+    let h = harp();
+    let app = spawn_app().await;
+    let fx = Fixtures::new(&engine_a_sock());
+    let missing = appid(&fx, "harp_nowhere");
+    let (status, body) = add_harp(&app, "h", &h, &h.key, h.port_a, &[&missing]).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, scans) = app.post_json("/api/v1/scan", &json!({})).await;
+    assert_eq!(status, 200);
+    let scan = &scans[0];
+    assert_eq!(scan["ok"], true, "{scans}");
+    assert!(
+        scan["notes"][0].as_str().unwrap().contains(&missing),
+        "{scans}"
+    );
+}

@@ -178,6 +178,7 @@ mod tests {
 
     fn scans(generation: i64, images: Vec<ClassifiedImage>) -> HashMap<i64, Arc<CachedScan>> {
         let scan = DaemonScan {
+            notes: Vec::new(),
             images,
             totals: Default::default(),
         };

@@ -24,11 +24,17 @@ pub fn whole_image_layer(id: &ImageId) -> String {
     format!("{id}#whole")
 }
 
+/// The snapshot, and what the admin should know of it.
+pub struct Found {
+    pub snapshot: Snapshot,
+    pub notes: Vec<String>,
+}
+
 pub async fn snapshot(
     client: &Backend,
     exapps: &[AppId],
     history: &History,
-) -> Result<Snapshot, DockerError> {
+) -> Result<Found, DockerError> {
     let found: Vec<Result<Option<(AppId, crate::docker::ListedContainer)>, DockerError>> =
         stream::iter(exapps.iter().cloned())
             .map(|appid| async move {
@@ -42,8 +48,10 @@ pub async fn snapshot(
             .await;
     let mut containers = Vec::new();
     let mut wanted: BTreeSet<String> = BTreeSet::new();
-    for found in found {
+    let mut missing = Vec::new();
+    for (appid, found) in exapps.iter().zip(found) {
         let Some((appid, c)) = found? else {
+            missing.push(appid.to_string());
             continue;
         };
         wanted.insert(c.image_id.to_string());
@@ -90,7 +98,18 @@ pub async fn snapshot(
             }
         }
     }
-    Ok(Snapshot { images, containers })
+    let notes = if missing.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "no container nc_app_<id> for {} on this host: not deployed here, or a typo",
+            missing.join(", ")
+        )]
+    };
+    Ok(Found {
+        snapshot: Snapshot { images, containers },
+        notes,
+    })
 }
 
 /// An image by reference: inspects by reference work through HaRP too.

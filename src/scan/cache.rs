@@ -137,6 +137,7 @@ mod tests {
 
     fn inventory(total_images: usize) -> String {
         serde_json::to_string(&DaemonScan {
+            notes: Vec::new(),
             images: vec![],
             totals: crate::inventory::Totals {
                 images: total_images,

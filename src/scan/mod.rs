@@ -31,6 +31,10 @@ const LAYER_FETCH_CONCURRENCY: usize = 8;
 pub struct DaemonScan {
     pub images: Vec<ClassifiedImage>,
     pub totals: Totals,
+    /// What the admin should know of this scan (a HaRP daemon's ExApp that
+    /// has no container there, say).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -233,14 +237,14 @@ async fn scan_with(
     client: &Backend,
 ) -> Result<DaemonScan, ScanError> {
     let history = history_from(store.load_history(daemon.id).await?);
+    let mut notes = Vec::new();
     let (snapshot, stale_layers) = if client.capabilities().listing {
         snapshot_by_listing(store, daemon, client).await?
     } else {
         let exapps = daemon.harp.as_ref().map_or(&[][..], |h| &h.exapps[..]);
-        (
-            by_inspect::snapshot(client, exapps, &history).await?,
-            Vec::new(),
-        )
+        let found = by_inspect::snapshot(client, exapps, &history).await?;
+        notes = found.notes;
+        (found.snapshot, Vec::new())
     };
     let now = now_unix();
     let result = inventory::classify(&snapshot, &history, &options.protected, now);
@@ -268,6 +272,7 @@ async fn scan_with(
     store.delete_layers(daemon.id, &stale_layers).await?;
 
     Ok(DaemonScan {
+        notes,
         images: result.images,
         totals: result.totals,
     })

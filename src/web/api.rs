@@ -229,6 +229,8 @@ struct ScanSummary {
     error: Option<String>,
     images: usize,
     total_bytes: u64,
+    /// What the admin should know of this daemon's scan.
+    notes: Vec<String>,
 }
 
 /// Scans every daemon now (a scan already running is joined, not repeated).
@@ -250,6 +252,7 @@ async fn scan_now(app: web::Data<Janitor>) -> Result<HttpResponse, ApiError> {
                 error: None,
                 images: scan.images.len(),
                 total_bytes: scan.totals.total_bytes,
+                notes: scan.notes.clone(),
             },
             Err(e) => ScanSummary {
                 daemon: daemon.name.to_string(),
@@ -257,6 +260,7 @@ async fn scan_now(app: web::Data<Janitor>) -> Result<HttpResponse, ApiError> {
                 error: Some(e.to_string()),
                 images: 0,
                 total_bytes: 0,
+                notes: Vec::new(),
             },
         })
         .collect();
