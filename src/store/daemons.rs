@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
-use super::{now_unix, Store, StoreError};
+use super::{Store, StoreError};
 use crate::domain::{DaemonName, Endpoint, NewDaemon, OneLine, TlsFiles, ERROR_MAX_CHARS};
 
 /// A configured daemon with what the last contact attempt learned.
@@ -95,7 +95,7 @@ impl Store {
             tls.map(|t| path(&t.cert)),
             tls.map(|t| path(&t.key)),
         );
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let done = sqlx::query!(
             "INSERT INTO daemons (name, endpoint, tls_ca, tls_cert, tls_key, created_at)
              VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
@@ -162,7 +162,7 @@ impl Store {
         engine_version: &str,
         api_version: &str,
     ) -> Result<(), StoreError> {
-        let (name, now) = (name.as_str(), now_unix());
+        let (name, now) = (name.as_str(), self.clock.now_unix());
         sqlx::query!(
             "UPDATE daemons SET checked_at = ?, reachable = 1, engine_version = ?, api_version = ?
              WHERE name = ?",
@@ -185,7 +185,7 @@ impl Store {
         error: &str,
     ) -> Result<(), StoreError> {
         let error = OneLine::error(error);
-        let (name, now, error) = (name.as_str(), now_unix(), error.as_str());
+        let (name, now, error) = (name.as_str(), self.clock.now_unix(), error.as_str());
         sqlx::query!(
             "UPDATE daemons SET checked_at = ?, reachable = 0, last_error = ?, last_error_at = ?
              WHERE name = ?",
