@@ -16,7 +16,8 @@ use crate::store::StoreError;
 /// How often expired sessions are deleted while the server runs.
 const SESSION_PURGE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
-/// Deletes expired sessions at start and then every quarter of an hour.
+/// Deletes expired sessions at start and then every quarter of an hour
+/// (housekeeping on the timer; which sessions expired is the clock's to say).
 fn spawn_session_purge(app: Janitor) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(SESSION_PURGE_INTERVAL);

@@ -268,7 +268,7 @@ pub async fn find_session(
     let Some(stored) = store.session(&token_hash).await? else {
         return Ok(None);
     };
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = store.clock().now_unix();
     if now - stored.last_seen_at > secs(limits.idle)
         || now - stored.created_at > secs(limits.max_age)
     {
@@ -288,7 +288,7 @@ pub async fn find_session(
 /// Deletes every session past either limit: a session nobody comes back
 /// to is otherwise never looked up again, so never removed.
 pub async fn purge_sessions(store: &Store, limits: SessionLimits) -> Result<u64, AuthError> {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = store.clock().now_unix();
     Ok(store
         .delete_expired_sessions(
             now.saturating_sub(secs(limits.idle)),

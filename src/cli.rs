@@ -324,7 +324,7 @@ async fn scan_command(app: &Janitor, json: bool) -> Result<(), CliError> {
     }
     let daemons: Vec<StoredDaemon> = results.iter().map(|(d, _)| d.clone()).collect();
     let scans = app.inventory.current(&app.store).await.map_err(failed)?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = app.clock().now_unix();
     let images = report::image_objects(
         &daemons,
         &scans,

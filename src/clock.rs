@@ -6,7 +6,7 @@
 //! they measure how long a peer takes, not what time it is.
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,26 @@ enum Source {
 struct Manual {
     now_ms: AtomicI64,
     advanced: Notify,
+    /// Sleeps in progress: a test advances only once the task it drives is
+    /// waiting, or the advance would happen before the task's deadline is set.
+    sleepers: AtomicUsize,
+}
+
+/// Counts one sleep on a manual clock for as long as it lasts (a sleep in a
+/// `select!` that lost is dropped, not finished).
+struct Sleeping<'a>(&'a AtomicUsize);
+
+impl<'a> Sleeping<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Sleeping<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl fmt::Debug for Clock {
@@ -54,6 +74,7 @@ impl Clock {
         Self(Source::Manual(Arc::new(Manual {
             now_ms: AtomicI64::new(system_ms()),
             advanced: Notify::new(),
+            sleepers: AtomicUsize::new(0),
         })))
     }
 
@@ -92,21 +113,39 @@ impl Clock {
 
     /// Waits until this clock has moved on by `duration`.
     pub async fn sleep(&self, duration: Duration) {
+        let ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        self.sleep_until_ms(self.now_ms().saturating_add(ms)).await;
+    }
+
+    /// Waits until this clock reads `at_ms` (unix milliseconds) or later: a
+    /// deadline fixed when it was computed, so an advance made before the
+    /// wait begins still counts.
+    pub async fn sleep_until_ms(&self, at_ms: i64) {
         match &self.0 {
-            Source::System => tokio::time::sleep(duration).await,
+            Source::System => {
+                let left = at_ms.saturating_sub(system_ms());
+                tokio::time::sleep(Duration::from_millis(u64::try_from(left).unwrap_or(0))).await;
+            }
             Source::Manual(m) => {
-                let until = self
-                    .now_ms()
-                    .saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
+                let _sleeping = Sleeping::new(&m.sleepers);
                 loop {
                     // Interest first, then the check: an advance in between still wakes us.
                     let advanced = m.advanced.notified();
-                    if m.now_ms.load(Ordering::SeqCst) >= until {
+                    if m.now_ms.load(Ordering::SeqCst) >= at_ms {
                         return;
                     }
                     advanced.await;
                 }
             }
+        }
+    }
+
+    /// How many tasks wait on this manual clock now (always 0 on the system
+    /// clock). A test advances once the task it drives is among them.
+    pub fn sleepers(&self) -> usize {
+        match &self.0 {
+            Source::System => 0,
+            Source::Manual(m) => m.sleepers.load(Ordering::SeqCst),
         }
     }
 }
@@ -150,5 +189,43 @@ mod tests {
             .await
             .expect("woken by the advance")
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sleep_counts_as_a_sleeper_until_it_ends_or_is_dropped() {
+        let clock = Clock::manual();
+        let until = clock.now_ms() + 1000;
+        let sleeper = tokio::spawn({
+            let clock = clock.clone();
+            async move { clock.sleep_until_ms(until).await }
+        });
+        while clock.sleepers() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(clock.sleepers(), 1);
+        clock.advance(Duration::from_secs(1));
+        tokio::time::timeout(Duration::from_secs(5), sleeper)
+            .await
+            .expect("woken by the advance")
+            .unwrap();
+        assert_eq!(clock.sleepers(), 0);
+
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(10),
+            clock.sleep(Duration::from_secs(1)),
+        );
+        assert!(
+            dropped.await.is_err(),
+            "a manual clock does not move by itself"
+        );
+        assert_eq!(clock.sleepers(), 0, "a dropped sleep no longer counts");
+        assert_eq!(Clock::system().sleepers(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_already_passed_returns_at_once() {
+        let clock = Clock::manual();
+        clock.sleep_until_ms(clock.now_ms()).await;
+        Clock::system().sleep_until_ms(0).await;
     }
 }

@@ -129,7 +129,7 @@ pub async fn check(store: &Store, mut daemon: StoredDaemon, timeout: Duration) -
     if let Err(e) = recorded {
         tracing::warn!(daemon = %daemon.name, error = %e, "could not record the daemon's contact");
     }
-    apply_contact(&mut daemon.contact, outcome);
+    apply_contact(&mut daemon.contact, outcome, store.clock().now());
     daemon
 }
 
@@ -140,8 +140,12 @@ pub async fn check_all(store: &Store, timeout: Duration) -> Result<Vec<StoredDae
     Ok(join_all(daemons.into_iter().map(|d| check(store, d, timeout))).await)
 }
 
-fn apply_contact(contact: &mut DaemonContact, outcome: Result<EngineInfo, String>) {
-    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).ok();
+fn apply_contact(
+    contact: &mut DaemonContact,
+    outcome: Result<EngineInfo, String>,
+    now: time::OffsetDateTime,
+) {
+    let now = now.replace_nanosecond(0).ok();
     contact.checked_at = now;
     match outcome {
         Ok(info) => {

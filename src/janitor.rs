@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
 use crate::auth::{ApiTokenSource, SessionLimits};
+use crate::clock::Clock;
 use crate::config::GlobalConfig;
 use crate::domain::{PublicUrl, Settings, TrustedProxies};
 use crate::policy::Policy;
@@ -92,6 +93,19 @@ impl Janitor {
         })
     }
 
+    /// The process's one clock (the store's): whatever time decides — the
+    /// schedule, minimum ages, leases, the settle time, sessions, row
+    /// timestamps — reads it, and waits for the time of day on it.
+    pub fn clock(&self) -> &Clock {
+        self.store.clock()
+    }
+
+    /// Runs the janitor on another clock (tests: `Clock::manual()`). Before
+    /// the janitor is cloned for its tasks: a clone keeps the clock it had.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.store.set_clock(clock);
+    }
+
     /// Protected patterns in force, for showing statuses (none while the
     /// settings cannot be read: the policy is halted then, and every job
     /// reads the settings itself before it removes anything).
@@ -142,7 +156,7 @@ impl Janitor {
     pub async fn report(&self) -> Result<Arc<Report>, StoreError> {
         let daemons = self.store.list_daemons().await?;
         let scans = self.inventory.current(&self.store).await?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = self.clock().now_unix();
         Ok(self
             .reports
             .get(&daemons, &scans, self.policy().await, now)

@@ -8,7 +8,9 @@
 //! - the running janitor: `janitor` (store, caches, limits shared by one
 //!   process) → `report`, `settings`, `daemons`, `auth`, `scan`;
 //! - edges: `docker` (the Engine API), `store` (SQLite), `config`;
-//! - pure core: `policy`, `inventory`, `schedule`, `domain` (no I/O).
+//! - pure core: `policy`, `inventory`, `schedule`, `domain` (no I/O);
+//! - under everything: `clock` (the time of day: system time, or a test's
+//!   manual clock), which any module may import.
 
 pub mod app;
 pub mod auth;

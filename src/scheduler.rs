@@ -14,8 +14,13 @@ pub const SETTINGS_POLL: Duration = Duration::from_secs(5);
 /// Runs scheduled cleanups until the process ends. It sleeps until the next
 /// run is due, the settings change here, or `SETTINGS_POLL` passes,
 /// whichever comes first.
+///
+/// "Due" is the janitor's clock (a test advances it past the next run);
+/// reading the settings again and retrying after an error are on tokio's
+/// timer: they wait for other processes and the database, not for a time of day.
 pub fn spawn(app: Janitor) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let clock = app.clock().clone();
         loop {
             // Register interest before reading, so a change made meanwhile still wakes us.
             let changed = app.settings_changed.notified();
@@ -37,13 +42,11 @@ pub fn spawn(app: Janitor) -> tokio::task::JoinHandle<()> {
                 }
                 continue;
             };
-            let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            if next > now {
-                let wait =
-                    Duration::from_secs(u64::try_from(next - now).unwrap_or(0)).min(SETTINGS_POLL);
+            if next > clock.now_unix() {
                 tokio::select! {
                     _ = changed => {}
-                    _ = tokio::time::sleep(wait) => {}
+                    _ = clock.sleep_until_ms(next.saturating_mul(1000)) => {}
+                    _ = tokio::time::sleep(SETTINGS_POLL) => {}
                 }
                 continue;
             }

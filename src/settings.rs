@@ -9,10 +9,6 @@ use crate::inventory::rfc3339;
 use crate::schedule;
 use crate::store::{Store, StoreError};
 
-fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     #[error("invalid settings: {0}")]
@@ -111,7 +107,7 @@ pub async fn load(store: &Store) -> Result<SettingsView, SettingsError> {
             row.version,
         ),
         // Never saved and no server started yet: the clock would start now.
-        None => (Settings::default(), now_unix(), 0),
+        None => (Settings::default(), store.clock().now_unix(), 0),
     };
     let last_run_at = store.last_run_at("schedule").await?;
     Ok(SettingsView {

@@ -6,6 +6,11 @@
 //! container has run (and, with a healthcheck, been healthy) for the settle
 //! time, a run with trigger `update` removes what the policy no longer keeps
 //! of that ExApp.
+//!
+//! The settle time is time of day: the janitor's clock (a test advances it).
+//! Every other wait here — reconnect backoffs, the periodic rescan, the
+//! pause that merges a remove-then-create, asking a daemon again — is about
+//! a peer, and stays on tokio's timer.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,6 +18,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use crate::backend::Backend;
+use crate::clock::Clock;
 use crate::domain::{AppId, DaemonName, ImageId, EXAPP_CONTAINER_PREFIX};
 use crate::inventory::Status;
 use crate::janitor::Janitor;
@@ -229,6 +235,25 @@ async fn rescan(
     known.extend(now);
 }
 
+/// What the settle loop waits for before it looks at the container again.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// Time of day to pass (the settle time, or what a restart left of it).
+    Clock(Duration),
+    /// A daemon that did not answer, or a healthcheck still starting: asking
+    /// again is polling a peer.
+    Poll(Duration),
+}
+
+impl Wait {
+    async fn wait(self, clock: &Clock) {
+        match self {
+            Wait::Clock(d) => clock.sleep(d).await,
+            Wait::Poll(d) => tokio::time::sleep(d).await,
+        }
+    }
+}
+
 /// Waits until the updated container has run for `settle` (and is healthy,
 /// if it has a healthcheck), then cleans up that ExApp's old images if
 /// `cleanup_on_update` is on. A container that does not stay up, or that was
@@ -241,18 +266,19 @@ async fn settle_then_clean(
     settle: Duration,
 ) {
     let name = format!("{EXAPP_CONTAINER_PREFIX}{appid}");
-    let started = tokio::time::Instant::now();
-    let mut wait = settle;
+    let clock = app.clock().clone();
+    let give_up_at = clock.now_ms() + i64::try_from(SETTLE_LIMIT.as_millis()).unwrap_or(0);
+    let mut wait = Wait::Clock(settle);
     loop {
-        tokio::time::sleep(wait).await;
-        if started.elapsed() > SETTLE_LIMIT {
+        wait.wait(&clock).await;
+        if clock.now_ms() > give_up_at {
             tracing::warn!(daemon = %daemon.name, %appid, "the updated container never settled; no cleanup");
             return;
         }
         let client = match Backend::connect(&daemon, app.daemon_timeout).await {
             Ok(c) => c,
             Err(_) => {
-                wait = Duration::from_secs(5);
+                wait = Wait::Poll(Duration::from_secs(5));
                 continue;
             }
         };
@@ -263,7 +289,7 @@ async fn settle_then_clean(
                 return;
             }
             Err(_) => {
-                wait = Duration::from_secs(5);
+                wait = Wait::Poll(Duration::from_secs(5));
                 continue;
             }
         };
@@ -281,19 +307,18 @@ async fn settle_then_clean(
                 return;
             }
             Some("starting") => {
-                wait = Duration::from_secs(2);
+                wait = Wait::Poll(Duration::from_secs(2));
                 continue;
             }
             _ => {}
         }
-        let up_for = state
-            .started_at
-            .map(|t| time::OffsetDateTime::now_utc().unix_timestamp() - t)
-            .unwrap_or(0);
+        // The start is the daemon's clock, read against ours (as every
+        // timestamp of a daemon is: they are assumed to agree).
+        let up_for = state.started_at.map(|t| clock.now_unix() - t).unwrap_or(0);
         let up_for = Duration::from_secs(u64::try_from(up_for).unwrap_or(0));
         if up_for + Duration::from_secs(1) < settle {
             // Restarted meanwhile: it must run for the whole settle time.
-            wait = settle - up_for;
+            wait = Wait::Clock(settle - up_for);
             continue;
         }
         break;

@@ -465,3 +465,73 @@ async fn protected_images_are_never_removed_even_if_protected_after_the_preview(
     );
     assert!(fx.has(&old[0]) && fx.has(&old[1]));
 }
+
+/// The image object of `reference` in `GET /api/v1/images`.
+async fn image(app: &TestApp, reference: &str) -> Value {
+    let images = app.get_json("/api/v1/images").await;
+    images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| {
+            i["repo_tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == reference)
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no image {reference}: {images}"))
+}
+
+#[tokio::test]
+async fn an_outdated_image_becomes_removable_after_min_age_hours_of_clock_time() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = engine_a_sock();
+    let fx = Fixtures::new(&engine);
+    let (current, old) = exapp(&fx, "aging", 1);
+    let app = spawn_app_on_manual_clock().await;
+    let clock = app.clock().clone();
+    add_daemon(&app, "d", &engine).await;
+    // The first scan sees the old version outdated from now on.
+    app.post_json("/api/v1/scan", &json!({})).await;
+    let waiting = image(&app, &old[0]).await;
+    assert_eq!(
+        (&waiting["status"], &waiting["removable"]),
+        (&json!("outdated"), &json!(false)),
+        "{waiting}"
+    );
+    assert!(
+        waiting["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("(min_age_hours = 24)"),
+        "{waiting}"
+    );
+
+    clock.advance(Duration::from_secs(24 * 3600 - 1));
+    let waiting = image(&app, &old[0]).await;
+    assert_eq!(waiting["removable"], false, "a second early: {waiting}");
+    clock.advance(Duration::from_secs(1));
+    let ready = image(&app, &old[0]).await;
+    assert_eq!(ready["removable"], true, "24 h outdated: {ready}");
+    assert!(
+        ready["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("removable: outdated for at least 24 h"),
+        "{ready}"
+    );
+
+    // A run under the policy in force (24 h) removes it now, and only it.
+    app.start_worker();
+    let run = start(&app, json!({"owner": appid(&fx, "aging")})).await;
+    let run = app
+        .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
+        .await;
+    let jobs = jobs(&run);
+    assert_eq!(jobs.len(), 1, "{run}");
+    assert_eq!(job_for(&run, &old[0])["status"], "succeeded", "{run}");
+    assert!(!fx.has(&old[0]));
+    assert!(fx.has(&current));
+}

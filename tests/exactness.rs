@@ -626,6 +626,67 @@ async fn a_worker_that_lost_its_lease_sends_no_removal() {
 }
 
 #[tokio::test]
+async fn a_job_whose_worker_stopped_returns_to_the_queue_when_its_lease_runs_out_by_the_clock() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let engine = engine_a_sock();
+    let fx = Fixtures::new(&engine);
+    let (_, old) = exapp(&fx, "abandoned", 1);
+    let app = spawn_app_on_manual_clock().await;
+    let clock = app.clock().clone();
+    add_daemon(&app, "d", &engine).await;
+    let run = start_own(&app, &fx, "abandoned").await;
+    let job = job_id(&run, &old[0]);
+    let store = &app.app.store;
+    let daemon_id = store.list_daemons().await.unwrap()[0].id;
+    let lease = app.app.job_lease;
+    // A worker (of another process) claimed the job and stopped: nothing
+    // renews its lease.
+    let claimed = store
+        .claim_job(
+            daemon_id,
+            None,
+            "stopped-worker",
+            clock.now_ms(),
+            lease.as_millis() as i64,
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed, Some(job));
+    app.start_worker();
+    // The worker here saw the lease and waits on the clock for it to run out.
+    until_asleep(&clock, 1).await;
+    let path = format!("/api/v1/cleanup/runs/{}", run["id"]);
+    let held = app.get_json(&path).await;
+    let j = job_for(&held, &old[0]);
+    assert_eq!(
+        (&j["status"], &j["attempts"]),
+        (&json!("running"), &json!(1)),
+        "{j}"
+    );
+    clock.advance(lease - Duration::from_secs(1));
+    until_asleep(&clock, 1).await;
+    let held = app.get_json(&path).await;
+    let j = job_for(&held, &old[0]);
+    assert_eq!(
+        j["status"], "running",
+        "a second before the lease ends: {j}"
+    );
+    assert!(fx.has(&old[0]));
+
+    clock.advance(Duration::from_secs(1));
+    let done = app
+        .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
+        .await;
+    let j = job_for(&done, &old[0]);
+    assert_eq!(
+        (&j["status"], &j["attempts"]),
+        (&json!("succeeded"), &json!(2)),
+        "{j}"
+    );
+    assert!(!fx.has(&old[0]));
+}
+
+#[tokio::test]
 async fn a_job_whose_worker_dies_at_every_attempt_fails_at_the_limit_with_the_reason() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_a_sock();

@@ -444,11 +444,9 @@ async fn logout_ends_the_session() {
 
 #[tokio::test]
 async fn an_idle_session_expires() {
-    let app = spawn_app().await;
-    sqlx::query("UPDATE sessions SET last_seen_at = last_seen_at - 31 * 60")
-        .execute(app.app.store.pool())
-        .await
-        .unwrap();
+    let app = spawn_app_on_manual_clock().await;
+    assert_eq!(app.get("/settings").await.status(), 200, "logged in");
+    app.clock().advance(std::time::Duration::from_secs(31 * 60));
     let response = app.get("/").await;
     assert_eq!(response.status(), 303);
     assert!(response.headers()["location"]

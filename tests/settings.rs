@@ -7,6 +7,8 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
+const HOUR: Duration = Duration::from_secs(3600);
+
 fn rfc3339_secs(v: &Value) -> i64 {
     time::OffsetDateTime::parse(
         v.as_str().unwrap(),
@@ -198,7 +200,7 @@ async fn changing_the_interval_moves_the_next_run_at_once() {
     assert_eq!(s["next_run_at"], Value::Null, "interval 0: never");
 }
 
-/// Waits until `count` scheduled runs exist (or fails after 15 s).
+/// Waits until `count` scheduled runs exist (or fails after 15 s of real time).
 async fn wait_for_scheduled_runs(app: &TestApp, count: usize) {
     let started = std::time::Instant::now();
     while runs_by(app, "schedule").await < count {
@@ -220,14 +222,42 @@ async fn backdate_interval(app: &TestApp, hours: i64) {
 }
 
 #[tokio::test]
+async fn a_scheduled_run_starts_when_the_clock_passes_next_run_at() {
+    let app = spawn_app_on_manual_clock().await;
+    let clock = app.clock().clone();
+    let (_, s) = app.patch_settings(&json!({"interval_hours": 1})).await;
+    assert_eq!(
+        rfc3339_secs(&s["next_run_at"]),
+        clock.now_unix() + 3600,
+        "{s}"
+    );
+    app.start_scheduler();
+    // The scheduler read the schedule and waits for the next run on the clock.
+    until_asleep(&clock, 1).await;
+    assert_eq!(runs_by(&app, "schedule").await, 0, "no time passed");
+    clock.advance(Duration::from_secs(3599));
+    until_asleep(&clock, 1).await;
+    assert_eq!(runs_by(&app, "schedule").await, 0, "a second early");
+    clock.advance(Duration::from_secs(1));
+    wait_for_scheduled_runs(&app, 1).await;
+    // The next one is an hour after this one, by the clock again.
+    until_asleep(&clock, 1).await;
+    assert_eq!(runs_by(&app, "schedule").await, 1);
+    clock.advance(HOUR);
+    wait_for_scheduled_runs(&app, 2).await;
+}
+
+#[tokio::test]
 async fn a_service_that_was_down_past_the_next_run_makes_one_catch_up_run() {
-    let app = spawn_app().await;
+    let app = spawn_app_on_manual_clock().await;
+    let clock = app.clock().clone();
     app.patch_settings(&json!({"interval_hours": 1})).await;
-    backdate_interval(&app, 5).await;
+    // Five hours pass with no scheduler running.
+    clock.advance(5 * HOUR);
     app.start_scheduler();
     wait_for_scheduled_runs(&app, 1).await;
-    // The scheduler is alive (it made that run): give it time to make more.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // It made the catch-up run and now waits for the next one on the clock.
+    until_asleep(&clock, 1).await;
     assert_eq!(
         runs_by(&app, "schedule").await,
         1,
@@ -243,12 +273,12 @@ async fn a_service_that_was_down_past_the_next_run_makes_one_catch_up_run() {
 
 #[tokio::test]
 async fn a_change_that_makes_the_next_run_past_runs_now_without_a_restart() {
-    let app = spawn_app().await;
+    let app = spawn_app_on_manual_clock().await;
     app.get_json("/api/v1/settings").await; // the settings row exists from here on
     app.start_scheduler();
-    // Let the scheduler read its next run (168 h away) and go to sleep, so
+    // The scheduler read its next run (168 h away) and sleeps until then, so
     // the change below happens behind its back.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    until_asleep(app.clock(), 1).await;
     backdate_interval(&app, 200).await;
     assert_eq!(
         runs_by(&app, "schedule").await,
@@ -262,7 +292,7 @@ async fn a_change_that_makes_the_next_run_past_runs_now_without_a_restart() {
 
 #[tokio::test]
 async fn two_servers_on_one_data_dir_make_one_scheduled_run() {
-    let app = spawn_app().await;
+    let app = spawn_app_on_manual_clock().await;
     app.get_json("/api/v1/settings").await; // the settings row exists from here on
     backdate_interval(&app, 200).await; // the weekly run is due
     let config = exapp_janitor::config::GlobalConfig {
@@ -273,14 +303,15 @@ async fn two_servers_on_one_data_dir_make_one_scheduled_run() {
         removal_timeout_secs: 600,
         job_max_attempts: 8,
     };
-    let other = exapp_janitor::janitor::Janitor::open(&config)
+    let mut other = exapp_janitor::janitor::Janitor::open(&config)
         .await
         .unwrap();
+    other.set_clock(app.clock().clone());
     app.start_scheduler();
     exapp_janitor::scheduler::spawn(other);
     wait_for_scheduled_runs(&app, 1).await;
-    // Both schedulers are alive and saw the run due: give the other time.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Both schedulers saw the run due, and both now wait for the next one.
+    until_asleep(app.clock(), 2).await;
     assert_eq!(
         runs_by(&app, "schedule").await,
         1,
@@ -290,17 +321,25 @@ async fn two_servers_on_one_data_dir_make_one_scheduled_run() {
 
 #[tokio::test]
 async fn interval_zero_means_no_scheduled_run() {
-    let app = spawn_app().await;
-    // First prove the scheduler is alive: an hourly schedule set long ago runs.
+    let app = spawn_app_on_manual_clock().await;
+    let clock = app.clock().clone();
+    // First prove the scheduler is alive: an hourly schedule runs after an hour.
     app.patch_settings(&json!({"interval_hours": 1})).await;
-    backdate_interval(&app, 5).await;
     app.start_scheduler();
+    clock.advance(HOUR);
     wait_for_scheduled_runs(&app, 1).await;
-    // Then interval 0, set (as far as the clock knows) 100,000 hours ago.
+    // Then interval 0, and 100,000 hours pass.
     app.patch_settings(&json!({"interval_hours": 0})).await;
-    backdate_interval(&app, 100_000).await;
+    clock.advance(100_000 * HOUR);
     app.patch_settings(&json!({"keep_previous": 3})).await;
+    // No time to wait for any more: nothing waits on the clock. Give the
+    // scheduler (woken by both changes) real time to do what it would.
     tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        clock.sleepers(),
+        0,
+        "the scheduler waits for no time of day"
+    );
     assert_eq!(runs_by(&app, "schedule").await, 1, "a run with interval 0");
     assert_eq!(
         app.get_json("/api/v1/settings").await["next_run_at"],

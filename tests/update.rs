@@ -14,7 +14,17 @@ use tokio::sync::Mutex;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
+/// The settle time of the tests on the system clock.
 const SETTLE: Duration = Duration::from_secs(2);
+/// The settle time of the tests on a manual clock: it passes only when the
+/// test advances the clock (well within the watcher's one-hour limit).
+const CLOCK_SETTLE: Duration = Duration::from_secs(600);
+/// How far the daemon's stamp of a container's start (real time) may lie
+/// from the test's clock, caught up just before the update.
+const START_SLACK: Duration = Duration::from_secs(60);
+/// Real time for a settle task that woke to look at the container and do
+/// what it does (nothing, in the tests that use it).
+const ACT: Duration = Duration::from_secs(3);
 
 struct ExApp {
     fx: Fixtures,
@@ -65,7 +75,22 @@ impl ExApp {
 }
 
 async fn watched(daemon: &str, engine: &str, cleanup_on_update: bool) -> TestApp {
-    let app = spawn_app().await;
+    watch_with(spawn_app().await, daemon, engine, cleanup_on_update, SETTLE).await
+}
+
+/// `watched` on a manual clock, with `CLOCK_SETTLE`.
+async fn watched_on_manual_clock(daemon: &str, engine: &str, cleanup_on_update: bool) -> TestApp {
+    let app = spawn_app_on_manual_clock().await;
+    watch_with(app, daemon, engine, cleanup_on_update, CLOCK_SETTLE).await
+}
+
+async fn watch_with(
+    app: TestApp,
+    daemon: &str,
+    engine: &str,
+    cleanup_on_update: bool,
+    settle: Duration,
+) -> TestApp {
     let (status, body) = app
         .post_json(
             "/api/v1/daemons",
@@ -78,7 +103,7 @@ async fn watched(daemon: &str, engine: &str, cleanup_on_update: bool) -> TestApp
         .await;
     assert_eq!(status, 200, "{body}");
     app.start_worker();
-    app.start_watch(SETTLE);
+    app.start_watch(settle);
     // The watcher's first scan: it learns the ExApps' current images.
     let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
     let started = Instant::now();
@@ -123,14 +148,21 @@ async fn with_cleanup_on_update_the_old_image_goes_after_the_settle_time() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
     let x = exapp(&engine, "upd");
-    let app = watched("b", &engine, true).await;
-    let updated = Instant::now();
+    let app = watched_on_manual_clock("b", &engine, true).await;
+    let clock = app.clock().clone();
+    catch_up(&clock);
     x.update(&[]);
-    wait_until_gone(&x, &x.v1, SETTLE + Duration::from_secs(20)).await;
+    // The watcher saw the update: its settle time runs on the clock.
+    until_asleep(&clock, 1).await;
+    assert!(update_runs(&app).await.is_empty());
+    clock.advance(CLOCK_SETTLE - START_SLACK);
+    until_asleep(&clock, 1).await;
     assert!(
-        updated.elapsed() >= SETTLE,
+        x.has(&x.v1) && update_runs(&app).await.is_empty(),
         "removed before the new container settled"
     );
+    clock.advance(2 * START_SLACK);
+    wait_until_gone(&x, &x.v1, Duration::from_secs(30)).await;
     assert!(x.has(&x.v2));
     let runs = update_runs(&app).await;
     assert_eq!(runs.len(), 1, "{runs:?}");
@@ -145,9 +177,14 @@ async fn without_cleanup_on_update_the_old_image_stays_and_is_outdated() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_a_sock();
     let x = exapp(&engine, "keep");
-    let app = watched("a", &engine, false).await;
+    let app = watched_on_manual_clock("a", &engine, false).await;
+    let clock = app.clock().clone();
+    catch_up(&clock);
     x.update(&[]);
-    tokio::time::sleep(SETTLE + Duration::from_secs(4)).await;
+    until_asleep(&clock, 1).await;
+    clock.advance(CLOCK_SETTLE + START_SLACK);
+    tokio::time::sleep(ACT).await;
+    assert_eq!(clock.sleepers(), 0, "the settle task waits no more");
     assert!(x.has(&x.v1));
     assert!(update_runs(&app).await.is_empty());
     let images = app.get_json("/api/v1/images?status=outdated").await;
@@ -172,9 +209,14 @@ async fn an_update_whose_container_exits_at_once_removes_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
     let x = exapp(&engine, "crashy");
-    let app = watched("b", &engine, true).await;
+    let app = watched_on_manual_clock("b", &engine, true).await;
+    let clock = app.clock().clone();
+    catch_up(&clock);
     x.update(&["false"]);
-    tokio::time::sleep(SETTLE + Duration::from_secs(5)).await;
+    until_asleep(&clock, 1).await;
+    clock.advance(CLOCK_SETTLE + START_SLACK);
+    tokio::time::sleep(ACT).await;
+    assert_eq!(clock.sleepers(), 0, "the settle task waits no more");
     assert!(x.has(&x.v1), "the previous image is kept for a rollback");
     assert!(update_runs(&app).await.is_empty());
 }

@@ -37,6 +37,8 @@ impl DaemonClient {
         &self,
     ) -> impl Stream<Item = Result<ContainerEvent, DockerError>> + Unpin {
         let filters = HashMap::from([("type".to_owned(), vec!["container".to_owned()])]);
+        // The system time, not the janitor's clock: `since` is read by the
+        // daemon against its own clock, which a test's clock does not move.
         let since = time::OffsetDateTime::now_utc().unix_timestamp() - 1;
         let options = EventsOptions {
             filters: Some(filters),

@@ -230,7 +230,7 @@ pub async fn preview(
     }
     let scans = app.inventory.current(&app.store).await?;
     let policy = request.policy(policy);
-    let now = now_unix();
+    let now = app.clock().now_unix();
     let filter = ImageFilter::default();
     let mut images = Vec::new();
     let mut bytes = 0;
@@ -346,7 +346,11 @@ async fn start_run_unless(
             .map(|i| i64::try_from(i.len()).unwrap_or(i64::MAX)),
         left_out: &serde_json::to_string(&left_out).expect("left-out entries serialise"),
     };
-    let Some((run_id, queued)) = app.store.create_run(&run, &jobs, now_ms()).await? else {
+    let Some((run_id, queued)) = app
+        .store
+        .create_run(&run, &jobs, app.clock().now_ms())
+        .await?
+    else {
         return Ok(None);
     };
     tracing::info!(
@@ -580,13 +584,4 @@ pub async fn cancel_job(store: &Store, job_id: i64) -> Result<JobView, CancelErr
         .await?
         .ok_or(CancelError::NotFound(job_id))?;
     Ok(job.into())
-}
-
-fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
-pub(crate) fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX)
 }

@@ -6,6 +6,11 @@
 //! A job's lease is renewed while it runs; a renewal that fails is retried
 //! until the lease would run out. A worker that lost the lease sends no
 //! further removal call: the job is its new holder's.
+//!
+//! Leases, backoffs and when a job is due are times of the janitor's clock,
+//! and the worker waits for them on it (a test advances it past a lease).
+//! Looking for work another process enqueued, and retrying a failing
+//! database, are polls on tokio's timer: no time of day decides them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -15,9 +20,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use super::now_ms;
 use super::remove::{self, Approved, Guard, Outcome};
 use crate::backend::Backend;
+use crate::clock::Clock;
 use crate::domain::ImageId;
 use crate::inventory::Layer;
 use crate::janitor::Janitor;
@@ -28,6 +33,9 @@ use crate::store::{JobEnd, Store, StoredDaemon};
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How often the worker looks for work enqueued by another process.
 const IDLE_TICK: Duration = Duration::from_secs(2);
+/// The shortest wait between two passes, when a job is due already (its
+/// daemon's jobs are being worked here): no busy loop.
+const MIN_WAIT: Duration = Duration::from_millis(50);
 /// A lease is treated as lost this long before it runs out, so that no
 /// removal call starts at the very end of it.
 const LEASE_MARGIN_MS: i64 = 1000;
@@ -100,21 +108,24 @@ impl Worker {
         let (stopping, stop) = (self.stopping.clone(), self.stop.clone());
         let task = tokio::spawn(async move {
             let mut tasks = JoinSet::new();
+            let clock = self.app.clock().clone();
             while !self.stopping.load(Ordering::SeqCst) {
-                let sleep = match self.tick(&mut tasks).await {
-                    Ok(Pass::Worked) => self.idle_sleep().await,
-                    Ok(Pass::Halted) => IDLE_TICK,
+                let next_event = match self.tick(&mut tasks).await {
+                    Ok(Pass::Worked) => self.next_job_event().await,
+                    Ok(Pass::Halted) => None,
                     Err(e) => {
                         tracing::error!(error = %e, "the job worker hit an error; retrying");
-                        IDLE_TICK
+                        None
                     }
                 };
+                let (poll, due_at) = idle_wait(next_event, clock.now_ms());
                 let wakeup = self.app.jobs_wakeup.notified();
                 let stop = self.stop.notified();
                 tokio::select! {
                     _ = wakeup => {}
                     _ = stop => {}
-                    _ = tokio::time::sleep(sleep) => {}
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = sleep_until(&clock, due_at) => {}
                 }
                 while tasks.try_join_next().is_some() {}
             }
@@ -136,7 +147,7 @@ impl Worker {
         }
         let store = &self.app.store;
         let (requeued, failed) = store
-            .requeue_expired(now_ms(), self.app.job_max_attempts)
+            .requeue_expired(self.app.clock().now_ms(), self.app.job_max_attempts)
             .await?;
         if requeued > 0 {
             tracing::warn!(requeued, "jobs whose worker stopped went back to the queue");
@@ -148,7 +159,7 @@ impl Worker {
             );
         }
         for daemon_id in store
-            .daemons_with_ready_jobs(now_ms(), self.only_run)
+            .daemons_with_ready_jobs(self.app.clock().now_ms(), self.only_run)
             .await?
         {
             if self
@@ -173,12 +184,11 @@ impl Worker {
         Ok(Pass::Worked)
     }
 
-    async fn idle_sleep(&self) -> Duration {
-        match self.app.store.next_job_event(now_ms()).await {
-            Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
-                .clamp(Duration::from_millis(50), IDLE_TICK),
-            _ => IDLE_TICK,
-        }
+    /// When the next job is due (unix ms): a retry's backoff or a lease
+    /// running out; None when nothing is waiting for time.
+    async fn next_job_event(&self) -> Option<i64> {
+        let now = self.app.clock().now_ms();
+        self.app.store.next_job_event(now).await.ok().flatten()
     }
 
     /// Runs the daemon's ready jobs one after another, then rescans it so
@@ -202,7 +212,13 @@ impl Worker {
             let claimed = match self
                 .app
                 .store
-                .claim_job(daemon_id, self.only_run, &self.owner, now_ms(), lease_ms)
+                .claim_job(
+                    daemon_id,
+                    self.only_run,
+                    &self.owner,
+                    self.app.clock().now_ms(),
+                    lease_ms,
+                )
                 .await
             {
                 Ok(Some(job_id)) => job_id,
@@ -263,7 +279,8 @@ impl Worker {
                         job_id,
                         owner,
                         error,
-                        now_ms() + i64::try_from(backoff.as_millis()).unwrap_or(60_000),
+                        self.app.clock().now_ms()
+                            + i64::try_from(backoff.as_millis()).unwrap_or(60_000),
                     )
                     .await
             }
@@ -428,6 +445,7 @@ struct Batch {
 /// A claimed job's lease, renewed in the background while the job runs.
 struct Lease {
     store: Store,
+    clock: Clock,
     owner: Arc<str>,
     job_id: i64,
     /// Unix ms until which the lease is known to be held.
@@ -439,21 +457,28 @@ struct Lease {
 impl Lease {
     /// Starts renewing the lease just claimed (it runs `job_lease` from now).
     fn start(app: &Janitor, owner: &Arc<str>, job_id: i64) -> Self {
+        let clock = app.clock().clone();
         let lease_ms = i64::try_from(app.job_lease.as_millis()).unwrap_or(30_000);
-        let valid_until = Arc::new(AtomicI64::new(now_ms() + lease_ms));
+        let valid_until = Arc::new(AtomicI64::new(clock.now_ms() + lease_ms));
         let lost = Arc::new(AtomicBool::new(false));
         let heartbeat = {
             let (store, owner, lease) = (app.store.clone(), owner.clone(), app.job_lease);
-            let (valid_until, lost) = (valid_until.clone(), lost.clone());
+            let (valid_until, lost, clock) = (valid_until.clone(), lost.clone(), clock.clone());
             tokio::spawn(async move {
-                let mut wait = lease / 3;
+                // A third of the lease by the clock (what the lease is
+                // counted in); a retry after a database error by the timer.
+                let mut retrying = false;
                 loop {
-                    tokio::time::sleep(wait).await;
-                    let until = now_ms() + lease_ms;
+                    if retrying {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    } else {
+                        clock.sleep(lease / 3).await;
+                    }
+                    let until = clock.now_ms() + lease_ms;
                     match store.extend_lease(job_id, &owner, until).await {
                         Ok(true) => {
                             valid_until.store(until, Ordering::SeqCst);
-                            wait = lease / 3;
+                            retrying = false;
                         }
                         Ok(false) => {
                             tracing::warn!(job_id, "the job's lease went to another worker");
@@ -461,11 +486,12 @@ impl Lease {
                             return;
                         }
                         Err(e)
-                            if now_ms() + LEASE_MARGIN_MS < valid_until.load(Ordering::SeqCst) =>
+                            if clock.now_ms() + LEASE_MARGIN_MS
+                                < valid_until.load(Ordering::SeqCst) =>
                         {
                             // A busy or briefly failing database: try again soon.
                             tracing::warn!(job_id, error = %e, "cannot renew the job's lease; retrying");
-                            wait = Duration::from_millis(250);
+                            retrying = true;
                         }
                         Err(e) => {
                             tracing::error!(job_id, error = %e, "the job's lease ran out: no removal call is sent");
@@ -478,6 +504,7 @@ impl Lease {
         };
         Self {
             store: app.store.clone(),
+            clock,
             owner: owner.clone(),
             job_id,
             valid_until,
@@ -488,7 +515,7 @@ impl Lease {
 
     fn held(&self) -> bool {
         !self.lost.load(Ordering::SeqCst)
-            && now_ms() + LEASE_MARGIN_MS < self.valid_until.load(Ordering::SeqCst)
+            && self.clock.now_ms() + LEASE_MARGIN_MS < self.valid_until.load(Ordering::SeqCst)
     }
 
     fn stop(self) {
@@ -516,7 +543,12 @@ impl Guard for SendGuard<'_> {
         match self
             .lease
             .store
-            .mark_removal_sent(self.lease.job_id, &self.lease.owner, now_ms(), &layers)
+            .mark_removal_sent(
+                self.lease.job_id,
+                &self.lease.owner,
+                self.lease.clock.now_ms(),
+                &layers,
+            )
             .await
         {
             Ok(true) => true,
@@ -597,4 +629,47 @@ async fn bytes_gone(app: &Janitor, daemon: &StoredDaemon, sent: &str) -> Result<
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// How long the worker waits after a pass: at most `IDLE_TICK` of real time
+/// (to see work other processes enqueued), and until `next_event` (unix ms)
+/// by the clock. A job due already waits `MIN_WAIT`. Returns (the timer's
+/// wait, the clock's deadline).
+fn idle_wait(next_event: Option<i64>, now_ms: i64) -> (Duration, Option<i64>) {
+    let min_wait = i64::try_from(MIN_WAIT.as_millis()).unwrap_or(50);
+    match next_event {
+        Some(at) if at - now_ms < min_wait => (MIN_WAIT, None),
+        Some(at) => (IDLE_TICK, Some(at)),
+        None => (IDLE_TICK, None),
+    }
+}
+
+/// Until the clock reads `at` (unix ms); never without one.
+async fn sleep_until(clock: &Clock, at: Option<i64>) {
+    match at {
+        Some(at) => clock.sleep_until_ms(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worker_waits_for_the_next_job_event_by_the_clock_and_polls_by_the_timer() {
+        const NOW: i64 = 1_800_000_000_000;
+        assert_eq!(idle_wait(None, NOW), (IDLE_TICK, None));
+        assert_eq!(
+            idle_wait(Some(NOW + 30_000), NOW),
+            (IDLE_TICK, Some(NOW + 30_000)),
+            "a lease running out in 30 s: whichever comes first"
+        );
+        assert_eq!(
+            idle_wait(Some(NOW + 10), NOW),
+            (MIN_WAIT, None),
+            "due now: no busy loop"
+        );
+        assert_eq!(idle_wait(Some(NOW - 5_000), NOW), (MIN_WAIT, None));
+    }
 }

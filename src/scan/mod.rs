@@ -72,6 +72,8 @@ pub struct ScanGate(Mutex<HashMap<i64, Arc<tokio::sync::Mutex<Option<LastScan>>>
 
 #[derive(Debug)]
 struct LastScan {
+    /// The monotonic timer, not the clock: this orders a caller and a scan
+    /// in this process, which a test's clock standing still could not tell apart.
     started: Instant,
     result: Result<DaemonScan, String>,
 }
@@ -146,8 +148,9 @@ async fn scan_daemon_now(
     daemon: &StoredDaemon,
     options: &ScanOptions,
 ) -> Result<DaemonScan, ScanError> {
+    // The scan's duration is the daemon's (monotonic); its time stamps are the clock's.
     let started = Instant::now();
-    let snapshot_started_ms = now_ms();
+    let snapshot_started_ms = store.clock().now_ms();
     let outcome = match tokio::time::timeout(
         options.scan_timeout,
         scan_inner(store, daemon, options),
@@ -157,7 +160,7 @@ async fn scan_daemon_now(
         Ok(result) => result,
         Err(_) => Err(ScanError::Timeout(options.scan_timeout)),
     };
-    let now = now_unix();
+    let now = store.clock().now_unix();
     match &outcome {
         Ok(scan) => {
             let json = serde_json::to_string(scan).expect("an inventory serialises");
@@ -246,7 +249,8 @@ async fn scan_with(
         notes = found.notes;
         (found.snapshot, Vec::new())
     };
-    let now = now_unix();
+    // Outdated images are stamped with this time: minimum ages count from it.
+    let now = store.clock().now_unix();
     let result = inventory::classify(&snapshot, &history, &options.protected, now);
 
     let obs = &result.observations;
@@ -468,15 +472,6 @@ fn history_from(rows: HistoryRows) -> History {
         }
     }
     history
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX)
-}
-
-fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The `credentials` and `sessions` tables. Only hashes are stored.
 
-use super::{now_unix, Store, StoreError};
+use super::{Store, StoreError};
 
 /// Which secret a credential row holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Store {
     }
 
     pub async fn set_credential(&self, kind: CredentialKind, hash: &str) -> Result<(), StoreError> {
-        let (kind, now) = (kind.as_str(), now_unix());
+        let (kind, now) = (kind.as_str(), self.clock.now_unix());
         sqlx::query!(
             "INSERT INTO credentials (kind, hash, set_at) VALUES (?, ?, ?)
              ON CONFLICT (kind) DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at",
@@ -59,7 +59,7 @@ impl Store {
         kind: CredentialKind,
         hash: &str,
     ) -> Result<bool, StoreError> {
-        let (kind, now) = (kind.as_str(), now_unix());
+        let (kind, now) = (kind.as_str(), self.clock.now_unix());
         let done = sqlx::query!(
             "INSERT INTO credentials (kind, hash, set_at) VALUES (?, ?, ?) ON CONFLICT (kind) DO NOTHING",
             kind,
@@ -76,7 +76,7 @@ impl Store {
         token_hash: &str,
         csrf_token: &str,
     ) -> Result<(), StoreError> {
-        let now = now_unix();
+        let now = self.clock.now_unix();
         sqlx::query!(
             "INSERT INTO sessions (token_hash, csrf_token, created_at, last_seen_at) VALUES (?, ?, ?, ?)",
             token_hash,
@@ -100,7 +100,7 @@ impl Store {
     }
 
     pub async fn touch_session(&self, token_hash: &str) -> Result<(), StoreError> {
-        let now = now_unix();
+        let now = self.clock.now_unix();
         sqlx::query!(
             "UPDATE sessions SET last_seen_at = ? WHERE token_hash = ?",
             now,

@@ -2,7 +2,7 @@
 //! statements, so two workers (server and CLI) never get the same job; a
 //! claim carries a lease that an unfinished job loses when its worker dies.
 
-use super::{now_unix, Store, StoreError};
+use super::{Store, StoreError};
 
 /// A job to enqueue.
 #[derive(Debug, Clone)]
@@ -101,7 +101,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Option<(i64, usize)>, StoreError> {
         let mut tx = self.pool().begin().await?;
-        let created_at = now_unix();
+        let created_at = self.clock.now_unix();
         // One statement checks and inserts: SQLite runs it under the write
         // lock, so two processes cannot both see "no run yet".
         let run_id = sqlx::query_scalar!(
@@ -176,7 +176,7 @@ impl Store {
         lease_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
         let expires = now_ms + lease_ms;
-        let started = now_unix();
+        let started = self.clock.now_unix();
         let claimed = sqlx::query_scalar!(
             r#"UPDATE cleanup_jobs
                SET status = 'running', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1,
@@ -231,7 +231,7 @@ impl Store {
         error: Option<&str>,
         bytes_freed: i64,
     ) -> Result<bool, StoreError> {
-        let (status, now) = (end.as_str(), now_unix());
+        let (status, now) = (end.as_str(), self.clock.now_unix());
         let done = sqlx::query!(
             "UPDATE cleanup_jobs SET status = ?, error = ?, bytes_freed = ?, finished_at = ?,
                  lease_owner = NULL, lease_expires_at = NULL
@@ -287,7 +287,7 @@ impl Store {
         if !expired {
             return Ok((0, 0));
         }
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let mut tx = self.pool().begin().await?;
         let failed = sqlx::query!(
             "UPDATE cleanup_jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, finished_at = ?,
@@ -361,7 +361,7 @@ impl Store {
 
     /// Cancels a queued job; false if it is not queued (running or ended).
     pub async fn cancel_job(&self, job_id: i64) -> Result<bool, StoreError> {
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let done = sqlx::query!(
             "UPDATE cleanup_jobs SET status = 'cancelled', finished_at = ?, error = 'cancelled by the admin'
              WHERE id = ? AND status = 'queued'",

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
-use super::{now_unix, Store, StoreError};
+use super::{Store, StoreError};
 use crate::domain::{
     AppId, DaemonName, Endpoint, HarpAccess, HarpKey, NewDaemon, OneLine, TlsFiles, ERROR_MAX_CHARS,
 };
@@ -128,7 +128,7 @@ impl Store {
         let harp_key = daemon.harp.as_ref().map(|h| h.key.expose());
         let docker_port = daemon.endpoint.harp().map(|h| i64::from(h.docker_port));
         let exapps = exapps_json(daemon.harp.as_ref());
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let done = sqlx::query!(
             "INSERT INTO daemons (name, endpoint, tls_ca, tls_cert, tls_key, harp_key, harp_docker_port, exapps, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
@@ -219,7 +219,7 @@ impl Store {
         engine_version: &str,
         api_version: &str,
     ) -> Result<(), StoreError> {
-        let (name, now) = (name.as_str(), now_unix());
+        let (name, now) = (name.as_str(), self.clock.now_unix());
         sqlx::query!(
             "UPDATE daemons SET checked_at = ?, reachable = 1, engine_version = ?, api_version = ?
              WHERE name = ?",
@@ -242,7 +242,7 @@ impl Store {
         error: &str,
     ) -> Result<(), StoreError> {
         let error = OneLine::error(error);
-        let (name, now, error) = (name.as_str(), now_unix(), error.as_str());
+        let (name, now, error) = (name.as_str(), self.clock.now_unix(), error.as_str());
         sqlx::query!(
             "UPDATE daemons SET checked_at = ?, reachable = 0, last_error = ?, last_error_at = ?
              WHERE name = ?",

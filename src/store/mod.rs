@@ -1,5 +1,6 @@
 //! The SQLite file in the data dir: opening it safely, migrations, and one
-//! module per table group. Imports only `domain`.
+//! module per table group. Imports only `domain` and `clock` (every row
+//! timestamp comes from the store's clock).
 
 mod auth;
 mod cleanup;
@@ -14,6 +15,8 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+
+use crate::clock::Clock;
 
 pub use auth::{CredentialKind, StoredSession};
 pub use cleanup::{JobEnd, JobRow, NewJob, NewRun, RunRow};
@@ -70,6 +73,9 @@ pub enum StoreError {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// The process's one clock: row timestamps here, and (through
+    /// `Janitor::clock`) the schedule, minimum ages, leases and settle times.
+    clock: Clock,
 }
 
 impl Store {
@@ -117,11 +123,24 @@ impl Store {
         restrict_database_files(&path);
         // Only once the command can go on: a refusal stays one sentence.
         warn_if_open_to_others(data_dir);
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            clock: Clock::system(),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Runs this store (and whoever reads time from it) on another clock:
+    /// tests, before the store is handed out.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
     }
 
     pub async fn close(&self) {
@@ -286,8 +305,4 @@ async fn refuse_newer_schema(pool: &SqlitePool, path: &Path) -> Result<(), Store
         }),
         _ => Ok(()),
     }
-}
-
-pub(crate) fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }

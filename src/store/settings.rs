@@ -1,7 +1,7 @@
 //! The `settings` row: the settings as JSON, when the interval was set, and
 //! a version bumped by every change.
 
-use super::{now_unix, Store, StoreError};
+use super::{Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct SettingsRow {
@@ -30,7 +30,7 @@ impl Store {
         interval_changed: bool,
         seen: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let now = now_unix();
+        let now = self.clock.now_unix();
         let done = match seen {
             Some(version) => sqlx::query!(
                 "UPDATE settings SET settings = ?, updated_at = ?, version = version + 1,

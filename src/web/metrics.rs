@@ -71,7 +71,7 @@ async fn metrics(app: web::Data<Janitor>) -> Result<HttpResponse, PageError> {
         .await
         .map_err(PageError::internal)?;
     let policy = app.policy().await;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = app.clock().now_unix();
     for d in &daemons {
         let label = DaemonLabel {
             daemon: d.name.to_string(),

@@ -212,7 +212,7 @@ async fn cards(app: &Janitor, refresh: bool) -> Result<(Vec<Card>, Headline), Pa
         .current(&app.store)
         .await
         .map_err(PageError::internal)?;
-    let (policy, now) = (app.policy().await, now_unix());
+    let (policy, now) = (app.policy().await, app.clock().now_unix());
     let cards = daemons
         .iter()
         .map(|d| card(d, &scans, &policy, refresh, now))
@@ -297,12 +297,14 @@ async fn daemon_card(
         .await
         .map_err(PageError::internal)?;
     Ok(CardFragment {
-        c: card(&checked, &scans, &app.policy().await, false, now_unix()),
+        c: card(
+            &checked,
+            &scans,
+            &app.policy().await,
+            false,
+            app.clock().now_unix(),
+        ),
     })
-}
-
-fn now_unix() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Slows down and then refuses repeated failed logins (and wrong API
 //! tokens) from one address. The decisions are pure functions of the record
-//! and the clock.
+//! and the monotonic time (`Instant`, not the janitor's `Clock`: they
+//! measure how fast an address tries, in this process, not a time of day).
 //!
 //! An attempt is counted as a failure when it is admitted, before the
 //! password is verified, and forgiven only when it succeeds: counted after

@@ -2,6 +2,10 @@
 //! HaRP in front of two of them (`harp`), a server spawned in-process on a
 //! fresh data dir, the CLI binary, and fixtures.
 //!
+//! A test about time passing (the schedule, minimum ages, leases, the settle
+//! time) runs its server on a manual clock (`spawn_app_on_manual_clock`) and
+//! advances it, once the task it drives waits on it (`until_asleep`).
+//!
 //! Every test that needs an engine fails loudly when the harness is not
 //! running: run the suite with `tests/harness/run-tests.sh`.
 #![allow(dead_code)]
@@ -16,6 +20,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use exapp_janitor::auth;
+pub use exapp_janitor::clock::Clock;
 use exapp_janitor::config::GlobalConfig;
 use exapp_janitor::janitor::Janitor;
 use serde_json::Value;
@@ -167,6 +172,12 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// `spawn_app` on a clock that stands still until the test advances it
+/// (`TestApp::clock`).
+pub async fn spawn_app_on_manual_clock() -> TestApp {
+    spawn_app_with(|app| app.set_clock(Clock::manual())).await
+}
+
 /// `spawn_app` with the app's settings changed before the server starts.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Janitor)) -> TestApp {
     let mut test_app = spawn_unlogged_with(configure).await;
@@ -224,6 +235,11 @@ pub fn csrf_token_in(page: &str) -> Option<String> {
 }
 
 impl TestApp {
+    /// The server's clock: the system time, or a manual one to advance.
+    pub fn clock(&self) -> &Clock {
+        self.app.clock()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -552,7 +568,32 @@ pub async fn add_daemon(app: &TestApp, name: &str, endpoint: &str) {
     assert_eq!(status, 201, "{body}");
 }
 
-/// Unix milliseconds now, as the job queue counts time.
+/// Waits (up to 30 s of real time) until at least `n` tasks wait on the
+/// manual `clock`: the task a test drives has made its decision and waits for
+/// time to pass, so an advance from here on is one it sees.
+pub async fn until_asleep(clock: &Clock, n: usize) {
+    let started = std::time::Instant::now();
+    while clock.sleepers() < n {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{} of {n} tasks wait on the clock",
+            clock.sleepers()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Moves a manual clock up to the system time, for a test whose daemon
+/// stamps something it reads (a container's start) with the real time.
+pub fn catch_up(clock: &Clock) {
+    let behind = now_ms() - clock.now_ms();
+    if behind > 0 {
+        clock.advance(Duration::from_millis(behind as u64));
+    }
+}
+
+/// Unix milliseconds of the system time (the clock of a server not on a
+/// manual one), as the job queue counts time.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
