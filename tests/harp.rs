@@ -16,6 +16,15 @@ use common::harp::{harp, Harp};
 use common::*;
 use serde_json::{json, Value};
 
+/// HaRP's agent answers every call in Python, after HAProxy asked it whether
+/// the call is allowed: with fifteen tests building images at once, one
+/// call may take longer than the suite's usual 2 s.
+const HARP_CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+async fn spawn_harp_app() -> TestApp {
+    spawn_app_with(|app| app.daemon_timeout = HARP_CALL_TIMEOUT).await
+}
+
 /// An ExApp on an engine: a container `nc_app_<appid>` on `v1`, and `v2`
 /// pulled for its next update (same repository).
 struct HarpExApp {
@@ -96,7 +105,7 @@ fn with_id<'a>(images: &'a [Value], id: &str) -> &'a Value {
 
 async fn inventory_before_and_after_an_update(engine_sock: String, port: u16) {
     let h = harp();
-    let app = spawn_app().await;
+    let app = spawn_harp_app().await;
     let fx = Fixtures::new(&engine_sock);
     let exapp = harp_exapp(&fx, "harp_inv");
     let (status, body) = add_harp(&app, "h", &h, &h.key, port, &[&exapp.appid]).await;
@@ -154,7 +163,8 @@ async fn the_inventory_through_harp_follows_an_update_on_engine_26_1() {
 #[tokio::test]
 async fn one_exapp_seen_through_harp_and_through_the_socket_has_the_same_statuses_and_owners() {
     let h = harp();
-    let app = spawn_app_with_daemons(&[("direct", engine_a_sock())]).await;
+    let app = spawn_harp_app().await;
+    add_daemon(&app, "direct", &engine_a_sock()).await;
     let fx = Fixtures::new(&engine_a_sock());
     let exapp = harp_exapp(&fx, "harp_same");
     let (status, body) = add_harp(&app, "h", &h, &h.key, h.port_a, &[&exapp.appid]).await;
@@ -185,7 +195,7 @@ async fn one_exapp_seen_through_harp_and_through_the_socket_has_the_same_statuse
 #[tokio::test]
 async fn a_run_removes_the_old_image_through_image_remove_and_nothing_else() {
     let h = harp();
-    let app = spawn_app().await;
+    let app = spawn_harp_app().await;
     let fx = Fixtures::new(&engine_a_sock());
     let exapp = harp_exapp(&fx, "harp_run");
     add_harp(&app, "h", &h, &h.key, h.port_a, &[&exapp.appid]).await;
@@ -224,7 +234,7 @@ async fn a_run_removes_the_old_image_through_image_remove_and_nothing_else() {
 #[tokio::test]
 async fn an_old_image_another_container_uses_is_skipped_in_harps_words_and_stays() {
     let h = harp();
-    let app = spawn_app().await;
+    let app = spawn_harp_app().await;
     let fx = Fixtures::new(&engine_a_sock());
     let exapp = harp_exapp(&fx, "harp_inuse");
     add_harp(&app, "h", &h, &h.key, h.port_a, &[&exapp.appid]).await;
@@ -252,7 +262,7 @@ async fn an_old_image_another_container_uses_is_skipped_in_harps_words_and_stays
 #[tokio::test]
 async fn cleanup_on_update_works_behind_harp_by_polling() {
     let h = harp();
-    let app = spawn_app().await;
+    let app = spawn_harp_app().await;
     let fx = Fixtures::new(&engine_b_sock());
     let exapp = harp_exapp(&fx, "harp_update");
     add_harp(&app, "h", &h, &h.key, h.port_b, &[&exapp.appid]).await;
@@ -300,7 +310,7 @@ fn harp_key_failures() -> usize {
 #[tokio::test]
 async fn a_wrong_key_is_reported_in_words_and_not_sent_again() {
     let h = harp();
-    let app = spawn_app().await;
+    let app = spawn_harp_app().await;
     let before = harp_key_failures();
     let (status, body) =
         add_harp(&app, "wrongkey", &h, "not-the-key", h.port_a, &["whatever"]).await;
@@ -374,7 +384,7 @@ async fn a_harp_that_is_down_is_that_daemons_problem_only() {
 #[tokio::test]
 async fn a_docker_engine_port_with_no_engine_behind_is_said_so() {
     let h = harp();
-    let app = spawn_app().await;
+    let app = spawn_app().await; // the short timeout: HAProxy waits 30 s for a port with nothing behind it
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().port()
@@ -394,7 +404,7 @@ async fn a_docker_engine_port_with_no_engine_behind_is_said_so() {
 #[tokio::test]
 async fn harp_fields_are_checked_and_a_bad_one_adds_nothing() {
     let h = harp();
-    let app = spawn_app().await;
+    let app = spawn_harp_app().await;
     for (body, field) in [
         (
             json!({"name": "x", "endpoint": format!("harp+{}", h.url), "exapps": ["llm2"]}),
@@ -470,7 +480,7 @@ async fn the_cli_adds_a_harp_daemon_with_its_key_from_a_file_and_changes_its_exa
 #[tokio::test]
 async fn the_daemons_page_adds_a_harp_daemon_shows_its_limits_and_never_its_key() {
     let h = harp();
-    let app = spawn_app().await;
+    let app = spawn_harp_app().await;
     let endpoint = format!("harp+{}", h.url);
     let port = h.port_a.to_string();
     let response = app
@@ -509,7 +519,11 @@ async fn an_image_removed_by_someone_else_right_before_image_remove_is_not_count
     let h = harp();
     let hold = RemovalHold::new();
     let path = hold.path();
-    let app = spawn_app_with(move |app| app.removal_hold = Some(path)).await;
+    let app = spawn_app_with(move |app| {
+        app.removal_hold = Some(path);
+        app.daemon_timeout = HARP_CALL_TIMEOUT;
+    })
+    .await;
     let fx = Fixtures::new(&engine_a_sock());
     let exapp = harp_exapp(&fx, "harp_race");
     add_harp(&app, "h", &h, &h.key, h.port_a, &[&exapp.appid]).await;
@@ -537,7 +551,7 @@ async fn an_image_removed_by_someone_else_right_before_image_remove_is_not_count
 #[tokio::test]
 async fn harp_over_https_is_reached_with_its_certificate_checked_against_the_ca_given() {
     let h = harp();
-    let app = spawn_app().await;
+    let app = spawn_harp_app().await;
     let fx = Fixtures::new(&engine_a_sock());
     let exapp = harp_exapp(&fx, "harp_tls");
     let endpoint = h.https_url.replacen("https://", "harp+https://", 1);
@@ -574,7 +588,7 @@ async fn harp_over_https_is_reached_with_its_certificate_checked_against_the_ca_
 #[tokio::test]
 async fn an_exapp_with_no_container_behind_harp_is_named_in_that_daemons_scan() {
     let h = harp();
-    let app = spawn_app().await;
+    let app = spawn_harp_app().await;
     let fx = Fixtures::new(&engine_a_sock());
     let missing = appid(&fx, "harp_nowhere");
     let (status, body) = add_harp(&app, "h", &h, &h.key, h.port_a, &[&missing]).await;
