@@ -407,3 +407,60 @@ async fn a_rescan_inspects_no_exapp_container_whose_reference_still_names_its_im
         .unwrap_or_else(|| panic!("{images}"));
     assert_eq!(image["status"], "current", "{image}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cli_rescan_of_an_unchanged_daemon_costs_the_two_list_calls() {
+    let engine = engine_a_sock();
+    let fx = common::fixtures::Fixtures::new(&engine);
+    exapp(&fx, "twocalls", 1);
+    let (endpoint, paths) = recording_relay(&engine_a_tcp()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cli_run = |args: &[&str]| {
+        let mut command = tokio::process::Command::from({
+            let mut c = cli(&data);
+            c.args(args);
+            c
+        });
+        async move { command.output().await.unwrap() }
+    };
+    assert!(cli_run(&["daemon", "add", "relayed", &endpoint])
+        .await
+        .status
+        .success());
+    // The first scan looks up the layers of every image it has not seen.
+    assert!(cli_run(&["scan", "--json"]).await.status.success());
+
+    paths.lock().unwrap().clear();
+    let out = cli_run(&["scan", "--json"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut calls: Vec<String> = paths
+        .lock()
+        .unwrap()
+        .iter()
+        // An ExApp container whose tag moved since is inspected: other
+        // tests' containers on this shared engine may be such.
+        .filter(|p| {
+            !(p.contains("/containers/")
+                && p.ends_with("/json")
+                && !p.ends_with("/containers/json"))
+        })
+        .map(|p| {
+            p.rsplit_once("/v1.").map_or(p.clone(), |(_, rest)| {
+                rest.split_once('/')
+                    .map_or(rest.to_owned(), |(_, path)| format!("/{path}"))
+            })
+        })
+        .collect();
+    calls.sort();
+    assert_eq!(
+        calls,
+        ["/containers/json", "/images/json"],
+        "no version negotiation, no image lookup: {:?}",
+        paths.lock().unwrap()
+    );
+}
