@@ -78,6 +78,20 @@ impl Backend {
         }
     }
 
+    /// An Engine daemon that answered before, spoken to with the API
+    /// version then negotiated, without a call now (None: connect). A
+    /// version error on it means: connect and negotiate again.
+    pub fn with_stored_version(daemon: &StoredDaemon, timeout: Duration) -> Option<Self> {
+        if daemon.harp.is_some() || !daemon.contact.reachable {
+            return None;
+        }
+        let engine = EngineInfo {
+            engine_version: daemon.contact.engine_version.clone()?,
+            api_version: daemon.contact.api_version.clone()?,
+        };
+        DaemonClient::with_known_version(&daemon.endpoint, timeout, engine).map(Backend::Engine)
+    }
+
     pub fn capabilities(&self) -> Capabilities {
         match self {
             Backend::Engine(_) => Capabilities {

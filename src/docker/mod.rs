@@ -116,6 +116,15 @@ impl DockerError {
         }
     }
 
+    /// The Engine refused the API version it was spoken to with (it was
+    /// downgraded since the version was negotiated): negotiate again.
+    pub fn is_version_error(&self) -> bool {
+        self.status_code() == Some(400)
+            && self
+                .daemon_message()
+                .is_some_and(|m| m.contains("client version"))
+    }
+
     /// An invalid answer, described in `what` (which may quote the daemon).
     pub fn invalid(what: &str) -> Self {
         DockerError::Invalid(OneLine::error(what))
@@ -222,6 +231,31 @@ impl DaemonClient {
                 ),
                 api_version: format!("{}.{}", api.0, api.1),
             },
+        })
+    }
+
+    /// A client speaking an API version negotiated earlier, without asking
+    /// the daemon again: a CLI command is a new process each time, and the
+    /// negotiation is a round trip that an unchanged daemon need not cost.
+    pub fn with_known_version(
+        endpoint: &Endpoint,
+        timeout: Duration,
+        engine: EngineInfo,
+    ) -> Option<Self> {
+        let (major_version, minor_version) = parse_api_version(&engine.api_version)?;
+        let known = (major_version, minor_version);
+        if known > api_tuple(API_DEFAULT_VERSION) {
+            return None;
+        }
+        let connector = Connector::new(endpoint).ok()?;
+        let version = ClientVersion {
+            major_version,
+            minor_version,
+        };
+        Some(Self {
+            docker: connect_at(&connector, timeout, &version),
+            timeout,
+            engine,
         })
     }
 

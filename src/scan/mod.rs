@@ -210,6 +210,26 @@ async fn scan_inner(
         }
         return result;
     }
+    if let Some(client) = Backend::with_stored_version(daemon, options.call_timeout) {
+        match scan_with(store, daemon, options, &client).await {
+            Err(ScanError::Docker(e)) if e.is_version_error() => {
+                tracing::info!(daemon = %daemon.name, "the daemon refused the stored API version; negotiating again");
+            }
+            Err(ScanError::Docker(e)) => {
+                // As a failed connection is: the daemon shows it at once.
+                store
+                    .record_contact_error(&daemon.name, &e.to_string())
+                    .await?;
+                return Err(e.into());
+            }
+            result => {
+                if let (Some(cache), Ok(_)) = (cache, &result) {
+                    cache.put(daemon, &client);
+                }
+                return result;
+            }
+        }
+    }
     let client = Backend::connect(daemon, options.call_timeout).await;
     let client = match client {
         Ok(c) => {
