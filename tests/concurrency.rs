@@ -464,3 +464,23 @@ async fn a_cli_rescan_of_an_unchanged_daemon_costs_the_two_list_calls() {
         paths.lock().unwrap()
     );
 }
+
+#[tokio::test]
+async fn a_daemon_that_refuses_the_stored_api_version_is_negotiated_with_again() {
+    let app = spawn_app_with_daemons(&[("old", engine_a_sock())]).await;
+    // As if engine A had spoken 1.45 before and was downgraded since (20.10 speaks 1.41).
+    let name = exapp_janitor::domain::DaemonName::parse("old").unwrap();
+    app.app
+        .store
+        .record_contact_ok(&name, "26.1.5", "1.45")
+        .await
+        .unwrap();
+    let (status, body) = app.post_json("/api/v1/scan", &json!({})).await;
+    assert_eq!(
+        (status, body[0]["ok"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+    let daemons = app.get_json("/api/v1/daemons").await;
+    assert_eq!(daemons[0]["api_version"], "1.41", "{daemons}");
+}
