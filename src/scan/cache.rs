@@ -50,24 +50,38 @@ impl InventoryCache {
         store: &Store,
     ) -> Result<HashMap<i64, Arc<CachedScan>>, StoreError> {
         let versions = store.scan_versions().await?;
-        let stale: Vec<i64> = {
+        let stale: Vec<(i64, Option<String>)> = {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             versions
                 .iter()
-                .filter(|(id, generation)| {
+                .filter(|(id, generation, _)| {
                     entries.get(id).is_none_or(|c| c.generation != *generation)
                 })
-                .map(|(id, _)| *id)
+                .map(|(id, _, sha)| (*id, sha.clone()))
                 .collect()
         };
         let mut loaded = Vec::with_capacity(stale.len());
-        for daemon_id in stale {
-            if let Some(row) = store.load_scan(daemon_id).await? {
-                let digest = row
-                    .inventory
-                    .as_deref()
-                    .map(|text| <[u8; 32]>::from(Sha256::digest(text.as_bytes())));
-                let previous = self.get(daemon_id);
+        for (daemon_id, sha) in stale {
+            let previous = self.get(daemon_id);
+            // The stored digest says whether the inventory this cache holds
+            // is still the stored one: then only the times are read.
+            let held = previous
+                .as_ref()
+                .filter(|p| p.scan.is_some())
+                .and_then(|p| p.inventory_digest)
+                .filter(|d| sha.as_deref() == Some(hex(d).as_str()));
+            let row = match held {
+                Some(_) => store.load_scan_times(daemon_id).await?,
+                None => store.load_scan(daemon_id).await?,
+            };
+            if let Some(row) = row {
+                let digest = match held {
+                    Some(d) => Some(d),
+                    None => row
+                        .inventory
+                        .as_deref()
+                        .map(|text| <[u8; 32]>::from(Sha256::digest(text.as_bytes()))),
+                };
                 let unchanged = previous.as_ref().filter(|p| {
                     p.scan.is_some() && digest.is_some() && p.inventory_digest == digest
                 });
@@ -95,7 +109,7 @@ impl InventoryCache {
         }
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.extend(loaded);
-        let live: std::collections::HashSet<i64> = versions.iter().map(|(id, _)| *id).collect();
+        let live: std::collections::HashSet<i64> = versions.iter().map(|(id, _, _)| *id).collect();
         entries.retain(|id, _| live.contains(id));
         Ok(entries.clone())
     }
@@ -104,6 +118,10 @@ impl InventoryCache {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.get(&daemon_id).cloned()
     }
+}
+
+fn hex(digest: &[u8; 32]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn parse(daemon_id: i64, inventory: Option<&str>) -> Option<Arc<DaemonScan>> {
@@ -170,6 +188,31 @@ mod tests {
             again.scan.as_ref().unwrap(),
             first.scan.as_ref().unwrap()
         ));
+    }
+
+    #[tokio::test]
+    async fn the_same_inventory_from_an_older_snapshot_changes_nothing() {
+        let (_dir, store, id) = store_with_daemon().await;
+        assert!(store
+            .save_scan(id, 100, 5, &inventory(3), 100)
+            .await
+            .unwrap());
+        assert!(
+            store
+                .save_scan(id, 300, 5, &inventory(3), 300)
+                .await
+                .unwrap(),
+            "a newer snapshot of the same inventory records its time"
+        );
+        assert!(
+            !store
+                .save_scan(id, 400, 5, &inventory(3), 200)
+                .await
+                .unwrap(),
+            "an older snapshot is never saved, same inventory or not"
+        );
+        let row = store.load_scan(id).await.unwrap().unwrap();
+        assert_eq!(row.scanned_at, Some(300));
     }
 
     #[tokio::test]

@@ -215,13 +215,41 @@ impl Store {
         inventory: &str,
         snapshot_started_ms: i64,
     ) -> Result<bool, StoreError> {
+        use sha2::Digest;
+        let sha = sha2::Sha256::digest(inventory.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        // The same inventory as stored: only the times are written (SQLite
+        // rewrites only the pages that change), and caches see by the
+        // digest that they need not read the inventory again.
+        let same = sqlx::query!(
+            "UPDATE daemon_scans SET scanned_at = ?, duration_ms = ?, attempted_at = ?,
+                 snapshot_started_ms = ?,
+                 generation = generation + 1
+             WHERE daemon_id = ? AND inventory_sha256 = ?
+               AND (snapshot_started_ms IS NULL OR snapshot_started_ms <= ?)",
+            at,
+            duration_ms,
+            at,
+            snapshot_started_ms,
+            daemon_id,
+            sha,
+            snapshot_started_ms
+        )
+        .execute(self.pool())
+        .await?;
+        if same.rows_affected() == 1 {
+            return Ok(true);
+        }
         let done = sqlx::query!(
-            "INSERT INTO daemon_scans (daemon_id, scanned_at, duration_ms, inventory, attempted_at, snapshot_started_ms)
-             VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO daemon_scans (daemon_id, scanned_at, duration_ms, inventory, attempted_at, snapshot_started_ms, inventory_sha256)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (daemon_id) DO UPDATE SET scanned_at = excluded.scanned_at,
                  duration_ms = excluded.duration_ms, inventory = excluded.inventory,
                  attempted_at = excluded.attempted_at, generation = generation + 1,
-                 snapshot_started_ms = excluded.snapshot_started_ms
+                 snapshot_started_ms = excluded.snapshot_started_ms,
+                 inventory_sha256 = excluded.inventory_sha256
              WHERE daemon_scans.snapshot_started_ms IS NULL
                 OR daemon_scans.snapshot_started_ms <= excluded.snapshot_started_ms",
             daemon_id,
@@ -229,7 +257,8 @@ impl Store {
             duration_ms,
             inventory,
             at,
-            snapshot_started_ms
+            snapshot_started_ms,
+            sha
         )
         .execute(self.pool())
         .await?;
@@ -257,17 +286,30 @@ impl Store {
         Ok(())
     }
 
-    /// (daemon_id, generation) of every daemon's last scan: cheap, to see
-    /// whether a cached inventory is still the latest.
-    pub async fn scan_versions(&self) -> Result<Vec<(i64, i64)>, StoreError> {
-        Ok(
-            sqlx::query!(r#"SELECT daemon_id AS "daemon_id!", generation FROM daemon_scans"#)
-                .fetch_all(self.pool())
-                .await?
-                .into_iter()
-                .map(|r| (r.daemon_id, r.generation))
-                .collect(),
+    /// (daemon_id, generation, sha256 of the inventory) of every daemon's
+    /// last scan: cheap, to see whether a cached inventory is still the latest.
+    pub async fn scan_versions(&self) -> Result<Vec<(i64, i64, Option<String>)>, StoreError> {
+        Ok(sqlx::query!(
+            r#"SELECT daemon_id AS "daemon_id!", generation, inventory_sha256 FROM daemon_scans"#
         )
+        .fetch_all(self.pool())
+        .await?
+        .into_iter()
+        .map(|r| (r.daemon_id, r.generation, r.inventory_sha256))
+        .collect())
+    }
+
+    /// The last scan without its inventory (`inventory` None): for a cache
+    /// that holds that inventory already.
+    pub async fn load_scan_times(&self, daemon_id: i64) -> Result<Option<ScanRow>, StoreError> {
+        Ok(sqlx::query_as!(
+            ScanRow,
+            r#"SELECT daemon_id, scanned_at, duration_ms, NULL AS "inventory?: String", error, error_at, attempted_at, generation
+             FROM daemon_scans WHERE daemon_id = ?"#,
+            daemon_id
+        )
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     pub async fn load_scan(&self, daemon_id: i64) -> Result<Option<ScanRow>, StoreError> {
