@@ -30,11 +30,12 @@ pub enum Kind {
 }
 
 /// The body as a JSON object: 400 when it is not one or repeats a key.
-/// `empty_is_object`: an empty body, or `null`, means `{}` (routes whose
+/// `empty_is_object`: no body, or `null`, means `{}` (routes whose
 /// fields are all optional, where `null` means "not given" as it does for
 /// each field).
 pub fn object(body: &[u8], empty_is_object: bool) -> Result<Map<String, Value>, ApiError> {
-    if empty_is_object && body.iter().all(u8::is_ascii_whitespace) {
+    // No body at all; a body of blanks is not JSON, and is refused as such.
+    if empty_is_object && body.is_empty() {
         return Ok(Map::new());
     }
     let invalid = |e: serde_json::Error| ApiError::BadRequest(format!("invalid JSON body: {e}"));
@@ -202,7 +203,8 @@ mod tests {
         assert!(status(object(b"[]", false)).contains("expected a JSON object"));
         assert!(status(object(b"{", false)).contains("invalid JSON body"));
         assert!(status(object(b" ", false)).contains("invalid JSON body"));
-        assert_eq!(status(object(b" \n", true)), "ok");
+        assert_eq!(status(object(b"", true)), "ok");
+        assert!(status(object(b" \n", true)).contains("invalid JSON body"));
         assert_eq!(status(object(b"null", true)), "ok");
         assert!(status(object(b"null", false)).contains("expected a JSON object"));
     }
