@@ -23,7 +23,7 @@ use crate::domain::{AppId, DaemonName, ImageId, EXAPP_CONTAINER_PREFIX};
 use crate::inventory::Status;
 use crate::janitor::Janitor;
 use crate::jobs::{self, CleanupRequest, Trigger};
-use crate::scan::{self, DaemonScan};
+use crate::scan::{self, DaemonInventory};
 use crate::store::StoredDaemon;
 
 #[derive(Debug, Clone, Copy)]
@@ -179,7 +179,7 @@ fn is_exapp_change(action: &str, name: &str) -> bool {
 }
 
 /// The image of each ExApp with a container now.
-fn current_images(scan: &DaemonScan) -> HashMap<AppId, ImageId> {
+fn current_images(scan: &DaemonInventory) -> HashMap<AppId, ImageId> {
     scan.images
         .iter()
         .filter(|i| i.status == Status::Current)

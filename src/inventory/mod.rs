@@ -1,6 +1,7 @@
 //! PURE: from a daemon's snapshot and the janitor's memory of it (history),
 //! every image's owner, status, reason and sizes. No I/O here: the scan
-//! gathers the inputs and records what this module observed.
+//! gathers the inputs and records what this module observed. (`scan`'s
+//! module docs map the types from a `Snapshot` to what the pages read.)
 
 pub mod layers;
 pub mod reference;
@@ -184,8 +185,11 @@ pub struct Totals {
     pub outdated_reclaimable: u64,
 }
 
+/// What `classify` concluded about one daemon's snapshot: the scan stores
+/// the images and totals as the daemon's inventory (`scan::DaemonInventory`)
+/// and records the observations in the history.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inventory {
+pub struct Classification {
     pub images: Vec<ClassifiedImage>,
     pub totals: Totals,
     pub observations: Observations,
@@ -197,7 +201,7 @@ pub fn classify(
     history: &History,
     protected: &[ProtectedPattern],
     now: i64,
-) -> Inventory {
+) -> Classification {
     let observations_current = current_images(snapshot);
     let (image_owners, repo_owners) = merged_ownership(history, &observations_current);
     let apps_with_container: BTreeSet<&AppId> = snapshot
@@ -352,7 +356,7 @@ pub fn classify(
     observations.newly_outdated.sort();
     observations.no_longer_outdated.sort();
     let totals = totals(&images, &layer_users);
-    Inventory {
+    Classification {
         images,
         totals,
         observations,

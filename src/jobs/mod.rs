@@ -253,7 +253,7 @@ pub async fn preview(
                     })
                 })
                 .collect();
-        if let Some(scan) = scans.get(&daemon.id).and_then(|c| c.scan.clone()) {
+        if let Some(scan) = scans.get(&daemon.id).and_then(|c| c.inventory.clone()) {
             let users = layers::layer_users(scan.images.iter().map(|i| i.info.layers.as_slice()));
             let set = scan
                 .images

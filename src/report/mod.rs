@@ -197,7 +197,7 @@ pub fn image_objects(
 ) -> Vec<ImageObject> {
     let mut out = Vec::new();
     for daemon in daemons.iter().filter(|d| filter.keeps_daemon(&d.name)) {
-        let Some(scan) = scans.get(&daemon.id).and_then(|c| c.scan.clone()) else {
+        let Some(scan) = scans.get(&daemon.id).and_then(|c| c.inventory.clone()) else {
             continue;
         };
         let decisions = policy::decide(policy, &scan.images, now);

@@ -86,7 +86,9 @@ async fn metrics(app: web::Data<Janitor>) -> Result<HttpResponse, PageError> {
         if let Some(at) = cached.scanned_at {
             scan_time.get_or_create(&label).set(at);
         }
-        let Some(scan) = &cached.scan else { continue };
+        let Some(scan) = &cached.inventory else {
+            continue;
+        };
         images.get_or_create(&label).set(scan.totals.images as i64);
         for (status, n) in &scan.totals.bytes_by_status {
             let l = StatusLabel {

@@ -169,7 +169,7 @@ fn card(
     now: i64,
 ) -> Card {
     let cached = scans.get(&daemon.id);
-    let inv = cached.and_then(|c| c.scan.as_ref()).map(|scan| {
+    let inv = cached.and_then(|c| c.inventory.as_ref()).map(|scan| {
         let decisions = policy::decide(policy, &scan.images, now);
         let users = layers::layer_users(scan.images.iter().map(|i| i.info.layers.as_slice()));
         let removable: Vec<&[layers::Layer]> = scan
@@ -220,7 +220,7 @@ async fn cards(app: &Janitor, refresh: bool) -> Result<(Vec<Card>, Headline), Pa
     let summary = summary::summarize(
         daemons
             .iter()
-            .filter_map(|d| scans.get(&d.id).and_then(|c| c.scan.as_ref()))
+            .filter_map(|d| scans.get(&d.id).and_then(|c| c.inventory.as_ref()))
             .map(|scan| scan.images.as_slice()),
         &policy,
         now,
