@@ -15,7 +15,7 @@ use crate::config::{GlobalConfig, ServeConfig};
 use crate::config_file;
 use crate::daemons::DaemonSummary;
 use crate::daemons::{self, DaemonError};
-use crate::domain::NewDaemonInput;
+use crate::domain::{NewDaemonInput, MAX_HOURS};
 use crate::janitor::Janitor;
 use crate::jobs;
 use crate::report::{self, ImageFilter, ImageObject};
@@ -65,7 +65,7 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Use this min_age_hours for this run only.
-        #[arg(long, value_parser = clap::value_parser!(i64).range(0..=jobs::MAX_HOURS))]
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..=i64::from(MAX_HOURS)))]
         min_age_hours: Option<i64>,
         /// Only this ExApp's images (its app ID, e.g. llm2).
         #[arg(long)]

@@ -280,12 +280,6 @@ fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
     })
 }
 
-/// Unix seconds as RFC 3339 (UTC), for display.
-pub fn rfc3339_secs(secs: i64) -> String {
-    rfc3339(time::OffsetDateTime::from_unix_timestamp(secs).ok())
-        .unwrap_or_else(|| secs.to_string())
-}
-
 impl From<&StoredDaemon> for DaemonSummary {
     fn from(d: &StoredDaemon) -> Self {
         Self {

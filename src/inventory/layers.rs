@@ -56,12 +56,12 @@ pub fn layer_sizes(diff_ids: &[String], history_sizes_newest_first: &[i64]) -> O
         .iter()
         .map(|d| {
             if d == EMPTY_LAYER_DIFF_ID {
-                Some(0)
+                0
             } else {
-                Some(positive.next().unwrap_or(0))
+                positive.next().unwrap_or(0)
             }
         })
-        .collect::<Option<_>>()?;
+        .collect();
     // Every positive step must have found its layer.
     if positive.next().is_some() {
         return None;
@@ -152,17 +152,6 @@ pub fn reclaimable<'a>(
         .filter(|(chain, (count, _))| users.get(*chain) == Some(count))
         .map(|(_, (_, size))| size)
         .sum()
-}
-
-/// Total bytes of all distinct layers, what `/system/df` calls `LayersSize`.
-pub fn total_bytes<'a>(images: impl IntoIterator<Item = &'a [Layer]>) -> u64 {
-    let mut seen = HashMap::new();
-    for layers in images {
-        for l in layers {
-            seen.insert(l.chain_id.as_str(), l.size);
-        }
-    }
-    seen.values().sum()
 }
 
 #[cfg(test)]
@@ -261,6 +250,5 @@ mod tests {
         let current = vec![base.clone(), layer("cur", 5)];
         let users = layer_users([old.as_slice(), current.as_slice()]);
         assert_eq!(reclaimable([old.as_slice()], &users), 10);
-        assert_eq!(total_bytes([old.as_slice(), current.as_slice()]), 1015);
     }
 }

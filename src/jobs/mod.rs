@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use remove::Outcome;
 pub use worker::{Worker, WorkerHandle};
 
-use crate::domain::{AppId, DaemonName, FieldErrors, ImageId};
+use crate::domain::{AppId, DaemonName, FieldErrors, ImageId, MAX_HOURS};
 use crate::inventory::{layers, rfc3339};
 use crate::janitor::Janitor;
 use crate::policy::Policy;
@@ -73,9 +73,6 @@ pub struct CleanupRequest {
 /// More image IDs than any preview a person confirms would hold.
 pub const MAX_APPROVED_IMAGES: usize = 10_000;
 
-/// Ten years, the longest any age setting may be.
-pub const MAX_HOURS: i64 = 87_600;
-
 impl CleanupRequest {
     pub fn parse(input: &CleanupRequestInput) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
@@ -89,10 +86,9 @@ impl CleanupRequest {
                     .map_err(|e| errors.add("daemon", e))
                     .ok()
             });
-        let min_age_hours = input.min_age_hours.and_then(|h| {
-            if (0..=MAX_HOURS).contains(&h) {
-                Some(h as u32)
-            } else {
+        let min_age_hours = input.min_age_hours.and_then(|h| match u32::try_from(h) {
+            Ok(h) if h <= MAX_HOURS => Some(h),
+            _ => {
                 errors.add(
                     "min_age_hours",
                     format!("a number of hours from 0 to {MAX_HOURS}"),
