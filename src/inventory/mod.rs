@@ -355,7 +355,7 @@ pub fn classify(
     images.sort_by(|a, b| (b.info.created, &a.info.id).cmp(&(a.info.created, &b.info.id)));
     observations.newly_outdated.sort();
     observations.no_longer_outdated.sort();
-    let totals = totals(&images, &layer_users);
+    let totals = totals(&images);
     Classification {
         images,
         totals,
@@ -485,7 +485,7 @@ fn state_word(state: &str) -> &str {
     }
 }
 
-fn totals(images: &[ClassifiedImage], users: &HashMap<&str, usize>) -> Totals {
+fn totals(images: &[ClassifiedImage]) -> Totals {
     let mut owner_of_layer: HashMap<&str, (Status, u64)> = HashMap::new();
     for image in images {
         for layer in &image.info.layers {
@@ -503,13 +503,12 @@ fn totals(images: &[ClassifiedImage], users: &HashMap<&str, usize>) -> Totals {
     }
     let outdated = images
         .iter()
-        .filter(|i| i.status == Status::Outdated)
-        .map(|i| i.info.layers.as_slice());
+        .map(|i| (i.info.layers.as_slice(), i.status == Status::Outdated));
     Totals {
         images: images.len(),
         total_bytes: owner_of_layer.values().map(|(_, s)| s).sum(),
         bytes_by_status,
-        outdated_reclaimable: layers::reclaimable(outdated, users),
+        outdated_reclaimable: layers::reclaimable(outdated),
     }
 }
 

@@ -250,13 +250,10 @@ pub async fn preview(
                 })
                 .collect();
         if let Some(scan) = scans.get(&daemon.id).and_then(|c| c.inventory.clone()) {
-            let users = layers::layer_users(scan.images.iter().map(|i| i.info.layers.as_slice()));
-            let set = scan
-                .images
-                .iter()
-                .filter(|i| objects.iter().any(|o| o.id == i.info.id.as_str()))
-                .map(|i| i.info.layers.as_slice());
-            bytes += layers::reclaimable(set, &users);
+            bytes += layers::reclaimable(scan.images.iter().map(|i| {
+                let in_set = objects.iter().any(|o| o.id == i.info.id.as_str());
+                (i.info.layers.as_slice(), in_set)
+            }));
         }
         images.extend(objects);
     }

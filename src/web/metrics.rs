@@ -100,16 +100,14 @@ async fn metrics(app: web::Data<Janitor>) -> Result<HttpResponse, PageError> {
                 .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
         let decisions = policy::decide(&policy, &scan.images, now);
-        let users = layers::layer_users(scan.images.iter().map(|i| i.info.layers.as_slice()));
         let removable = scan
             .images
             .iter()
             .zip(&decisions)
-            .filter(|(_, d)| d.removable)
-            .map(|(i, _)| i.info.layers.as_slice());
+            .map(|(i, d)| (i.info.layers.as_slice(), d.removable));
         reclaimable
             .get_or_create(&label)
-            .set(i64::try_from(layers::reclaimable(removable, &users)).unwrap_or(i64::MAX));
+            .set(i64::try_from(layers::reclaimable(removable)).unwrap_or(i64::MAX));
     }
     for (trigger, count) in app.store.run_totals().await.map_err(PageError::internal)? {
         runs.get_or_create(&TriggerLabel { trigger })

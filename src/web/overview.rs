@@ -171,14 +171,11 @@ fn card(
     let cached = scans.get(&daemon.id);
     let inv = cached.and_then(|c| c.inventory.as_ref()).map(|scan| {
         let decisions = policy::decide(policy, &scan.images, now);
-        let users = layers::layer_users(scan.images.iter().map(|i| i.info.layers.as_slice()));
-        let removable: Vec<&[layers::Layer]> = scan
+        let removable = scan
             .images
             .iter()
             .zip(&decisions)
-            .filter(|(_, d)| d.removable)
-            .map(|(i, _)| i.info.layers.as_slice())
-            .collect();
+            .map(|(i, d)| (i.info.layers.as_slice(), d.removable));
         InventoryView {
             bar: charts::bar(&charts::disk_parts(&scan.images, &decisions)),
             images: scan.totals.images,
@@ -189,8 +186,8 @@ fn card(
                 .filter(|i| i.status == Status::Outdated)
                 .count(),
             outdated_bytes: format::bytes(scan.totals.outdated_reclaimable),
-            removable_count: removable.len(),
-            removable_bytes: format::bytes(layers::reclaimable(removable.iter().copied(), &users)),
+            removable_count: decisions.iter().filter(|d| d.removable).count(),
+            removable_bytes: format::bytes(layers::reclaimable(removable)),
         }
     });
     Card {
