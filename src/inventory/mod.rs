@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::rfc3339;
 use crate::domain::{AppId, ImageId, ProtectedPattern};
 pub use layers::Layer;
 
@@ -510,17 +511,6 @@ fn totals(images: &[ClassifiedImage]) -> Totals {
         bytes_by_status,
         outdated_reclaimable: layers::reclaimable(outdated),
     }
-}
-
-/// Unix seconds as RFC 3339 (UTC).
-pub fn rfc3339(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
 }
 
 #[cfg(test)]

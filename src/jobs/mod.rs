@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 pub use remove::Outcome;
 pub use worker::{Worker, WorkerHandle};
 
+use crate::clock::rfc3339;
 use crate::domain::{AppId, DaemonName, FieldErrors, ImageId, MAX_HOURS};
-use crate::inventory::{layers, rfc3339};
+use crate::inventory::layers;
 use crate::janitor::Janitor;
 use crate::policy::Policy;
 use crate::report::{self, ImageFilter, ImageObject};
@@ -224,7 +225,7 @@ pub async fn preview(
             error: failure.error.clone(),
         });
     }
-    let scans = app.inventory.current(&app.store).await?;
+    let scans = app.last_scans().await?;
     let policy = request.policy(policy);
     let now = app.clock().now_unix();
     let filter = ImageFilter::default();

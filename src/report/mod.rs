@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::clock::rfc3339;
 use crate::domain::{DaemonName, FieldErrors};
-use crate::inventory::{rfc3339, ClassifiedImage, Status};
+use crate::inventory::{ClassifiedImage, Status};
 use crate::policy::{self, Policy};
 use crate::scan::CachedScan;
 use crate::store::StoredDaemon;
@@ -75,7 +76,7 @@ impl ImageObject {
 
     /// The 12 hex digits Docker shows.
     pub fn short_id(&self) -> &str {
-        self.id.get(7..19).unwrap_or(&self.id)
+        crate::domain::short_id(&self.id)
     }
 }
 

@@ -16,9 +16,9 @@
 //! 4. `CachedScan`: one daemon's scan row as the pages read it: when the last
 //!    scan ran and how long it took, the last attempt's error, and the
 //!    `inventory` of the last scan that succeeded.
-//! 5. `InventoryCache` (the janitor's `inventory`): every daemon's
-//!    `CachedScan`, kept in memory and reloaded when any process scanned
-//!    since.
+//! 5. `InventoryCache` (the janitor's `inventory`, read through
+//!    `Janitor::last_scans`): every daemon's `CachedScan`, kept in memory and
+//!    reloaded when any process scanned since.
 //!
 //! From there, `policy::decide` says which classified images are removable,
 //! and `report` makes the API's image objects of both.

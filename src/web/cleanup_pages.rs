@@ -13,7 +13,7 @@ use super::errors::{html, PageError};
 use super::format;
 use super::guard::CurrentSession;
 use super::layout::Layout;
-use crate::domain::FieldErrors;
+use crate::domain::{short_id, FieldErrors};
 use crate::janitor::Janitor;
 use crate::jobs::{self, CleanupError, CleanupRequest, CleanupRequestInput, RunView, Trigger};
 use crate::report::ImageObject;
@@ -278,8 +278,8 @@ impl From<&RunView> for PrintedRun {
                 .iter()
                 .map(|l| PrintedLeftOut {
                     what: match (&l.image_id, &l.daemon) {
-                        (Some(id), Some(d)) => format!("{} on {d}", short(id)),
-                        (Some(id), None) => short(id).to_owned(),
+                        (Some(id), Some(d)) => format!("{} on {d}", short_id(id)),
+                        (Some(id), None) => short_id(id).to_owned(),
                         (None, Some(d)) => format!("daemon {d}"),
                         (None, None) => String::new(),
                     },
@@ -297,7 +297,7 @@ impl From<&RunView> for PrintedRun {
                         .first()
                         .cloned()
                         .unwrap_or_else(|| "<none>".into()),
-                    short_id: short(&j.image_id).to_owned(),
+                    short_id: short_id(&j.image_id).to_owned(),
                     owner: j.owner.clone().unwrap_or_default(),
                     status: j.status.clone(),
                     attempts: j.attempts,
@@ -385,11 +385,6 @@ async fn run_live(app: web::Data<Janitor>, id: web::Path<String>) -> Result<RunL
     Ok(RunLive {
         r: load_run(&app, &id).await?,
     })
-}
-
-/// The 12 hex digits `docker images` shows.
-fn short(image_id: &str) -> &str {
-    image_id.get(7..19).unwrap_or(image_id)
 }
 
 #[cfg(test)]

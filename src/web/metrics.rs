@@ -65,11 +65,7 @@ async fn metrics(app: web::Data<Janitor>) -> Result<HttpResponse, PageError> {
     let next_run = Gauge::<i64>::default();
 
     let daemons = daemons::list(&app.store).await?;
-    let scans = app
-        .inventory
-        .current(&app.store)
-        .await
-        .map_err(PageError::internal)?;
+    let scans = app.last_scans().await.map_err(PageError::internal)?;
     let policy = app.policy().await;
     let now = app.clock().now_unix();
     for d in &daemons {

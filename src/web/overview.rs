@@ -204,11 +204,7 @@ fn card(
 /// The cards and the headline, from the same scans at the same moment.
 async fn cards(app: &Janitor, refresh: bool) -> Result<(Vec<Card>, Headline), PageError> {
     let daemons = daemons::list(&app.store).await?;
-    let scans = app
-        .inventory
-        .current(&app.store)
-        .await
-        .map_err(PageError::internal)?;
+    let scans = app.last_scans().await.map_err(PageError::internal)?;
     let (policy, now) = (app.policy().await, app.clock().now_unix());
     let cards = daemons
         .iter()
@@ -288,11 +284,7 @@ async fn daemon_card(
 ) -> Result<CardFragment, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
     let checked = daemons::check(&app.store, daemon, app.daemon_timeout).await;
-    let scans = app
-        .inventory
-        .current(&app.store)
-        .await
-        .map_err(PageError::internal)?;
+    let scans = app.last_scans().await.map_err(PageError::internal)?;
     Ok(CardFragment {
         c: card(
             &checked,
