@@ -15,7 +15,7 @@ use crate::config::{GlobalConfig, ServeConfig};
 use crate::config_file;
 use crate::daemons::DaemonSummary;
 use crate::daemons::{self, DaemonError};
-use crate::domain::NewDaemonInput;
+use crate::domain::{NewDaemonInput, MAX_HOURS};
 use crate::janitor::Janitor;
 use crate::jobs;
 use crate::report::{self, ImageFilter, ImageObject};
@@ -65,7 +65,7 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
         /// Use this min_age_hours for this run only.
-        #[arg(long, value_parser = clap::value_parser!(i64).range(0..=jobs::MAX_HOURS))]
+        #[arg(long, value_parser = clap::value_parser!(i64).range(0..=i64::from(MAX_HOURS)))]
         min_age_hours: Option<i64>,
         /// Only this ExApp's images (its app ID, e.g. llm2).
         #[arg(long)]
@@ -242,14 +242,7 @@ fn init_tracing(serving: bool) {
 
 /// Logs the whole chain (for the log), returns the top sentence (for the user).
 fn failed(error: impl std::error::Error) -> CliError {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
-    tracing::debug!(error = %chain, "command failed");
+    tracing::debug!(error = %crate::domain::error_chain(&error), "command failed");
     CliError::Failed(error.to_string())
 }
 
@@ -262,10 +255,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             other => failed(other),
         }),
         Command::Scan { json } => {
-            let app = Janitor::open(&cli.global).await.map_err(failed)?;
-            let result = scan_command(&app, json).await;
-            app.store.close().await;
-            result
+            with_janitor(&cli.global, async |app| scan_command(app, json).await).await
         }
         Command::Clean {
             daemon,
@@ -274,36 +264,43 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             owner,
             json,
         } => {
-            let app = Janitor::open(&cli.global).await.map_err(failed)?;
             let input = jobs::CleanupRequestInput {
                 daemon,
                 min_age_hours,
                 images: None,
                 owner,
             };
-            let result = clean_command(&app, &input, dry_run, json).await;
-            app.store.close().await;
-            result
+            with_janitor(&cli.global, async |app| {
+                clean_command(app, &input, dry_run, json).await
+            })
+            .await
         }
         Command::Settings { command } => {
-            let app = Janitor::open(&cli.global).await.map_err(failed)?;
-            let result = settings_command(&app, command).await;
-            app.store.close().await;
-            result
+            with_janitor(&cli.global, async |app| {
+                settings_command(app, command).await
+            })
+            .await
         }
         Command::Admin { command } => {
-            let app = Janitor::open(&cli.global).await.map_err(failed)?;
-            let result = admin_command(&app, command).await;
-            app.store.close().await;
-            result
+            with_janitor(&cli.global, async |app| admin_command(app, command).await).await
         }
         Command::Daemon { command } => {
-            let app = Janitor::open(&cli.global).await.map_err(failed)?;
-            let result = daemon_command(&app, command).await;
-            app.store.close().await;
-            result
+            with_janitor(&cli.global, async |app| daemon_command(app, command).await).await
         }
     }
+}
+
+/// Opens the janitor on the data dir, runs one command with it, and closes
+/// the store whatever the command's outcome, so its connections end before
+/// the process does.
+async fn with_janitor(
+    global: &GlobalConfig,
+    command: impl AsyncFnOnce(&Janitor) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let app = Janitor::open(global).await.map_err(failed)?;
+    let result = command(&app).await;
+    app.store.close().await;
+    result
 }
 
 async fn scan_command(app: &Janitor, json: bool) -> Result<(), CliError> {
@@ -323,7 +320,7 @@ async fn scan_command(app: &Janitor, json: bool) -> Result<(), CliError> {
         }
     }
     let daemons: Vec<StoredDaemon> = results.iter().map(|(d, _)| d.clone()).collect();
-    let scans = app.inventory.current(&app.store).await.map_err(failed)?;
+    let scans = app.last_scans().await.map_err(failed)?;
     let now = app.clock().now_unix();
     let images = report::image_objects(
         &daemons,
@@ -600,10 +597,7 @@ async fn settings_command(app: &Janitor, command: SettingsCommand) -> Result<(),
                 })?
         }
     };
-    let time = |t: Option<i64>| {
-        t.map(crate::inventory::rfc3339)
-            .unwrap_or_else(|| "-".into())
-    };
+    let time = |t: Option<i64>| t.map(crate::clock::rfc3339).unwrap_or_else(|| "-".into());
     let patterns: Vec<&str> = view.protected_patterns.iter().map(|p| p.as_str()).collect();
     println!("interval_hours      {}", view.interval_hours);
     println!("cleanup_on_update   {}", view.cleanup_on_update);

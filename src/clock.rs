@@ -150,6 +150,25 @@ impl Clock {
     }
 }
 
+/// Unix seconds as RFC 3339 (UTC), the way the API and the CLI print every
+/// time; the number itself if it is out of range.
+pub fn rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// RFC 3339 text (a daemon's time stamps, the API's own) as unix seconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -273,17 +273,9 @@ fn limits(d: &StoredDaemon) -> Vec<String> {
     out
 }
 
+/// A contact's time (whole seconds, UTC) as the API prints times.
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
-    t.and_then(|t| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .ok()
-    })
-}
-
-/// Unix seconds as RFC 3339 (UTC), for display.
-pub fn rfc3339_secs(secs: i64) -> String {
-    rfc3339(time::OffsetDateTime::from_unix_timestamp(secs).ok())
-        .unwrap_or_else(|| secs.to_string())
+    t.map(|t| crate::clock::rfc3339(t.unix_timestamp()))
 }
 
 impl From<&StoredDaemon> for DaemonSummary {

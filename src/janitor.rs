@@ -3,6 +3,7 @@
 //! composition root) and handed to the worker, the watcher, the scheduler,
 //! the pages and the API.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::config::GlobalConfig;
 use crate::domain::{PublicUrl, Settings, TrustedProxies};
 use crate::policy::Policy;
 use crate::report::{Report, ReportCache};
-use crate::scan::{ClientCache, InventoryCache, ScanGate, ScanOptions};
+use crate::scan::{CachedScan, ClientCache, InventoryCache, ScanGate, ScanOptions};
 use crate::settings::{self, SettingsError, SettingsView};
 use crate::store::{Store, StoreError};
 
@@ -152,10 +153,16 @@ impl Janitor {
         settings::in_force(&self.store).await
     }
 
+    /// Every daemon's last scan, by daemon ID: from the inventory cache,
+    /// which reloads what any process scanned since.
+    pub async fn last_scans(&self) -> Result<HashMap<i64, Arc<CachedScan>>, StoreError> {
+        self.inventory.current(&self.store).await
+    }
+
     /// Every daemon's image objects as of now, the policy in force applied.
     pub async fn report(&self) -> Result<Arc<Report>, StoreError> {
         let daemons = self.store.list_daemons().await?;
-        let scans = self.inventory.current(&self.store).await?;
+        let scans = self.last_scans().await?;
         let now = self.clock().now_unix();
         Ok(self
             .reports

@@ -7,8 +7,9 @@
 
 use std::collections::HashMap;
 
+use crate::clock::rfc3339;
 use crate::domain::AppId;
-use crate::inventory::{rfc3339, ClassifiedImage, Status};
+use crate::inventory::{ClassifiedImage, Status};
 
 /// The settings the policy reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

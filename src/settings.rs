@@ -4,8 +4,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::clock::rfc3339;
 use crate::domain::{FieldErrors, ProtectedPattern, Settings};
-use crate::inventory::rfc3339;
 use crate::schedule;
 use crate::store::{Store, StoreError};
 

@@ -23,7 +23,7 @@ use crate::domain::{AppId, DaemonName, ImageId, EXAPP_CONTAINER_PREFIX};
 use crate::inventory::Status;
 use crate::janitor::Janitor;
 use crate::jobs::{self, CleanupRequest, Trigger};
-use crate::scan::{self, DaemonScan};
+use crate::scan::{self, DaemonInventory};
 use crate::store::StoredDaemon;
 
 #[derive(Debug, Clone, Copy)]
@@ -179,7 +179,7 @@ fn is_exapp_change(action: &str, name: &str) -> bool {
 }
 
 /// The image of each ExApp with a container now.
-fn current_images(scan: &DaemonScan) -> HashMap<AppId, ImageId> {
+fn current_images(scan: &DaemonInventory) -> HashMap<AppId, ImageId> {
     scan.images
         .iter()
         .filter(|i| i.status == Status::Current)
@@ -265,64 +265,102 @@ async fn settle_then_clean(
     image: ImageId,
     settle: Duration,
 ) {
-    let name = format!("{EXAPP_CONTAINER_PREFIX}{appid}");
-    let clock = app.clock().clone();
+    if settled(&app, &daemon, &appid, &image, settle).await {
+        clean_after_update(&app, &daemon, &appid).await;
+    }
+}
+
+/// What one look at the updated container says.
+enum Look {
+    /// It has run on the new image for the settle time, healthy if it can tell.
+    Settled,
+    /// Not yet, or the daemon did not answer: look again after this.
+    Again(Wait),
+    /// It will not settle on this image (gone, stopped, unhealthy, replaced
+    /// again): no cleanup, and the log says why.
+    NoCleanup,
+}
+
+/// Looks at the container until it settled (true), or until it is clear it
+/// will not, or `SETTLE_LIMIT` passed (false).
+async fn settled(
+    app: &Janitor,
+    daemon: &StoredDaemon,
+    appid: &AppId,
+    image: &ImageId,
+    settle: Duration,
+) -> bool {
+    let clock = app.clock();
     let give_up_at = clock.now_ms() + i64::try_from(SETTLE_LIMIT.as_millis()).unwrap_or(0);
     let mut wait = Wait::Clock(settle);
     loop {
-        wait.wait(&clock).await;
+        wait.wait(clock).await;
         if clock.now_ms() > give_up_at {
             tracing::warn!(daemon = %daemon.name, %appid, "the updated container never settled; no cleanup");
-            return;
+            return false;
         }
-        let client = match Backend::connect(&daemon, app.daemon_timeout).await {
-            Ok(c) => c,
-            Err(_) => {
-                wait = Wait::Poll(Duration::from_secs(5));
-                continue;
-            }
-        };
-        let state = match client.run_state(&name).await {
-            Ok(Some(s)) => s,
-            Ok(None) => {
-                tracing::info!(daemon = %daemon.name, %appid, "the updated container is gone; no cleanup");
-                return;
-            }
-            Err(_) => {
-                wait = Wait::Poll(Duration::from_secs(5));
-                continue;
-            }
-        };
-        if state.image_id != image {
-            tracing::info!(daemon = %daemon.name, %appid, "the container changed image again; that update decides");
-            return;
+        match look_at(app, daemon, appid, image, settle).await {
+            Look::Settled => return true,
+            Look::Again(next) => wait = next,
+            Look::NoCleanup => return false,
         }
-        if !state.running {
-            tracing::info!(daemon = %daemon.name, %appid, "the updated container did not stay running; no cleanup");
-            return;
-        }
-        match state.health.as_deref() {
-            Some("unhealthy") => {
-                tracing::info!(daemon = %daemon.name, %appid, "the updated container is unhealthy; no cleanup");
-                return;
-            }
-            Some("starting") => {
-                wait = Wait::Poll(Duration::from_secs(2));
-                continue;
-            }
-            _ => {}
-        }
-        // The start is the daemon's clock, read against ours (as every
-        // timestamp of a daemon is: they are assumed to agree).
-        let up_for = state.started_at.map(|t| clock.now_unix() - t).unwrap_or(0);
-        let up_for = Duration::from_secs(u64::try_from(up_for).unwrap_or(0));
-        if up_for + Duration::from_secs(1) < settle {
-            // Restarted meanwhile: it must run for the whole settle time.
-            wait = Wait::Clock(settle - up_for);
-            continue;
-        }
-        break;
     }
+}
+
+async fn look_at(
+    app: &Janitor,
+    daemon: &StoredDaemon,
+    appid: &AppId,
+    image: &ImageId,
+    settle: Duration,
+) -> Look {
+    let unanswered = Look::Again(Wait::Poll(Duration::from_secs(5)));
+    let Ok(client) = Backend::connect(daemon, app.daemon_timeout).await else {
+        return unanswered;
+    };
+    let name = format!("{EXAPP_CONTAINER_PREFIX}{appid}");
+    let state = match client.run_state(&name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            tracing::info!(daemon = %daemon.name, %appid, "the updated container is gone; no cleanup");
+            return Look::NoCleanup;
+        }
+        Err(_) => return unanswered,
+    };
+    if state.image_id != *image {
+        tracing::info!(daemon = %daemon.name, %appid, "the container changed image again; that update decides");
+        return Look::NoCleanup;
+    }
+    if !state.running {
+        tracing::info!(daemon = %daemon.name, %appid, "the updated container did not stay running; no cleanup");
+        return Look::NoCleanup;
+    }
+    match state.health.as_deref() {
+        Some("unhealthy") => {
+            tracing::info!(daemon = %daemon.name, %appid, "the updated container is unhealthy; no cleanup");
+            return Look::NoCleanup;
+        }
+        Some("starting") => return Look::Again(Wait::Poll(Duration::from_secs(2))),
+        _ => {}
+    }
+    // The start is the daemon's clock, read against ours (as every
+    // timestamp of a daemon is: they are assumed to agree).
+    let up_for = state
+        .started_at
+        .map(|t| app.clock().now_unix() - t)
+        .unwrap_or(0);
+    let up_for = Duration::from_secs(u64::try_from(up_for).unwrap_or(0));
+    if up_for + Duration::from_secs(1) < settle {
+        // Restarted meanwhile: it must run for the whole settle time.
+        return Look::Again(Wait::Clock(settle - up_for));
+    }
+    Look::Settled
+}
+
+/// A run of trigger `update` on that ExApp's images on that daemon, if the
+/// settings in force want one: `min_age_hours` is ignored, as the README
+/// promises; `keep_previous` and the protected patterns still apply.
+async fn clean_after_update(app: &Janitor, daemon: &StoredDaemon, appid: &AppId) {
     let settings = match app.current_settings().await {
         Ok(s) => s,
         Err(e) => {
@@ -342,7 +380,7 @@ async fn settle_then_clean(
     };
     let requested_by = format!("update of {appid}");
     match jobs::start_run(
-        &app,
+        app,
         Trigger::Update,
         &requested_by,
         &request,

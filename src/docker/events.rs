@@ -7,6 +7,7 @@ use bollard::query_parameters::EventsOptions;
 use futures_util::{Stream, StreamExt};
 
 use super::{within, DaemonClient, DockerError};
+use crate::clock::parse_rfc3339;
 use crate::domain::ImageId;
 
 /// A container event: what happened, to which container (by name).
@@ -72,10 +73,7 @@ impl DaemonClient {
         let started_at = state
             .started_at
             .as_deref()
-            .and_then(|t| {
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .map(|t| t.unix_timestamp())
+            .and_then(parse_rfc3339)
             .filter(|t| *t > 0);
         Ok(Some(RunState {
             image_id,

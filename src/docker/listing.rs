@@ -6,7 +6,8 @@
 use bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
 
 use super::{within, DaemonClient, DockerError};
-use crate::domain::{AppId, ImageId, EXAPP_CONTAINER_PREFIX};
+use crate::clock::parse_rfc3339;
+use crate::domain::{is_placeholder_reference, AppId, ImageId, EXAPP_CONTAINER_PREFIX};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedImage {
@@ -42,9 +43,10 @@ fn invalid(what: String) -> DockerError {
     DockerError::invalid(&what)
 }
 
-fn real_references(refs: Vec<String>) -> Vec<String> {
+/// A listing's or an inspect's references without placeholders.
+pub(super) fn real_references(refs: Vec<String>) -> Vec<String> {
     refs.into_iter()
-        .filter(|r| !r.starts_with("<none>"))
+        .filter(|r| !is_placeholder_reference(r))
         .collect()
 }
 
@@ -180,10 +182,8 @@ impl DaemonClient {
         let created = inspected
             .created
             .as_deref()
-            .and_then(|t| {
-                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
-            })
-            .map_or(0, |t| t.unix_timestamp());
+            .and_then(parse_rfc3339)
+            .unwrap_or(0);
         let size = u64::try_from(inspected.size.unwrap_or(0)).unwrap_or(0);
         let diff_ids = inspected.root_fs.and_then(|r| r.layers).unwrap_or_default();
         Ok(Some((

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use bollard::query_parameters::{ListImagesOptions, RemoveImageOptions, TagImageOptions};
 
+use super::listing::real_references;
 use super::{within, DaemonClient, DockerError};
-use crate::domain::ImageId;
+use crate::domain::{short_id, ImageId};
 
 /// An image's references as the daemon has them now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,18 +30,10 @@ impl DaemonClient {
     /// The image now, or None if the daemon no longer has it.
     pub async fn live_image(&self, id: &ImageId) -> Result<Option<LiveImage>, DockerError> {
         match within(self.timeout(), self.docker().inspect_image(id.as_str())).await {
-            Ok(image) => {
-                let real = |refs: Option<Vec<String>>| {
-                    refs.unwrap_or_default()
-                        .into_iter()
-                        .filter(|r| !r.starts_with("<none>"))
-                        .collect()
-                };
-                Ok(Some(LiveImage {
-                    repo_tags: real(image.repo_tags),
-                    repo_digests: real(image.repo_digests),
-                }))
-            }
+            Ok(image) => Ok(Some(LiveImage {
+                repo_tags: real_references(image.repo_tags.unwrap_or_default()),
+                repo_digests: real_references(image.repo_digests.unwrap_or_default()),
+            })),
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
@@ -73,13 +66,10 @@ impl DaemonClient {
             .into_iter()
             .filter(|i| i.parent_id == id.as_str())
             .map(|i| {
-                i.repo_tags
+                real_references(i.repo_tags)
                     .into_iter()
-                    .find(|t| !t.starts_with("<none>"))
-                    .unwrap_or_else(|| {
-                        let short = i.id.get(7..19).unwrap_or(&i.id).to_owned();
-                        format!("{short} (untagged)")
-                    })
+                    .next()
+                    .unwrap_or_else(|| format!("{} (untagged)", short_id(&i.id)))
             })
             .collect())
     }

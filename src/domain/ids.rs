@@ -30,8 +30,22 @@ impl ImageId {
 
     /// The 12 hex digits Docker shows.
     pub fn short(&self) -> &str {
-        &self.0[7..19]
+        short_id(&self.0)
     }
+}
+
+/// The 12 hex digits Docker shows of an image ID given as text (`sha256:`
+/// and 64 hex digits, unparsed: from a stored row or a listing); text too
+/// short for that as it is.
+pub fn short_id(image_id: &str) -> &str {
+    image_id.get(7..19).unwrap_or(image_id)
+}
+
+/// Whether a listed reference is Engine 20.10's `<none>:<none>` or
+/// `<none>@<none>`, which it gives an image without tags or digests: no
+/// reference at all.
+pub fn is_placeholder_reference(reference: &str) -> bool {
+    reference.starts_with("<none>")
 }
 
 impl TryFrom<String> for ImageId {

@@ -6,6 +6,19 @@
 
 use std::fmt;
 
+/// An error and the errors it came from, `: `-joined: the whole story for
+/// a log line, where a page or a terminal shows only the first.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
 /// At most this many characters of an error are stored or shown.
 pub const ERROR_MAX_CHARS: usize = 1000;
 

@@ -56,12 +56,12 @@ pub fn layer_sizes(diff_ids: &[String], history_sizes_newest_first: &[i64]) -> O
         .iter()
         .map(|d| {
             if d == EMPTY_LAYER_DIFF_ID {
-                Some(0)
+                0
             } else {
-                Some(positive.next().unwrap_or(0))
+                positive.next().unwrap_or(0)
             }
         })
-        .collect::<Option<_>>()?;
+        .collect();
     // Every positive step must have found its layer.
     if positive.next().is_some() {
         return None;
@@ -131,38 +131,31 @@ pub fn unique_bytes(layers: &[Layer], users: &HashMap<&str, usize>) -> u64 {
         .sum()
 }
 
-/// Bytes freed by removing a whole set: the layers used by images of the set
-/// and by no image outside it. Layers shared within the set count once.
-pub fn reclaimable<'a>(
-    set: impl IntoIterator<Item = &'a [Layer]>,
-    users: &HashMap<&str, usize>,
-) -> u64 {
-    let mut in_set: HashMap<&str, (usize, u64)> = HashMap::new();
-    for layers in set {
-        let distinct: HashMap<&str, u64> = layers
-            .iter()
-            .map(|l| (l.chain_id.as_str(), l.size))
-            .collect();
-        for (chain, size) in distinct {
-            in_set.entry(chain).or_insert((0, size)).0 += 1;
+/// The reclaimable bytes of a set (DESIGN.md): what removing it frees.
+/// `images` is every image of one daemon, each with whether it is in the
+/// set. A layer counts, once, when images of the set use it and no image
+/// outside the set does. The one place this is computed: the overview, the
+/// metrics and a cleanup's preview all ask here, so they agree.
+pub fn reclaimable<'a>(images: impl IntoIterator<Item = (&'a [Layer], bool)>) -> u64 {
+    // Per layer: its size as the first image of the set gives it, and
+    // whether every image using it is in the set.
+    let mut layers: HashMap<&str, (Option<u64>, bool)> = HashMap::new();
+    for (image, in_set) in images {
+        for layer in image {
+            let (size, only_in_set) = layers
+                .entry(layer.chain_id.as_str())
+                .or_insert((None, true));
+            *only_in_set &= in_set;
+            if in_set && size.is_none() {
+                *size = Some(layer.size);
+            }
         }
     }
-    in_set
-        .iter()
-        .filter(|(chain, (count, _))| users.get(*chain) == Some(count))
-        .map(|(_, (_, size))| size)
+    layers
+        .values()
+        .filter(|(_, only_in_set)| *only_in_set)
+        .filter_map(|(size, _)| *size)
         .sum()
-}
-
-/// Total bytes of all distinct layers, what `/system/df` calls `LayersSize`.
-pub fn total_bytes<'a>(images: impl IntoIterator<Item = &'a [Layer]>) -> u64 {
-    let mut seen = HashMap::new();
-    for layers in images {
-        for l in layers {
-            seen.insert(l.chain_id.as_str(), l.size);
-        }
-    }
-    seen.values().sum()
 }
 
 #[cfg(test)]
@@ -251,7 +244,14 @@ mod tests {
             30,
             "a sum of unique sizes misses the shared layer"
         );
-        assert_eq!(reclaimable([old1.as_slice(), old2.as_slice()], &users), 130);
+        assert_eq!(
+            reclaimable([
+                (old1.as_slice(), true),
+                (old2.as_slice(), true),
+                (current.as_slice(), false)
+            ]),
+            130
+        );
     }
 
     #[test]
@@ -259,8 +259,15 @@ mod tests {
         let base = layer("base", 1000);
         let old = vec![base.clone(), layer("old", 10)];
         let current = vec![base.clone(), layer("cur", 5)];
-        let users = layer_users([old.as_slice(), current.as_slice()]);
-        assert_eq!(reclaimable([old.as_slice()], &users), 10);
-        assert_eq!(total_bytes([old.as_slice(), current.as_slice()]), 1015);
+        assert_eq!(
+            reclaimable([(old.as_slice(), true), (current.as_slice(), false)]),
+            10
+        );
+        assert_eq!(
+            reclaimable([(old.as_slice(), true), (current.as_slice(), true)]),
+            1015,
+            "the whole daemon frees every distinct layer once"
+        );
+        assert_eq!(reclaimable([(old.as_slice(), false)]), 0);
     }
 }

@@ -1,6 +1,7 @@
 //! PURE: from a daemon's snapshot and the janitor's memory of it (history),
 //! every image's owner, status, reason and sizes. No I/O here: the scan
-//! gathers the inputs and records what this module observed.
+//! gathers the inputs and records what this module observed. (`scan`'s
+//! module docs map the types from a `Snapshot` to what the pages read.)
 
 pub mod layers;
 pub mod reference;
@@ -9,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::rfc3339;
 use crate::domain::{AppId, ImageId, ProtectedPattern};
 pub use layers::Layer;
 
@@ -184,8 +186,11 @@ pub struct Totals {
     pub outdated_reclaimable: u64,
 }
 
+/// What `classify` concluded about one daemon's snapshot: the scan stores
+/// the images and totals as the daemon's inventory (`scan::DaemonInventory`)
+/// and records the observations in the history.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inventory {
+pub struct Classification {
     pub images: Vec<ClassifiedImage>,
     pub totals: Totals,
     pub observations: Observations,
@@ -197,153 +202,18 @@ pub fn classify(
     history: &History,
     protected: &[ProtectedPattern],
     now: i64,
-) -> Inventory {
-    let observations_current = current_images(snapshot);
-    let (image_owners, repo_owners) = merged_ownership(history, &observations_current);
-    let apps_with_container: BTreeSet<&AppId> = snapshot
-        .containers
-        .iter()
-        .filter_map(|c| c.exapp.as_ref().map(|e| &e.appid))
-        .collect();
-
-    let mut users: HashMap<&ImageId, Vec<&ContainerInfo>> = HashMap::new();
-    for c in &snapshot.containers {
-        users.entry(&c.image_id).or_default().push(c);
-    }
-    let newest_current = newest_current_created(snapshot);
-    let layer_users = layers::layer_users(snapshot.images.iter().map(|i| i.layers.as_slice()));
-
+) -> Classification {
+    let current = current_images(snapshot);
+    let lookups = Lookups::of(snapshot, history, &current, protected);
     let mut observations = Observations {
-        current: observations_current,
+        current,
         ..Default::default()
     };
-    let mut images = Vec::with_capacity(snapshot.images.len());
-    for image in &snapshot.images {
-        let containers = users.get(&image.id).map(Vec::as_slice).unwrap_or(&[]);
-        let exapp_users: Vec<&ContainerInfo> = containers
-            .iter()
-            .copied()
-            .filter(|c| c.exapp.is_some())
-            .collect();
-        let other_users: Vec<&ContainerInfo> = containers
-            .iter()
-            .copied()
-            .filter(|c| c.exapp.is_none())
-            .collect();
-
-        let owner_by_container = exapp_users
-            .iter()
-            .filter_map(|c| c.exapp.as_ref())
-            .map(|e| &e.appid)
-            .min()
-            .cloned();
-        let owner_by_history = image_owners.get(&image.id).cloned();
-        let repo_match = repository_owner(image, &repo_owners);
-        let owner = owner_by_container
-            .clone()
-            .or(owner_by_history.clone())
-            .or(repo_match.as_ref().map(|(a, _)| a.clone()));
-        let protected_by = protected_match(image, protected);
-
-        let status = if !exapp_users.is_empty() {
-            Status::Current
-        } else if !other_users.is_empty() {
-            Status::InUse
-        } else if protected_by.is_some() {
-            Status::Protected
-        } else if owner_by_history.is_none()
-            && owner
-                .as_ref()
-                .and_then(|app| newest_current.get(app))
-                .is_some_and(|current_created| image.created > *current_created)
-        {
-            Status::Pending
-        } else if owner.is_some() {
-            Status::Outdated
-        } else if image.repo_tags.is_empty() {
-            Status::Dangling
-        } else {
-            Status::Foreign
-        };
-
-        let outdated_since = if status == Status::Outdated {
-            Some(
-                history
-                    .outdated_since
-                    .get(&image.id)
-                    .copied()
-                    .unwrap_or_else(|| {
-                        observations.newly_outdated.push(image.id.clone());
-                        now
-                    }),
-            )
-        } else {
-            if history.outdated_since.contains_key(&image.id) {
-                observations.no_longer_outdated.push(image.id.clone());
-            }
-            None
-        };
-
-        let reason = match status {
-            Status::Current => {
-                let who: Vec<String> = exapp_users
-                    .iter()
-                    .map(|c| format!("{}, {}", c.name, c.state))
-                    .collect();
-                let app = owner_by_container
-                    .as_ref()
-                    .map(AppId::as_str)
-                    .unwrap_or("?");
-                format!("current image of {app} ({})", who.join("; "))
-            }
-            Status::InUse => in_use_reason(&other_users),
-            Status::Protected => format!(
-                "matches protected pattern {}",
-                protected_by.map(ProtectedPattern::as_str).unwrap_or("?")
-            ),
-            Status::Pending => {
-                let app = owner.as_ref().map(AppId::as_str).unwrap_or("?");
-                format!(
-                    "pulled for {app}, not used yet: newer than its current image and never its current image (an update in progress?)"
-                )
-            }
-            Status::Outdated => {
-                let app = owner.as_ref().expect("outdated images are owned");
-                let how = if owner_by_history.is_some() {
-                    format!("previous image of {app}")
-                } else {
-                    let repo = repo_match.as_ref().map(|(_, r)| r.as_str()).unwrap_or("?");
-                    format!("in {repo}, a repository of {app}")
-                };
-                let gone = if apps_with_container.contains(app) {
-                    String::new()
-                } else {
-                    format!(
-                        "; no {}{app} container exists (uninstalled?)",
-                        crate::domain::EXAPP_CONTAINER_PREFIX
-                    )
-                };
-                format!(
-                    "{how}{gone}; outdated since {}",
-                    rfc3339(outdated_since.unwrap_or(now))
-                )
-            }
-            Status::Dangling => "untagged, not an ExApp's, and no container uses it".to_owned(),
-            Status::Foreign => "not an ExApp's image".to_owned(),
-        };
-
-        let mut names: Vec<String> = containers.iter().map(|c| c.name.clone()).collect();
-        names.sort();
-        images.push(ClassifiedImage {
-            info: image.clone(),
-            owner,
-            status,
-            reason,
-            containers: names,
-            outdated_since,
-            unique_bytes: layers::unique_bytes(&image.layers, &layer_users),
-        });
-    }
+    let mut images: Vec<ClassifiedImage> = snapshot
+        .images
+        .iter()
+        .map(|image| classify_image(image, &lookups, history, now, &mut observations))
+        .collect();
 
     // Newest first, as `docker images` lists them, but with ties broken by
     // ID: the daemon orders images created in the same second differently
@@ -351,11 +221,260 @@ pub fn classify(
     images.sort_by(|a, b| (b.info.created, &a.info.id).cmp(&(a.info.created, &b.info.id)));
     observations.newly_outdated.sort();
     observations.no_longer_outdated.sort();
-    let totals = totals(&images, &layer_users);
-    Inventory {
+    let totals = totals(&images);
+    Classification {
         images,
         totals,
         observations,
+    }
+}
+
+/// What the whole snapshot (and the history) tells about any one image.
+struct Lookups<'a> {
+    /// The containers using each image, any state.
+    users: HashMap<&'a ImageId, Vec<&'a ContainerInfo>>,
+    /// Whose current image each image is or was: the history, and this
+    /// snapshot on top, so that a first scan already knows.
+    image_owners: HashMap<ImageId, AppId>,
+    /// The ExApps each normalised repository is known for, likewise.
+    repo_owners: HashMap<String, BTreeSet<AppId>>,
+    /// ExApps with a container now; an outdated image of any other ExApp
+    /// says the ExApp may be uninstalled.
+    apps_with_container: BTreeSet<&'a AppId>,
+    /// When each ExApp's newest current image was created.
+    newest_current: HashMap<&'a AppId, i64>,
+    /// How many images use each layer, for unique bytes.
+    layer_users: HashMap<&'a str, usize>,
+    protected: &'a [ProtectedPattern],
+}
+
+impl<'a> Lookups<'a> {
+    fn of(
+        snapshot: &'a Snapshot,
+        history: &History,
+        current: &[CurrentImage],
+        protected: &'a [ProtectedPattern],
+    ) -> Self {
+        let (image_owners, repo_owners) = merged_ownership(history, current);
+        let mut users: HashMap<&ImageId, Vec<&ContainerInfo>> = HashMap::new();
+        for c in &snapshot.containers {
+            users.entry(&c.image_id).or_default().push(c);
+        }
+        Self {
+            users,
+            image_owners,
+            repo_owners,
+            apps_with_container: snapshot
+                .containers
+                .iter()
+                .filter_map(|c| c.exapp.as_ref().map(|e| &e.appid))
+                .collect(),
+            newest_current: newest_current_created(snapshot),
+            layer_users: layers::layer_users(snapshot.images.iter().map(|i| i.layers.as_slice())),
+            protected,
+        }
+    }
+}
+
+/// One image as the snapshot shows it: who uses it, who owns it, what
+/// protects it. Its status and reason are read from this.
+struct Seen<'a> {
+    image: &'a ImageInfo,
+    /// ExApp containers using it.
+    exapp_users: Vec<&'a ContainerInfo>,
+    /// Any other containers using it.
+    other_users: Vec<&'a ContainerInfo>,
+    ownership: Ownership,
+    protected_by: Option<&'a ProtectedPattern>,
+}
+
+/// Who owns an image, by each way of knowing it; the first that knows wins,
+/// and the reason says which.
+struct Ownership {
+    /// The ExApp whose container uses it (the smallest app ID if several).
+    by_container: Option<AppId>,
+    /// The ExApp it was the current image of, as remembered.
+    by_history: Option<AppId>,
+    /// An ExApp one of whose known repositories holds it, and that repository.
+    by_repository: Option<(AppId, String)>,
+}
+
+impl Ownership {
+    fn owner(&self) -> Option<&AppId> {
+        self.by_container
+            .as_ref()
+            .or(self.by_history.as_ref())
+            .or(self.by_repository.as_ref().map(|(app, _)| app))
+    }
+}
+
+/// Classifies one image; notes in `observations` when its time outdated
+/// starts or ends.
+fn classify_image(
+    image: &ImageInfo,
+    lookups: &Lookups,
+    history: &History,
+    now: i64,
+    observations: &mut Observations,
+) -> ClassifiedImage {
+    let seen = see(image, lookups);
+    let status = status(&seen, &lookups.newest_current);
+    let outdated_since = outdated_since(image, status, history, now, observations);
+    let reason = reason(&seen, status, lookups, outdated_since.unwrap_or(now));
+    let mut containers: Vec<String> = seen
+        .exapp_users
+        .iter()
+        .chain(&seen.other_users)
+        .map(|c| c.name.clone())
+        .collect();
+    containers.sort();
+    ClassifiedImage {
+        info: image.clone(),
+        owner: seen.ownership.owner().cloned(),
+        status,
+        reason,
+        containers,
+        outdated_since,
+        unique_bytes: layers::unique_bytes(&image.layers, &lookups.layer_users),
+    }
+}
+
+fn see<'a>(image: &'a ImageInfo, lookups: &Lookups<'a>) -> Seen<'a> {
+    let (exapp_users, other_users): (Vec<&ContainerInfo>, Vec<&ContainerInfo>) = lookups
+        .users
+        .get(&image.id)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+        .iter()
+        .partition(|c| c.exapp.is_some());
+    let ownership = Ownership {
+        by_container: exapp_users
+            .iter()
+            .filter_map(|c| c.exapp.as_ref())
+            .map(|e| &e.appid)
+            .min()
+            .cloned(),
+        by_history: lookups.image_owners.get(&image.id).cloned(),
+        by_repository: repository_owner(image, &lookups.repo_owners),
+    };
+    Seen {
+        image,
+        exapp_users,
+        other_users,
+        ownership,
+        protected_by: protected_match(image, lookups.protected),
+    }
+}
+
+/// DESIGN.md's statuses, first match wins.
+fn status(seen: &Seen, newest_current: &HashMap<&AppId, i64>) -> Status {
+    let owner = seen.ownership.owner();
+    if !seen.exapp_users.is_empty() {
+        Status::Current
+    } else if !seen.other_users.is_empty() {
+        Status::InUse
+    } else if seen.protected_by.is_some() {
+        Status::Protected
+    } else if seen.ownership.by_history.is_none()
+        && owner
+            .and_then(|app| newest_current.get(app))
+            .is_some_and(|current_created| seen.image.created > *current_created)
+    {
+        Status::Pending
+    } else if owner.is_some() {
+        Status::Outdated
+    } else if seen.image.repo_tags.is_empty() {
+        Status::Dangling
+    } else {
+        Status::Foreign
+    }
+}
+
+/// Since when an outdated image is outdated: the time on record, or `now`
+/// for one seen outdated for the first time (noted, to record). An image
+/// that is not outdated has none, and a time on record is noted to forget.
+fn outdated_since(
+    image: &ImageInfo,
+    status: Status,
+    history: &History,
+    now: i64,
+    observations: &mut Observations,
+) -> Option<i64> {
+    if status == Status::Outdated {
+        Some(
+            history
+                .outdated_since
+                .get(&image.id)
+                .copied()
+                .unwrap_or_else(|| {
+                    observations.newly_outdated.push(image.id.clone());
+                    now
+                }),
+        )
+    } else {
+        if history.outdated_since.contains_key(&image.id) {
+            observations.no_longer_outdated.push(image.id.clone());
+        }
+        None
+    }
+}
+
+/// Why the image has its status, in words an admin can check.
+fn reason(seen: &Seen, status: Status, lookups: &Lookups, outdated_since: i64) -> String {
+    let owner = seen.ownership.owner();
+    match status {
+        Status::Current => {
+            let who: Vec<String> = seen
+                .exapp_users
+                .iter()
+                .map(|c| format!("{}, {}", c.name, c.state))
+                .collect();
+            let app = seen
+                .ownership
+                .by_container
+                .as_ref()
+                .map(AppId::as_str)
+                .unwrap_or("?");
+            format!("current image of {app} ({})", who.join("; "))
+        }
+        Status::InUse => in_use_reason(&seen.other_users),
+        Status::Protected => format!(
+            "matches protected pattern {}",
+            seen.protected_by
+                .map(ProtectedPattern::as_str)
+                .unwrap_or("?")
+        ),
+        Status::Pending => {
+            let app = owner.map(AppId::as_str).unwrap_or("?");
+            format!(
+                "pulled for {app}, not used yet: newer than its current image and never its current image (an update in progress?)"
+            )
+        }
+        Status::Outdated => {
+            let app = owner.expect("outdated images are owned");
+            let how = if seen.ownership.by_history.is_some() {
+                format!("previous image of {app}")
+            } else {
+                let repo = seen
+                    .ownership
+                    .by_repository
+                    .as_ref()
+                    .map(|(_, r)| r.as_str())
+                    .unwrap_or("?");
+                format!("in {repo}, a repository of {app}")
+            };
+            let gone = if lookups.apps_with_container.contains(app) {
+                String::new()
+            } else {
+                format!(
+                    "; no {}{app} container exists (uninstalled?)",
+                    crate::domain::EXAPP_CONTAINER_PREFIX
+                )
+            };
+            format!("{how}{gone}; outdated since {}", rfc3339(outdated_since))
+        }
+        Status::Dangling => "untagged, not an ExApp's, and no container uses it".to_owned(),
+        Status::Foreign => "not an ExApp's image".to_owned(),
     }
 }
 
@@ -481,7 +600,7 @@ fn state_word(state: &str) -> &str {
     }
 }
 
-fn totals(images: &[ClassifiedImage], users: &HashMap<&str, usize>) -> Totals {
+fn totals(images: &[ClassifiedImage]) -> Totals {
     let mut owner_of_layer: HashMap<&str, (Status, u64)> = HashMap::new();
     for image in images {
         for layer in &image.info.layers {
@@ -499,25 +618,13 @@ fn totals(images: &[ClassifiedImage], users: &HashMap<&str, usize>) -> Totals {
     }
     let outdated = images
         .iter()
-        .filter(|i| i.status == Status::Outdated)
-        .map(|i| i.info.layers.as_slice());
+        .map(|i| (i.info.layers.as_slice(), i.status == Status::Outdated));
     Totals {
         images: images.len(),
         total_bytes: owner_of_layer.values().map(|(_, s)| s).sum(),
         bytes_by_status,
-        outdated_reclaimable: layers::reclaimable(outdated, users),
+        outdated_reclaimable: layers::reclaimable(outdated),
     }
-}
-
-/// Unix seconds as RFC 3339 (UTC).
-pub fn rfc3339(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub struct Reference {
 pub fn parse(raw: &str) -> Option<Reference> {
     let raw = raw.trim();
     if raw.is_empty()
-        || raw.starts_with("<none>")
+        || crate::domain::is_placeholder_reference(raw)
         || raw.len() > 1024
         || raw.chars().any(|c| c.is_whitespace())
     {

@@ -54,11 +54,11 @@ fn other(name: &str, n: u8, state: &str) -> ContainerInfo {
     }
 }
 
-fn run(snapshot: &Snapshot, history: &History) -> Inventory {
+fn run(snapshot: &Snapshot, history: &History) -> Classification {
     classify(snapshot, history, &[], NOW)
 }
 
-fn status_of(inv: &Inventory, n: u8) -> &ClassifiedImage {
+fn status_of(inv: &Classification, n: u8) -> &ClassifiedImage {
     inv.images.iter().find(|i| i.info.id == id(n)).unwrap()
 }
 

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 pub use remove::Outcome;
 pub use worker::{Worker, WorkerHandle};
 
-use crate::domain::{AppId, DaemonName, FieldErrors, ImageId};
-use crate::inventory::{layers, rfc3339};
+use crate::clock::rfc3339;
+use crate::domain::{AppId, DaemonName, FieldErrors, ImageId, MAX_HOURS};
+use crate::inventory::layers;
 use crate::janitor::Janitor;
 use crate::policy::Policy;
 use crate::report::{self, ImageFilter, ImageObject};
@@ -73,9 +74,6 @@ pub struct CleanupRequest {
 /// More image IDs than any preview a person confirms would hold.
 pub const MAX_APPROVED_IMAGES: usize = 10_000;
 
-/// Ten years, the longest any age setting may be.
-pub const MAX_HOURS: i64 = 87_600;
-
 impl CleanupRequest {
     pub fn parse(input: &CleanupRequestInput) -> Result<Self, FieldErrors> {
         let mut errors = FieldErrors::new();
@@ -89,10 +87,9 @@ impl CleanupRequest {
                     .map_err(|e| errors.add("daemon", e))
                     .ok()
             });
-        let min_age_hours = input.min_age_hours.and_then(|h| {
-            if (0..=MAX_HOURS).contains(&h) {
-                Some(h as u32)
-            } else {
+        let min_age_hours = input.min_age_hours.and_then(|h| match u32::try_from(h) {
+            Ok(h) if h <= MAX_HOURS => Some(h),
+            _ => {
                 errors.add(
                     "min_age_hours",
                     format!("a number of hours from 0 to {MAX_HOURS}"),
@@ -228,7 +225,7 @@ pub async fn preview(
             error: failure.error.clone(),
         });
     }
-    let scans = app.inventory.current(&app.store).await?;
+    let scans = app.last_scans().await?;
     let policy = request.policy(policy);
     let now = app.clock().now_unix();
     let filter = ImageFilter::default();
@@ -253,14 +250,11 @@ pub async fn preview(
                     })
                 })
                 .collect();
-        if let Some(scan) = scans.get(&daemon.id).and_then(|c| c.scan.clone()) {
-            let users = layers::layer_users(scan.images.iter().map(|i| i.info.layers.as_slice()));
-            let set = scan
-                .images
-                .iter()
-                .filter(|i| objects.iter().any(|o| o.id == i.info.id.as_str()))
-                .map(|i| i.info.layers.as_slice());
-            bytes += layers::reclaimable(set, &users);
+        if let Some(scan) = scans.get(&daemon.id).and_then(|c| c.inventory.clone()) {
+            bytes += layers::reclaimable(scan.images.iter().map(|i| {
+                let in_set = objects.iter().any(|o| o.id == i.info.id.as_str());
+                (i.info.layers.as_slice(), in_set)
+            }));
         }
         images.extend(objects);
     }

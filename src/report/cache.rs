@@ -65,7 +65,7 @@ impl Report {
         let owners = owners.into_iter().cloned().collect();
         let valid_until = daemons
             .iter()
-            .filter_map(|d| scans.get(&d.id).and_then(|c| c.scan.as_ref()))
+            .filter_map(|d| scans.get(&d.id).and_then(|c| c.inventory.as_ref()))
             .filter_map(|scan| policy::next_change(&key.policy, &scan.images, now))
             .min();
         Self {
@@ -140,7 +140,7 @@ mod tests {
     use super::*;
     use crate::domain::{AppId, DaemonName, Endpoint, ImageId};
     use crate::inventory::{ClassifiedImage, ImageInfo, Status};
-    use crate::scan::DaemonScan;
+    use crate::scan::DaemonInventory;
     use crate::store::DaemonContact;
 
     const NOW: i64 = 1_800_000_000;
@@ -177,7 +177,7 @@ mod tests {
     }
 
     fn scans(generation: i64, images: Vec<ClassifiedImage>) -> HashMap<i64, Arc<CachedScan>> {
-        let scan = DaemonScan {
+        let scan = DaemonInventory {
             notes: Vec::new(),
             images,
             totals: Default::default(),
@@ -191,7 +191,7 @@ mod tests {
             generation,
             inventory_generation: generation,
             inventory_digest: None,
-            scan: Some(Arc::new(scan)),
+            inventory: Some(Arc::new(scan)),
         };
         HashMap::from([(1, Arc::new(cached))])
     }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::clock::rfc3339;
 use crate::domain::{DaemonName, FieldErrors};
-use crate::inventory::{rfc3339, ClassifiedImage, Status};
+use crate::inventory::{ClassifiedImage, Status};
 use crate::policy::{self, Policy};
 use crate::scan::CachedScan;
 use crate::store::StoredDaemon;
@@ -75,7 +76,7 @@ impl ImageObject {
 
     /// The 12 hex digits Docker shows.
     pub fn short_id(&self) -> &str {
-        self.id.get(7..19).unwrap_or(&self.id)
+        crate::domain::short_id(&self.id)
     }
 }
 
@@ -197,7 +198,7 @@ pub fn image_objects(
 ) -> Vec<ImageObject> {
     let mut out = Vec::new();
     for daemon in daemons.iter().filter(|d| filter.keeps_daemon(&d.name)) {
-        let Some(scan) = scans.get(&daemon.id).and_then(|c| c.scan.clone()) else {
+        let Some(scan) = scans.get(&daemon.id).and_then(|c| c.inventory.clone()) else {
             continue;
         };
         let decisions = policy::decide(policy, &scan.images, now);

@@ -65,15 +65,14 @@ pub fn summarize<'a>(
     let mut removable_owners = BTreeSet::new();
     for images in daemons {
         let decisions = policy::decide(policy, images, now);
-        let users = layers::layer_users(images.iter().map(|i| i.info.layers.as_slice()));
         // What a set of this daemon's images frees together.
-        let frees = |keep: &dyn Fn(&ClassifiedImage, &Decision) -> bool| {
-            let set = images
-                .iter()
-                .zip(&decisions)
-                .filter(|(i, d)| keep(i, d))
-                .map(|(i, _)| i.info.layers.as_slice());
-            layers::reclaimable(set, &users)
+        let frees = |in_set: &dyn Fn(&ClassifiedImage, &Decision) -> bool| {
+            layers::reclaimable(
+                images
+                    .iter()
+                    .zip(&decisions)
+                    .map(|(i, d)| (i.info.layers.as_slice(), in_set(i, d))),
+            )
         };
         let now_bytes = frees(&|_, d| d.removable);
         s.removable_bytes += now_bytes;

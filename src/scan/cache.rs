@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use super::DaemonScan;
+use super::DaemonInventory;
 use crate::store::{Store, StoreError};
 
 /// One daemon's last scan as stored.
@@ -27,7 +27,7 @@ pub struct CachedScan {
     /// sha256 of the stored inventory text, to see that it did not change.
     pub(crate) inventory_digest: Option<[u8; 32]>,
     /// The last successful inventory; None before the first success.
-    pub scan: Option<Arc<DaemonScan>>,
+    pub inventory: Option<Arc<DaemonInventory>>,
 }
 
 impl CachedScan {
@@ -67,7 +67,7 @@ impl InventoryCache {
             // is still the stored one: then only the times are read.
             let held = previous
                 .as_ref()
-                .filter(|p| p.scan.is_some())
+                .filter(|p| p.inventory.is_some())
                 .and_then(|p| p.inventory_digest)
                 .filter(|d| sha.as_deref() == Some(hex(d).as_str()));
             let row = match held {
@@ -83,12 +83,12 @@ impl InventoryCache {
                         .map(|text| <[u8; 32]>::from(Sha256::digest(text.as_bytes()))),
                 };
                 let unchanged = previous.as_ref().filter(|p| {
-                    p.scan.is_some() && digest.is_some() && p.inventory_digest == digest
+                    p.inventory.is_some() && digest.is_some() && p.inventory_digest == digest
                 });
-                let (scan, inventory_generation) = match unchanged {
+                let (inventory, inventory_generation) = match unchanged {
                     // Same text: no need to parse it again, nor to rebuild
                     // what was built on it.
-                    Some(p) => (p.scan.clone(), p.inventory_generation),
+                    Some(p) => (p.inventory.clone(), p.inventory_generation),
                     None => (parse(daemon_id, row.inventory.as_deref()), row.generation),
                 };
                 loaded.push((
@@ -102,7 +102,7 @@ impl InventoryCache {
                         generation: row.generation,
                         inventory_generation,
                         inventory_digest: digest,
-                        scan,
+                        inventory,
                     }),
                 ));
             }
@@ -124,8 +124,8 @@ fn hex(digest: &[u8; 32]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn parse(daemon_id: i64, inventory: Option<&str>) -> Option<Arc<DaemonScan>> {
-    match serde_json::from_str::<DaemonScan>(inventory?) {
+fn parse(daemon_id: i64, inventory: Option<&str>) -> Option<Arc<DaemonInventory>> {
+    match serde_json::from_str::<DaemonInventory>(inventory?) {
         Ok(scan) => Some(Arc::new(scan)),
         Err(e) => {
             tracing::warn!(daemon_id, error = %e, "a stored inventory could not be read; rescan to replace it");
@@ -154,7 +154,7 @@ mod tests {
     }
 
     fn inventory(total_images: usize) -> String {
-        serde_json::to_string(&DaemonScan {
+        serde_json::to_string(&DaemonInventory {
             notes: Vec::new(),
             images: vec![],
             totals: crate::inventory::Totals {
@@ -185,8 +185,8 @@ mod tests {
         assert_eq!(again.scanned_at, Some(200), "the scan's own facts are new");
         assert_eq!(again.inventory_generation, first.inventory_generation);
         assert!(Arc::ptr_eq(
-            again.scan.as_ref().unwrap(),
-            first.scan.as_ref().unwrap()
+            again.inventory.as_ref().unwrap(),
+            first.inventory.as_ref().unwrap()
         ));
     }
 
@@ -232,7 +232,7 @@ mod tests {
         let changed = cache.current(&store).await.unwrap()[&id].clone();
 
         assert_ne!(changed.inventory_generation, first.inventory_generation);
-        assert_eq!(changed.scan.as_ref().unwrap().totals.images, 4);
+        assert_eq!(changed.inventory.as_ref().unwrap().totals.images, 4);
     }
 
     #[tokio::test]
@@ -250,6 +250,6 @@ mod tests {
 
         assert!(failed.failed_last());
         assert_eq!(failed.inventory_generation, first.inventory_generation);
-        assert_eq!(failed.scan.as_ref().unwrap().totals.images, 3);
+        assert_eq!(failed.inventory.as_ref().unwrap().totals.images, 3);
     }
 }

@@ -1,6 +1,27 @@
 //! Scanning: a daemon's snapshot plus the stored history and layer cache
 //! become its inventory, and what the scan observed is recorded. Daemons are
 //! scanned concurrently, each within its own timeout.
+//!
+//! The types along the way, in the order a scan makes them:
+//!
+//! 1. `inventory::Snapshot`: what the daemon said (its images with their
+//!    layers, its containers), by listing or, behind HaRP, by inspecting;
+//!    `inventory::History`: what the janitor remembers of the daemon.
+//! 2. `inventory::classify` turns both into a `inventory::Classification`:
+//!    every image as a `ClassifiedImage` (owner, status, reason, unique
+//!    bytes: DESIGN.md's words), the `Totals` of disk use, and the
+//!    `Observations` this scan records in the history.
+//! 3. `DaemonInventory`: the images and totals (and notes for the admin) of
+//!    one successful scan, stored as JSON in the daemon's scan row.
+//! 4. `CachedScan`: one daemon's scan row as the pages read it: when the last
+//!    scan ran and how long it took, the last attempt's error, and the
+//!    `inventory` of the last scan that succeeded.
+//! 5. `InventoryCache` (the janitor's `inventory`, read through
+//!    `Janitor::last_scans`): every daemon's `CachedScan`, kept in memory and
+//!    reloaded when any process scanned since.
+//!
+//! From there, `policy::decide` says which classified images are removable,
+//! and `report` makes the API's image objects of both.
 
 pub mod by_inspect;
 mod cache;
@@ -26,9 +47,10 @@ use crate::store::{CurrentRow, HistoryRows, Store, StoreError, StoredDaemon};
 /// Engine lookups (layers of new images, ExApp containers), at most this many at once.
 const LAYER_FETCH_CONCURRENCY: usize = 8;
 
-/// What one successful scan of a daemon found; stored as JSON.
+/// A daemon's inventory: what one successful scan found there, every image
+/// classified; stored as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DaemonScan {
+pub struct DaemonInventory {
     pub images: Vec<ClassifiedImage>,
     pub totals: Totals,
     /// What the admin should know of this scan (a HaRP daemon's ExApp that
@@ -75,7 +97,7 @@ struct LastScan {
     /// The monotonic timer, not the clock: this orders a caller and a scan
     /// in this process, which a test's clock standing still could not tell apart.
     started: Instant,
-    result: Result<DaemonScan, String>,
+    result: Result<DaemonInventory, String>,
 }
 
 impl ScanGate {
@@ -121,7 +143,7 @@ pub async fn scan_daemon(
     store: &Store,
     daemon: &StoredDaemon,
     options: &ScanOptions,
-) -> Result<DaemonScan, ScanError> {
+) -> Result<DaemonInventory, ScanError> {
     let Some(gate) = &options.gate else {
         return scan_daemon_now(store, daemon, options).await;
     };
@@ -147,7 +169,7 @@ async fn scan_daemon_now(
     store: &Store,
     daemon: &StoredDaemon,
     options: &ScanOptions,
-) -> Result<DaemonScan, ScanError> {
+) -> Result<DaemonInventory, ScanError> {
     // The scan's duration is the daemon's (monotonic); its time stamps are the clock's.
     let started = Instant::now();
     let snapshot_started_ms = store.clock().now_ms();
@@ -188,7 +210,7 @@ async fn scan_daemon_now(
 pub async fn scan_all(
     store: &Store,
     options: &ScanOptions,
-) -> Result<Vec<(StoredDaemon, Result<DaemonScan, ScanError>)>, StoreError> {
+) -> Result<Vec<(StoredDaemon, Result<DaemonInventory, ScanError>)>, StoreError> {
     let daemons = store.list_daemons().await?;
     let results = join_all(daemons.iter().map(|d| scan_daemon(store, d, options))).await;
     Ok(daemons.into_iter().zip(results).collect())
@@ -198,7 +220,7 @@ async fn scan_inner(
     store: &Store,
     daemon: &StoredDaemon,
     options: &ScanOptions,
-) -> Result<DaemonScan, ScanError> {
+) -> Result<DaemonInventory, ScanError> {
     let cache = options.clients.as_deref();
     if let Some(client) = cache.and_then(|c| c.get(daemon)) {
         let result = scan_with(store, daemon, options, &client).await;
@@ -258,7 +280,7 @@ async fn scan_with(
     daemon: &StoredDaemon,
     options: &ScanOptions,
     client: &Backend,
-) -> Result<DaemonScan, ScanError> {
+) -> Result<DaemonInventory, ScanError> {
     let history = history_from(store.load_history(daemon.id).await?);
     let mut notes = Vec::new();
     let (snapshot, stale_layers) = if client.capabilities().listing {
@@ -295,7 +317,7 @@ async fn scan_with(
         .await?;
     store.delete_layers(daemon.id, &stale_layers).await?;
 
-    Ok(DaemonScan {
+    Ok(DaemonInventory {
         notes,
         images: result.images,
         totals: result.totals,

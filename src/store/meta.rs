@@ -3,14 +3,6 @@
 use super::{Store, StoreError};
 
 impl Store {
-    pub async fn meta_get(&self, key: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar!("SELECT value FROM meta WHERE key = ?", key)
-                .fetch_optional(self.pool())
-                .await?,
-        )
-    }
-
     /// Sets `key` only if it has no value yet; true when this call set it.
     /// Lets two processes agree on who does a one-time step.
     pub async fn meta_set_once(&self, key: &str, value: &str) -> Result<bool, StoreError> {

@@ -13,7 +13,7 @@ use super::errors::{html, PageError};
 use super::format;
 use super::guard::CurrentSession;
 use super::layout::Layout;
-use crate::domain::FieldErrors;
+use crate::domain::{short_id, FieldErrors};
 use crate::janitor::Janitor;
 use crate::jobs::{self, CleanupError, CleanupRequest, CleanupRequestInput, RunView, Trigger};
 use crate::report::ImageObject;
@@ -210,8 +210,10 @@ async fn start_run(app: web::Data<Janitor>, body: web::Bytes) -> Result<HttpResp
         .finish())
 }
 
-/// A run ready to print.
-pub struct RunRow {
+/// A run as the runs page and a run's page print it: a `jobs::RunView` (the
+/// API's run, itself built from the store's `RunRow` and `JobRow`s) with
+/// its figures formatted for reading.
+pub struct PrintedRun {
     pub id: i64,
     pub trigger: String,
     pub requested_by: String,
@@ -228,17 +230,19 @@ pub struct RunRow {
     pub approved: Option<i64>,
     /// How many of `left_out` are images (not daemons).
     pub left_out_images: usize,
-    pub left_out: Vec<LeftOutRow>,
-    pub jobs: Vec<JobRow>,
+    pub left_out: Vec<PrintedLeftOut>,
+    pub jobs: Vec<PrintedJob>,
 }
 
-pub struct LeftOutRow {
+/// A line of a printed run's "left out" list.
+pub struct PrintedLeftOut {
     /// The image (short ID and daemon) or the daemon it is about.
     pub what: String,
     pub reason: String,
 }
 
-pub struct JobRow {
+/// A job as a run's page prints it (from a `jobs::JobView`).
+pub struct PrintedJob {
     pub id: i64,
     pub daemon: String,
     pub reference: String,
@@ -250,7 +254,7 @@ pub struct JobRow {
     pub freed: String,
 }
 
-impl From<&RunView> for RunRow {
+impl From<&RunView> for PrintedRun {
     fn from(r: &RunView) -> Self {
         let bytes = |n: i64| format::bytes(u64::try_from(n).unwrap_or(0));
         Self {
@@ -272,10 +276,10 @@ impl From<&RunView> for RunRow {
             left_out: r
                 .left_out
                 .iter()
-                .map(|l| LeftOutRow {
+                .map(|l| PrintedLeftOut {
                     what: match (&l.image_id, &l.daemon) {
-                        (Some(id), Some(d)) => format!("{} on {d}", short(id)),
-                        (Some(id), None) => short(id).to_owned(),
+                        (Some(id), Some(d)) => format!("{} on {d}", short_id(id)),
+                        (Some(id), None) => short_id(id).to_owned(),
                         (None, Some(d)) => format!("daemon {d}"),
                         (None, None) => String::new(),
                     },
@@ -285,7 +289,7 @@ impl From<&RunView> for RunRow {
             jobs: r
                 .jobs
                 .iter()
-                .map(|j| JobRow {
+                .map(|j| PrintedJob {
                     id: j.id,
                     daemon: j.daemon.clone(),
                     reference: j
@@ -293,7 +297,7 @@ impl From<&RunView> for RunRow {
                         .first()
                         .cloned()
                         .unwrap_or_else(|| "<none>".into()),
-                    short_id: short(&j.image_id).to_owned(),
+                    short_id: short_id(&j.image_id).to_owned(),
                     owner: j.owner.clone().unwrap_or_default(),
                     status: j.status.clone(),
                     attempts: j.attempts,
@@ -309,7 +313,7 @@ impl From<&RunView> for RunRow {
 #[template(path = "runs.html")]
 struct RunsPage {
     layout: Layout,
-    runs: Vec<RunRow>,
+    runs: Vec<PrintedRun>,
     chart: Vec<charts::RunBar>,
 }
 
@@ -334,7 +338,7 @@ async fn runs_page(
         .collect();
     let page = RunsPage {
         layout: Layout::page("runs", &session),
-        runs: runs.iter().map(RunRow::from).collect(),
+        runs: runs.iter().map(PrintedRun::from).collect(),
         chart: charts::freed_per_run(&points),
     };
     Ok(html(StatusCode::OK, &page))
@@ -344,7 +348,7 @@ async fn runs_page(
 #[template(path = "run.html")]
 struct RunPage {
     layout: Layout,
-    r: RunRow,
+    r: PrintedRun,
 }
 
 /// The live part of a run's page; it asks again every second until the run
@@ -352,17 +356,17 @@ struct RunPage {
 #[derive(Template, WebTemplate)]
 #[template(path = "fragments/run_live_alone.html")]
 struct RunLive {
-    r: RunRow,
+    r: PrintedRun,
 }
 
-async fn load_run(app: &Janitor, id: &str) -> Result<RunRow, PageError> {
+async fn load_run(app: &Janitor, id: &str) -> Result<PrintedRun, PageError> {
     let not_found = || PageError::NotFound(format!("There is no run {id}."));
     let run_id: i64 = id.parse().map_err(|_| not_found())?;
     let run = jobs::run_view(&app.store, run_id)
         .await
         .map_err(PageError::internal)?
         .ok_or_else(not_found)?;
-    Ok(RunRow::from(&run))
+    Ok(PrintedRun::from(&run))
 }
 
 async fn run_page(
@@ -381,11 +385,6 @@ async fn run_live(app: web::Data<Janitor>, id: web::Path<String>) -> Result<RunL
     Ok(RunLive {
         r: load_run(&app, &id).await?,
     })
-}
-
-/// The 12 hex digits `docker images` shows.
-fn short(image_id: &str) -> &str {
-    image_id.get(7..19).unwrap_or(image_id)
 }
 
 #[cfg(test)]

@@ -24,14 +24,7 @@ pub fn html(status: StatusCode, template: &impl Template) -> HttpResponse {
 }
 
 fn log_chain(error: &(dyn std::error::Error + 'static)) {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
-    tracing::error!(error = %chain, "request failed");
+    tracing::error!(error = %crate::domain::error_chain(error), "request failed");
 }
 
 #[derive(Template)]

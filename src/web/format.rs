@@ -18,9 +18,7 @@ pub fn datetime(secs: i64) -> String {
 
 /// RFC 3339 text (as the API gives it) for display, unchanged if it does not parse.
 pub fn datetime_text(rfc3339: &str) -> String {
-    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .map(|t| datetime(t.unix_timestamp()))
-        .unwrap_or_else(|_| rfc3339.to_owned())
+    crate::clock::parse_rfc3339(rfc3339).map_or_else(|| rfc3339.to_owned(), datetime)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::layout::Layout;
 use crate::domain::FieldErrors;
 use crate::inventory::Status;
 use crate::janitor::Janitor;
-use crate::report::{self, ImageFilter, ImageFilterInput, ImageObject};
+use crate::report::{self, ImageFilter, ImageFilterInput, ImageObject, Report};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/images", web::get().to(images_page))
@@ -279,12 +279,8 @@ async fn images_page(
     req: HttpRequest,
     query: web::Query<ImagesQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let target = req
-        .headers()
-        .get("HX-Target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let is_htmx = req.headers().contains_key("HX-Request");
+    // A query with errors shows them next to the form, and the default
+    // table under it.
     let (parsed, errors) = match parse_query(&query) {
         Ok(p) => (p, FieldErrors::new()),
         Err(errors) => (
@@ -292,13 +288,63 @@ async fn images_page(
             errors,
         ),
     };
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     let report = app.report().await.map_err(PageError::internal)?;
     let mut images: Vec<&ImageObject> = report.matching(&parsed.filter).collect();
     sort(&mut images, parsed.sort, parsed.descending);
+    let (rows, more) = rows_from(&images, &parsed);
 
+    // htmx asks for only the part it swaps: the next rows ("Show more"),
+    // or the table when a filter or a sort changed.
+    let part = htmx_target(&req);
+    if part == Some("more") {
+        return Ok(html(status, &Rows { rows, more }));
+    }
+    let results = Results {
+        total: images.len(),
+        columns: columns(&parsed),
+        rows,
+        more,
+    };
+    if part == Some("results") {
+        return Ok(html(status, &results));
+    }
+    let page = ImagesPage {
+        layout: Layout::page("images", &session),
+        r: results,
+        daemons: daemon_choices(&report, &parsed.raw),
+        owners: owner_choices(&report, &parsed.raw),
+        statuses: status_choices(&parsed.raw),
+        search: parsed.raw.search.clone().unwrap_or_default(),
+        errors,
+    };
+    Ok(html(status, &page))
+}
+
+/// The element an htmx request will swap (`HX-Target`); None for a plain
+/// request, which gets the whole page.
+fn htmx_target(req: &HttpRequest) -> Option<&str> {
+    if !req.headers().contains_key("HX-Request") {
+        return None;
+    }
+    Some(
+        req.headers()
+            .get("HX-Target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    )
+}
+
+/// The rows from `parsed.offset` on, one page of them, and the link to the
+/// next page if there is more.
+fn rows_from(images: &[&ImageObject], parsed: &ParsedQuery) -> (Vec<Row>, Option<More>) {
     let total = images.len();
     let page_end = (parsed.offset + PAGE_SIZE).min(total);
-    let rows: Vec<Row> = images
+    let rows = images
         .get(parsed.offset..page_end)
         .unwrap_or(&[])
         .iter()
@@ -311,16 +357,14 @@ async fn images_page(
         ),
         remaining: total - page_end,
     });
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
+    (rows, more)
+}
 
-    if is_htmx && target == "more" {
-        return Ok(html(status, &Rows { rows, more }));
-    }
-    let columns = SortKey::ALL
+/// The table's headers: each links to the table sorted by it (the sorted
+/// column the other way round; a new column by size and time largest
+/// first, by text A to Z).
+fn columns(parsed: &ParsedQuery) -> Vec<Column> {
+    SortKey::ALL
         .iter()
         .map(|(key, _)| {
             let active = *key == parsed.sort;
@@ -348,58 +392,49 @@ async fn images_page(
                 optional: matches!(key, SortKey::Daemon | SortKey::Created | SortKey::Size),
             }
         })
-        .collect();
-    let results = Results {
-        total,
-        columns,
-        rows,
-        more,
-    };
-    if is_htmx && target == "results" {
-        return Ok(html(status, &results));
-    }
+        .collect()
+}
 
-    // Choices for the filter form, from everything known (not just the filtered rows).
-    let selected = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
-    let daemon_choices = report
+// The filter form's choices come from everything known, not just the
+// filtered rows: a filter that matches nothing can still be changed.
+
+fn daemon_choices(report: &Report, raw: &ImageFilterInput) -> Vec<Choice> {
+    report
         .daemon_names()
         .map(|d| Choice {
             value: d.to_owned(),
             label: d.to_owned(),
-            selected: selected(&parsed.raw.daemon, d),
+            selected: raw.daemon.as_deref() == Some(d),
         })
-        .collect();
-    let owner_choices = report
+        .collect()
+}
+
+fn owner_choices(report: &Report, raw: &ImageFilterInput) -> Vec<Choice> {
+    report
         .owners
         .iter()
         .map(|o| Choice {
-            selected: selected(&parsed.raw.owner, o),
+            selected: raw.owner.as_deref() == Some(o.as_str()),
             label: o.clone(),
             value: o.clone(),
         })
-        .collect();
+        .collect()
+}
+
+fn status_choices(raw: &ImageFilterInput) -> Vec<Choice> {
+    let selected = |x: &str| raw.status.as_deref() == Some(x);
     // "removable now" first: it is the question the admin comes with.
-    let status_choices = std::iter::once(Choice {
+    std::iter::once(Choice {
         value: report::REMOVABLE.to_owned(),
         label: "removable now".to_owned(),
-        selected: selected(&parsed.raw.status, report::REMOVABLE),
+        selected: selected(report::REMOVABLE),
     })
     .chain(Status::ALL.iter().map(|s| Choice {
         value: s.as_str().to_owned(),
         label: status_label(*s).to_owned(),
-        selected: selected(&parsed.raw.status, s.as_str()),
+        selected: selected(s.as_str()),
     }))
-    .collect();
-    let page = ImagesPage {
-        layout: Layout::page("images", &session),
-        r: results,
-        daemons: daemon_choices,
-        owners: owner_choices,
-        statuses: status_choices,
-        search: parsed.raw.search.clone().unwrap_or_default(),
-        errors,
-    };
-    Ok(html(status, &page))
+    .collect()
 }
 
 /// An ExApp's images on one daemon: current ones, then earlier ones.

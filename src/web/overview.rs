@@ -169,16 +169,13 @@ fn card(
     now: i64,
 ) -> Card {
     let cached = scans.get(&daemon.id);
-    let inv = cached.and_then(|c| c.scan.as_ref()).map(|scan| {
+    let inv = cached.and_then(|c| c.inventory.as_ref()).map(|scan| {
         let decisions = policy::decide(policy, &scan.images, now);
-        let users = layers::layer_users(scan.images.iter().map(|i| i.info.layers.as_slice()));
-        let removable: Vec<&[layers::Layer]> = scan
+        let removable = scan
             .images
             .iter()
             .zip(&decisions)
-            .filter(|(_, d)| d.removable)
-            .map(|(i, _)| i.info.layers.as_slice())
-            .collect();
+            .map(|(i, d)| (i.info.layers.as_slice(), d.removable));
         InventoryView {
             bar: charts::bar(&charts::disk_parts(&scan.images, &decisions)),
             images: scan.totals.images,
@@ -189,8 +186,8 @@ fn card(
                 .filter(|i| i.status == Status::Outdated)
                 .count(),
             outdated_bytes: format::bytes(scan.totals.outdated_reclaimable),
-            removable_count: removable.len(),
-            removable_bytes: format::bytes(layers::reclaimable(removable.iter().copied(), &users)),
+            removable_count: decisions.iter().filter(|d| d.removable).count(),
+            removable_bytes: format::bytes(layers::reclaimable(removable)),
         }
     });
     Card {
@@ -207,11 +204,7 @@ fn card(
 /// The cards and the headline, from the same scans at the same moment.
 async fn cards(app: &Janitor, refresh: bool) -> Result<(Vec<Card>, Headline), PageError> {
     let daemons = daemons::list(&app.store).await?;
-    let scans = app
-        .inventory
-        .current(&app.store)
-        .await
-        .map_err(PageError::internal)?;
+    let scans = app.last_scans().await.map_err(PageError::internal)?;
     let (policy, now) = (app.policy().await, app.clock().now_unix());
     let cards = daemons
         .iter()
@@ -220,7 +213,7 @@ async fn cards(app: &Janitor, refresh: bool) -> Result<(Vec<Card>, Headline), Pa
     let summary = summary::summarize(
         daemons
             .iter()
-            .filter_map(|d| scans.get(&d.id).and_then(|c| c.scan.as_ref()))
+            .filter_map(|d| scans.get(&d.id).and_then(|c| c.inventory.as_ref()))
             .map(|scan| scan.images.as_slice()),
         &policy,
         now,
@@ -291,11 +284,7 @@ async fn daemon_card(
 ) -> Result<CardFragment, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
     let checked = daemons::check(&app.store, daemon, app.daemon_timeout).await;
-    let scans = app
-        .inventory
-        .current(&app.store)
-        .await
-        .map_err(PageError::internal)?;
+    let scans = app.last_scans().await.map_err(PageError::internal)?;
     Ok(CardFragment {
         c: card(
             &checked,

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use exapp_janitor::daemons;
 use exapp_janitor::domain::NewDaemonInput;
-use exapp_janitor::scan::{self, ClientCache, DaemonScan, ScanOptions};
+use exapp_janitor::scan::{self, ClientCache, DaemonInventory, ScanOptions};
 use exapp_janitor::store::{Store, StoredDaemon};
 use serde::Deserialize;
 
@@ -450,7 +450,7 @@ async fn timed_scan(
     store: &Store,
     daemon: &StoredDaemon,
     clients: &Arc<ClientCache>,
-) -> (Duration, DaemonScan) {
+) -> (Duration, DaemonInventory) {
     let started = Instant::now();
     let result = scan::scan_daemon(store, daemon, &options(clients)).await;
     let elapsed = started.elapsed();
@@ -508,7 +508,7 @@ async fn measure(
 
     // Cold: every scan on a fresh store, so every image's layers are fetched.
     let mut cold = Vec::new();
-    let mut last: Option<(_, Store, _, DaemonScan, _)> = None;
+    let mut last: Option<(_, Store, _, DaemonInventory, _)> = None;
     for _ in 0..cold_runs {
         if let Some((_, old_store, _, _, _)) = last.take() {
             old_store.close().await;
