@@ -6,8 +6,11 @@
 //! - shell: `cli` → `app` (the composition root: builds and wires, imported
 //!   by the CLI only) → `web`, `scheduler`, `watch` → `jobs`;
 //! - the running janitor: `janitor` (store, caches, limits shared by one
-//!   process) → `report`, `settings`, `daemons`, `auth`, `scan`;
-//! - edges: `docker` (the Engine API), `store` (SQLite), `config`;
+//!   process) → `report`, `settings`, `daemons`, `auth`, `scan` →
+//!   `backend` (what a scan or job may ask of a daemon: the Engine's API or
+//!   HaRP, with their capabilities);
+//! - edges: `docker` (the Engine API, directly or through HaRP), `store`
+//!   (SQLite), `config`;
 //! - pure core: `policy`, `inventory`, `schedule`, `domain` (no I/O);
 //! - under everything: `clock` (the time of day: system time, or a test's
 //!   manual clock), which any module may import.
