@@ -238,7 +238,7 @@ async fn a_stopped_daemon_retries_its_jobs_without_holding_up_the_other() {
     let run = start(&app, json!({"min_age_hours": 0})).await;
     let run_id = run["id"].as_i64().unwrap();
     job_for(&run, &spare_old[0]);
-    let stopped = SpareEngine::stop();
+    let stopped = SpareEngine::stop().await;
     app.start_worker();
 
     // The steady daemon's job finishes while the spare one is down.
@@ -275,7 +275,7 @@ async fn a_stopped_daemon_retries_its_jobs_without_holding_up_the_other() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    stopped.restart();
+    stopped.restart().await;
     let run = app.wait_for_run(run_id, RUN_LIMIT).await;
     let spare_job = job_for(&run, &spare_old[0]);
     assert_eq!(spare_job["status"], "succeeded", "{spare_job}");
