@@ -197,7 +197,7 @@ async fn a_scheduled_run_leaves_a_pending_image() {
     assert!(fx.has(&v3));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_after_an_update_leaves_an_image_pulled_for_the_next_one() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
@@ -217,11 +217,10 @@ async fn cleanup_after_an_update_leaves_an_image_pulled_for_the_next_one() {
     // AppAPI updates it to :2; :3 is already there (pulled for a later update).
     fx.docker(&["rm", "-f", &container]);
     fx.run(&container, &v2);
-    let started = Instant::now();
-    while fx.has(&v1) {
-        assert!(started.elapsed() < RUN_LIMIT, "{v1} was never removed");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    eventually(RUN_LIMIT, &format!("{v1} is removed"), async || {
+        !fx.has(&v1)
+    })
+    .await;
     let runs = app.get_json("/api/v1/cleanup/runs").await;
     let run = runs
         .as_array()
@@ -432,7 +431,7 @@ async fn a_parent_of_another_image_is_skipped_before_any_tag_is_taken_off() {
     fx.docker(&["rmi", &current, &old]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_after_untagging_puts_the_tags_back() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_a_sock();
@@ -466,7 +465,7 @@ async fn a_refusal_after_untagging_puts_the_tags_back() {
     assert_eq!(tags_of(&fx, &id), expected, "the image is as it was");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_force_docker_refuses_an_image_an_exited_container_took_after_the_recheck() {
     let _one = ONE_AT_A_TIME.lock().await;
     for engine in [engine_a_sock(), engine_b_sock()] {
@@ -543,14 +542,21 @@ async fn unreadable_settings_stop_every_removal_until_they_are_saved_again() {
         "{images}"
     );
 
-    // The queued job waits: give the worker several passes.
+    // The queued job waits. A halted worker shows nothing to wait for: it
+    // looks at once and then every 2 s, so this covers two of its passes
+    // (that it is alive shows below, when the repaired settings let it run).
     app.start_worker();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let waiting = app
-        .get_json(&format!("/api/v1/cleanup/runs/{}", run["id"]))
-        .await;
-    assert_eq!(job_for(&waiting, &old[0])["status"], "queued", "{waiting}");
-    assert_eq!(job_for(&waiting, &old[0])["attempts"], 0, "{waiting}");
+    let run_path = format!("/api/v1/cleanup/runs/{}", run["id"]);
+    stays(
+        Duration::from_millis(2500),
+        "the job waits, unattempted",
+        async || {
+            let waiting = app.get_json(&run_path).await;
+            let j = job_for(&waiting, &old[0]);
+            j["status"] == "queued" && j["attempts"] == 0
+        },
+    )
+    .await;
     assert!(fx.has(&old[0]));
 
     // Saving the settings repairs them; the job then runs.
@@ -611,9 +617,28 @@ async fn a_worker_that_lost_its_lease_sends_no_removal() {
         .execute(app.app.store.pool())
         .await
         .unwrap();
+    // The worker is done with the job once it has rescanned the daemon, as
+    // it does after every batch of jobs.
+    let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
+    let store = &app.app.store;
+    let before = store
+        .load_scan(daemon_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .generation;
     hold.release(job);
-    // Nothing to wait for but time: the worker sends nothing, records nothing.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    eventually(RUN_LIMIT, "the worker's rescan after its job", async || {
+        store
+            .load_scan(daemon_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .generation
+            > before
+    })
+    .await;
+    // It sent nothing and recorded nothing.
     let now = app
         .get_json(&format!("/api/v1/cleanup/runs/{}", run["id"]))
         .await;
@@ -675,12 +700,12 @@ async fn a_job_that_fails_every_attempt_ends_failed_with_the_last_error() {
     let (_, old) = exapp(&fx, "always_down", 1);
     let run = start_own(&app, &fx, "always_down").await;
     job_for(&run, &old[0]);
-    let stopped = SpareEngine::stop();
+    let stopped = SpareEngine::stop().await;
     app.start_worker();
     let done = app
         .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
         .await;
-    stopped.restart();
+    stopped.restart().await;
     let j = job_for(&done, &old[0]);
     assert_eq!(j["status"], "failed", "{j}");
     let error = j["error"].as_str().unwrap();
@@ -857,12 +882,12 @@ async fn clean_exits_1_when_a_job_fails_every_attempt() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    let stopped = SpareEngine::stop();
+    let stopped = SpareEngine::stop().await;
     hold.release(job);
     let output = tokio::task::spawn_blocking(move || clean.wait_with_output().unwrap())
         .await
         .unwrap();
-    stopped.restart();
+    stopped.restart().await;
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
         stderr(&output).contains("1 job(s) of run") && stderr(&output).contains("failed"),

@@ -200,14 +200,12 @@ async fn changing_the_interval_moves_the_next_run_at_once() {
 
 /// Waits until `count` scheduled runs exist (or fails after 15 s).
 async fn wait_for_scheduled_runs(app: &TestApp, count: usize) {
-    let started = std::time::Instant::now();
-    while runs_by(app, "schedule").await < count {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "no scheduled run #{count}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(15),
+        &format!("scheduled run #{count}"),
+        async || runs_by(app, "schedule").await >= count,
+    )
+    .await;
 }
 
 /// Moves the schedule's clock back, as if the interval had been set `hours` ago.
@@ -219,6 +217,18 @@ async fn backdate_interval(app: &TestApp, hours: i64) {
         .unwrap();
 }
 
+/// Moves the scheduled runs back, as if they had started `hours` earlier.
+async fn backdate_scheduled_runs(app: &TestApp, hours: i64) {
+    sqlx::query("UPDATE cleanup_runs SET created_at = created_at - ? WHERE trigger = 'schedule'")
+        .bind(hours * 3600)
+        .execute(app.app.store.pool())
+        .await
+        .unwrap();
+}
+
+/// How long a scheduler that proved alive gets to do what it must not.
+const NOTHING_MORE: Duration = Duration::from_secs(1);
+
 #[tokio::test]
 async fn a_service_that_was_down_past_the_next_run_makes_one_catch_up_run() {
     let app = spawn_app().await;
@@ -226,13 +236,11 @@ async fn a_service_that_was_down_past_the_next_run_makes_one_catch_up_run() {
     backdate_interval(&app, 5).await;
     app.start_scheduler();
     wait_for_scheduled_runs(&app, 1).await;
-    // The scheduler is alive (it made that run): give it time to make more.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        runs_by(&app, "schedule").await,
-        1,
-        "one catch-up run, not five"
-    );
+    // The scheduler is alive (it made that run): it makes no more.
+    stays(NOTHING_MORE, "one catch-up run, not five", async || {
+        runs_by(&app, "schedule").await == 1
+    })
+    .await;
     let s = app.get_json("/api/v1/settings").await;
     assert_eq!(
         rfc3339_secs(&s["next_run_at"]) - rfc3339_secs(&s["last_run_at"]),
@@ -244,20 +252,23 @@ async fn a_service_that_was_down_past_the_next_run_makes_one_catch_up_run() {
 #[tokio::test]
 async fn a_change_that_makes_the_next_run_past_runs_now_without_a_restart() {
     let app = spawn_app().await;
-    app.get_json("/api/v1/settings").await; // the settings row exists from here on
+    // The scheduler is alive and has read its next run: an hourly schedule
+    // set long ago runs at once, and then the next run is an hour away.
+    app.patch_settings(&json!({"interval_hours": 1})).await;
+    backdate_interval(&app, 5).await;
     app.start_scheduler();
-    // Let the scheduler read its next run (168 h away) and go to sleep, so
-    // the change below happens behind its back.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    backdate_interval(&app, 200).await;
-    assert_eq!(
-        runs_by(&app, "schedule").await,
-        0,
-        "168 h had not passed for the scheduler yet"
-    );
-    // Any change wakes the scheduler; the next run (set 200 h ago + 168 h) is past.
-    app.patch_settings(&json!({"keep_previous": 1})).await;
     wait_for_scheduled_runs(&app, 1).await;
+    // Behind its back, that run moves two hours back: the next run is past,
+    // but the scheduler only learns it at its next look (SETTINGS_POLL).
+    backdate_scheduled_runs(&app, 2).await;
+    // Any change wakes it at once, well before that look.
+    app.patch_settings(&json!({"keep_previous": 1})).await;
+    eventually(
+        exapp_janitor::schedule::SETTINGS_POLL / 2,
+        "a run right after the change",
+        async || runs_by(&app, "schedule").await == 2,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -277,13 +288,11 @@ async fn two_servers_on_one_data_dir_make_one_scheduled_run() {
     app.start_scheduler();
     exapp_janitor::schedule::spawn(other);
     wait_for_scheduled_runs(&app, 1).await;
-    // Both schedulers are alive and saw the run due: give the other time.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        runs_by(&app, "schedule").await,
-        1,
-        "one run for one due time"
-    );
+    // Both schedulers are alive and saw the run due: the other makes none.
+    stays(NOTHING_MORE, "one run for one due time", async || {
+        runs_by(&app, "schedule").await == 1
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -294,12 +303,15 @@ async fn interval_zero_means_no_scheduled_run() {
     backdate_interval(&app, 5).await;
     app.start_scheduler();
     wait_for_scheduled_runs(&app, 1).await;
-    // Then interval 0, set (as far as the clock knows) 100,000 hours ago.
+    // Then interval 0, set (as far as the clock knows) 100,000 hours ago,
+    // and a change that wakes the scheduler.
     app.patch_settings(&json!({"interval_hours": 0})).await;
     backdate_interval(&app, 100_000).await;
     app.patch_settings(&json!({"keep_previous": 3})).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(runs_by(&app, "schedule").await, 1, "a run with interval 0");
+    stays(NOTHING_MORE, "no run with interval 0", async || {
+        runs_by(&app, "schedule").await == 1
+    })
+    .await;
     assert_eq!(
         app.get_json("/api/v1/settings").await["next_run_at"],
         Value::Null

@@ -66,13 +66,7 @@ impl ExApp {
 
 async fn watched(daemon: &str, engine: &str, cleanup_on_update: bool) -> TestApp {
     let app = spawn_app().await;
-    let (status, body) = app
-        .post_json(
-            "/api/v1/daemons",
-            &json!({"name": daemon, "endpoint": engine}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
+    add_daemon(&app, daemon, engine).await;
     let (status, body) = app
         .patch_settings(&json!({"cleanup_on_update": cleanup_on_update}))
         .await;
@@ -81,18 +75,16 @@ async fn watched(daemon: &str, engine: &str, cleanup_on_update: bool) -> TestApp
     app.start_watch(SETTLE);
     // The watcher's first scan: it learns the ExApps' current images.
     let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
-    let started = Instant::now();
-    loop {
-        let scan = app.app.store.load_scan(daemon_id).await.unwrap();
-        if scan.is_some_and(|s| s.scanned_at.is_some()) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the watcher never scanned"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let store = &app.app.store;
+    eventually(
+        Duration::from_secs(30),
+        "the watcher's first scan",
+        async || {
+            let scan = store.load_scan(daemon_id).await.unwrap();
+            scan.is_some_and(|s| s.scanned_at.is_some())
+        },
+    )
+    .await;
     app
 }
 
@@ -107,18 +99,43 @@ async fn update_runs(app: &TestApp) -> Vec<Value> {
         .collect()
 }
 
-async fn wait_until_gone(x: &ExApp, reference: &str, limit: Duration) {
-    let started = Instant::now();
-    while x.has(reference) {
-        assert!(
-            started.elapsed() < limit,
-            "{reference} is still there after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+/// The watcher noticed the update: `x`'s v1 is listed as its previous image.
+/// From here its settle time runs; `DECIDED` later it has decided.
+async fn noticed(app: &TestApp, x: &ExApp) -> Value {
+    let mut seen = Value::Null;
+    eventually(
+        Duration::from_secs(30),
+        "the watcher saw the update",
+        async || {
+            let images = app.get_json("/api/v1/images").await;
+            seen = images
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["repo_tags"][0] == x.v1.as_str())
+                .cloned()
+                .unwrap_or(Value::Null);
+            seen["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("previous image of"))
+        },
+    )
+    .await;
+    seen
 }
 
-#[tokio::test]
+/// How long after the watcher noticed an update its cleanup has been decided:
+/// the settle time, and a second to look at the container and start a run.
+const DECIDED: Duration = SETTLE.saturating_add(Duration::from_secs(1));
+
+async fn wait_until_gone(x: &ExApp, reference: &str, limit: Duration) {
+    eventually(limit, &format!("{reference} is removed"), async || {
+        !x.has(reference)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_cleanup_on_update_the_old_image_goes_after_the_settle_time() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
@@ -140,53 +157,46 @@ async fn with_cleanup_on_update_the_old_image_goes_after_the_settle_time() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_cleanup_on_update_the_old_image_stays_and_is_outdated() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_a_sock();
     let x = exapp(&engine, "keep");
     let app = watched("a", &engine, false).await;
     x.update(&[]);
-    tokio::time::sleep(SETTLE + Duration::from_secs(4)).await;
-    assert!(x.has(&x.v1));
-    assert!(update_runs(&app).await.is_empty());
-    let images = app.get_json("/api/v1/images?status=outdated").await;
-    let old = images
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["repo_tags"][0] == x.v1.as_str())
-        .expect("v1 is listed as outdated");
-    assert!(
-        old["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("previous image of"),
-        "{old}"
-    );
-    assert!(old["outdated_since"].is_string());
+    let old = noticed(&app, &x).await;
+    assert_eq!(old["status"], "outdated", "{old}");
+    assert!(old["outdated_since"].is_string(), "{old}");
+    stays(DECIDED, "nothing cleans up after the update", async || {
+        x.has(&x.v1) && update_runs(&app).await.is_empty()
+    })
+    .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_whose_container_exits_at_once_removes_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
     let x = exapp(&engine, "crashy");
     let app = watched("b", &engine, true).await;
     x.update(&["false"]);
-    tokio::time::sleep(SETTLE + Duration::from_secs(5)).await;
-    assert!(x.has(&x.v1), "the previous image is kept for a rollback");
-    assert!(update_runs(&app).await.is_empty());
+    noticed(&app, &x).await;
+    stays(
+        DECIDED,
+        "the previous image is kept for a rollback",
+        async || x.has(&x.v1) && update_runs(&app).await.is_empty(),
+    )
+    .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_made_while_the_event_stream_was_down_is_still_noticed() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = SpareEngine::sock();
     let x = exapp(&engine, "restarted");
     let app = watched("c", &engine, true).await;
-    let stopped = SpareEngine::stop();
-    stopped.restart();
+    let stopped = SpareEngine::stop().await;
+    stopped.restart().await;
     // The update happens as soon as the daemon is back: the watcher may not
     // have reconnected yet. The reconnect's rescan must catch it.
     x.update(&[]);
@@ -194,32 +204,29 @@ async fn an_update_made_while_the_event_stream_was_down_is_still_noticed() {
     assert_eq!(update_runs(&app).await.len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_after_an_update_leaves_other_exapps_images_alone() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
     let updated = exapp(&engine, "mine");
     let bystander = exapp(&engine, "theirs");
-    // The bystander was updated too, a moment ago: its v1 is outdated, but
-    // younger than min_age_hours.
-    let app = watched("b", &engine, false).await;
+    // The bystander was updated a moment ago, before the watcher started:
+    // its v1 is outdated, but younger than min_age_hours, and no update of
+    // its own will clean it.
     bystander.update(&[]);
-    // Past its settle time with cleanup on update off: nothing cleans it.
-    tokio::time::sleep(SETTLE + Duration::from_secs(2)).await;
-    let (status, _) = app
-        .patch_settings(&json!({"cleanup_on_update": true}))
-        .await;
-    assert_eq!(status, 200);
+    let app = watched("b", &engine, true).await;
     updated.update(&[]);
     wait_until_gone(&updated, &updated.v1, SETTLE + Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let runs = update_runs(&app).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = app
+        .wait_for_run(runs[0]["id"].as_i64().unwrap(), Duration::from_secs(60))
+        .await;
+    for job in run["jobs"].as_array().unwrap() {
+        assert_eq!(job["owner"], &updated.container[7..], "{job}");
+    }
     assert!(
         bystander.has(&bystander.v1),
         "another ExApp's recent old image was removed"
     );
-    let runs = update_runs(&app).await;
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    for job in runs[0]["jobs"].as_array().unwrap() {
-        assert_eq!(job["owner"], &updated.container[7..], "{job}");
-    }
 }
