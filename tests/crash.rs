@@ -40,7 +40,7 @@ async fn a_run_survives_a_killed_server() {
     let (status, run) = server
         .api_post(
             "/api/v1/cleanup/runs",
-            &json!({"min_age_hours": 0, "daemon": "d"}),
+            &json!({"min_age_hours": 0, "daemon": "d", "owner": appid(&fx, "crash")}),
         )
         .await;
     assert_eq!(status, 202, "{run}");
