@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::fixtures::Fixtures;
+use common::fixtures::{self, Fixtures};
 use common::*;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -46,15 +46,8 @@ impl ExApp {
     /// What AppAPI does on update: remove the container, run the new image.
     fn update(&self, command: &[&str]) {
         self.fx.docker(&["rm", "-f", &self.container]);
-        let mut args = vec![
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--name",
-            &self.container,
-            &self.v2,
-        ];
+        let mut args = fixtures::RUN.to_vec();
+        args.extend(["--name", &self.container, &self.v2]);
         args.extend_from_slice(command);
         self.fx.docker(&args);
     }
