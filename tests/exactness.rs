@@ -599,6 +599,14 @@ async fn a_pattern_protected_while_a_run_is_in_progress_protects_its_jobs_not_ye
 
 // ---- 6. a job never runs twice, or forever ----
 
+/// The generation of the stored scan of the app's one daemon: it grows
+/// with every scan saved.
+async fn scans_saved(app: &TestApp) -> i64 {
+    let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
+    let scan = app.app.store.load_scan(daemon_id).await.unwrap();
+    scan.expect("the daemon was scanned").generation
+}
+
 #[tokio::test]
 async fn a_worker_that_lost_its_lease_sends_no_removal() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -619,23 +627,10 @@ async fn a_worker_that_lost_its_lease_sends_no_removal() {
         .unwrap();
     // The worker is done with the job once it has rescanned the daemon, as
     // it does after every batch of jobs.
-    let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
-    let store = &app.app.store;
-    let before = store
-        .load_scan(daemon_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .generation;
+    let before = scans_saved(&app).await;
     hold.release(job);
     eventually(RUN_LIMIT, "the worker's rescan after its job", async || {
-        store
-            .load_scan(daemon_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .generation
-            > before
+        scans_saved(&app).await > before
     })
     .await;
     // It sent nothing and recorded nothing.
@@ -884,9 +879,7 @@ async fn clean_exits_1_when_a_job_fails_every_attempt() {
     };
     let stopped = SpareEngine::stop().await;
     hold.release(job);
-    let output = tokio::task::spawn_blocking(move || clean.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let output = off_runtime(move || clean.wait_with_output().unwrap()).await;
     stopped.restart().await;
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
