@@ -238,7 +238,9 @@ stop_engine() {
 cmd_stop() {
   local root; root=$(realpath -m "$1")
   [ -d "$root" ] || return 0
-  for e in a b c; do if [ -d "$root/$e" ]; then stop_engine "$root/$e"; fi; done
+  # All three at once: each waits seconds for its daemon and containers to end.
+  for e in a b c; do if [ -d "$root/$e" ]; then stop_engine "$root/$e" & fi; done
+  wait
   if [ -f "$root/registry/launcher.pid" ]; then kill "$(cat "$root/registry/launcher.pid")" 2>/dev/null || true; fi
   rm -rf "$root"
 }
