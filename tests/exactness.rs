@@ -1,7 +1,11 @@
 //! Deletion exactness on real engines: what the admin (or the policy in
 //! force) approved is all that can go, and only if it is still true on the
-//! live daemon right before the call. One test at a time: a run removes every
-//! removable image of its daemon.
+//! live daemon right before the call.
+//!
+//! Tests share the engines when their runs are limited to their own ExApp
+//! (`start_own`, approved image lists); a test whose run covers a whole
+//! daemon, that measures a whole engine's disk use, or that stops engine C
+//! has the engines alone.
 
 mod common;
 
@@ -10,9 +14,9 @@ use std::time::{Duration, Instant};
 use common::fixtures::Fixtures;
 use common::*;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
+use tokio::sync::RwLock;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+static ENGINES: RwLock<()> = RwLock::const_new(());
 
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
@@ -109,7 +113,7 @@ fn update_in_progress(fx: &Fixtures) -> (String, String, String) {
 
 #[tokio::test]
 async fn a_freshly_pulled_image_is_pending_and_a_manual_run_at_min_age_0_leaves_it() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -148,7 +152,7 @@ async fn a_freshly_pulled_image_is_pending_and_a_manual_run_at_min_age_0_leaves_
 
 #[tokio::test]
 async fn a_scheduled_run_leaves_a_pending_image() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // a scheduled run covers the whole daemon
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -199,7 +203,7 @@ async fn a_scheduled_run_leaves_a_pending_image() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_after_an_update_leaves_an_image_pulled_for_the_next_one() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let fx = Fixtures::new(&engine);
     let (v1, v2, v3) = update_in_progress(&fx);
@@ -248,7 +252,7 @@ async fn cleanup_after_an_update_leaves_an_image_pulled_for_the_next_one() {
 
 #[tokio::test]
 async fn a_run_with_approved_images_removes_only_those_still_removable_and_says_why_not() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -296,7 +300,7 @@ async fn a_run_with_approved_images_removes_only_those_still_removable_and_says_
 
 #[tokio::test]
 async fn the_confirm_form_posts_the_previewed_images_and_the_run_page_says_what_was_left_out() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // the form confirms every image of the daemon
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -339,7 +343,7 @@ async fn the_confirm_form_posts_the_previewed_images_and_the_run_page_says_what_
 
 #[tokio::test]
 async fn a_run_request_with_bad_image_ids_is_refused_and_creates_nothing() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let app = spawn_app_with_daemons(&[("d", engine_a_sock())]).await;
     for images in [
         json!([]),
@@ -364,7 +368,7 @@ async fn a_run_request_with_bad_image_ids_is_refused_and_creates_nothing() {
 
 #[tokio::test]
 async fn an_image_tagged_since_the_preview_is_skipped_and_nothing_is_untagged() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let hold = RemovalHold::new();
     let app = app_with_hold(&engine, &hold).await;
@@ -394,7 +398,7 @@ async fn an_image_tagged_since_the_preview_is_skipped_and_nothing_is_untagged() 
 
 #[tokio::test]
 async fn a_parent_of_another_image_is_skipped_before_any_tag_is_taken_off() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -433,7 +437,7 @@ async fn a_parent_of_another_image_is_skipped_before_any_tag_is_taken_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_after_untagging_puts_the_tags_back() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let hold = RemovalHold::new();
     let app = app_with_hold(&engine, &hold).await;
@@ -467,7 +471,7 @@ async fn a_refusal_after_untagging_puts_the_tags_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_force_docker_refuses_an_image_an_exited_container_took_after_the_recheck() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     for engine in [engine_a_sock(), engine_b_sock()] {
         let hold = RemovalHold::new();
         let app = app_with_hold(&engine, &hold).await;
@@ -510,7 +514,7 @@ async fn break_settings(app: &TestApp) {
 
 #[tokio::test]
 async fn unreadable_settings_stop_every_removal_until_they_are_saved_again() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -570,7 +574,7 @@ async fn unreadable_settings_stop_every_removal_until_they_are_saved_again() {
 
 #[tokio::test]
 async fn a_pattern_protected_while_a_run_is_in_progress_protects_its_jobs_not_yet_started() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let hold = RemovalHold::new();
     let app = app_with_hold(&engine, &hold).await;
@@ -609,7 +613,7 @@ async fn scans_saved(app: &TestApp) -> i64 {
 
 #[tokio::test]
 async fn a_worker_that_lost_its_lease_sends_no_removal() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let hold = RemovalHold::new();
     let app = app_with_hold(&engine, &hold).await;
@@ -647,7 +651,7 @@ async fn a_worker_that_lost_its_lease_sends_no_removal() {
 
 #[tokio::test]
 async fn a_job_whose_worker_dies_at_every_attempt_fails_at_the_limit_with_the_reason() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let app = spawn_app_with(|app| app.job_max_attempts = 3).await;
     add_daemon(&app, "d", &engine).await;
@@ -688,7 +692,7 @@ async fn a_job_whose_worker_dies_at_every_attempt_fails_at_the_limit_with_the_re
 
 #[tokio::test]
 async fn a_job_that_fails_every_attempt_ends_failed_with_the_last_error() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // it stops engine C
     let app = spawn_app_with(|app| app.job_max_attempts = 2).await;
     add_daemon(&app, "spare", &SpareEngine::sock()).await;
     let fx = Fixtures::new(&SpareEngine::sock());
@@ -715,7 +719,7 @@ async fn a_job_that_fails_every_attempt_ends_failed_with_the_last_error() {
 
 #[tokio::test]
 async fn clean_works_its_own_run_and_leaves_other_runs_to_their_server() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -766,7 +770,7 @@ async fn clean_works_its_own_run_and_leaves_other_runs_to_their_server() {
 
 #[tokio::test]
 async fn clean_of_a_daemon_that_cannot_be_scanned_exits_1_and_the_api_answers_502() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let app = spawn_app_with_daemons(&[("gone", "unix:///nonexistent/docker.sock".into())]).await;
     let output = run(cli(&app.data_dir).args(["clean", "--daemon", "gone"]));
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
@@ -794,7 +798,7 @@ async fn clean_of_a_daemon_that_cannot_be_scanned_exits_1_and_the_api_answers_50
 
 #[tokio::test]
 async fn a_removal_whose_answer_was_lost_counts_the_bytes_its_layers_freed() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // it measures the engine's LayersSize
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -837,7 +841,7 @@ async fn a_removal_whose_answer_was_lost_counts_the_bytes_its_layers_freed() {
 
 #[tokio::test]
 async fn clean_exits_1_when_a_job_fails_every_attempt() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // it stops engine C
     let app = spawn_app_with_daemons(&[("spare", SpareEngine::sock())]).await;
     let fx = Fixtures::new(&SpareEngine::sock());
     let (_, old) = exapp(&fx, "cli_down", 1);
