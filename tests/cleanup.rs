@@ -1,6 +1,7 @@
 //! The cleanup engine on real engines: preview, runs, the job queue and the
-//! removal protocol, and the safety invariants. Tests here run one at a time
-//! (a run removes every removable image of its daemon, other tests' too).
+//! removal protocol, and the safety invariants. Tests whose runs are limited
+//! to their own ExApp share the engines; a test whose run covers whole
+//! daemons, or that stops engine C, has them alone.
 
 mod common;
 
@@ -9,11 +10,16 @@ use std::time::Duration;
 use common::fixtures::Fixtures;
 use common::*;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
+use tokio::sync::RwLock;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+static ENGINES: RwLock<()> = RwLock::const_new(());
 
 const RUN_LIMIT: Duration = Duration::from_secs(60);
+
+/// A run at min age 0 of this test's ExApp `name` only.
+async fn start_own(app: &TestApp, fx: &Fixtures, name: &str) -> Value {
+    start(app, json!({"min_age_hours": 0, "owner": appid(fx, name)})).await
+}
 
 async fn start(app: &TestApp, body: Value) -> Value {
     let (status, run) = app.post_json("/api/v1/cleanup/runs", &body).await;
@@ -27,7 +33,7 @@ fn jobs(run: &Value) -> &Vec<Value> {
 
 #[tokio::test]
 async fn a_run_removes_exactly_the_previewed_images_and_nothing_else() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // its run covers the whole daemon
     for engine in [engine_a_sock(), engine_b_sock()] {
         let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
         app.start_worker();
@@ -102,12 +108,12 @@ async fn a_run_removes_exactly_the_previewed_images_and_nothing_else() {
 
 #[tokio::test]
 async fn a_container_created_from_a_queued_image_skips_its_job() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "raced", 1);
-    let run = start(&app, json!({"min_age_hours": 0})).await;
+    let run = start_own(&app, &fx, "raced").await;
     job_for(&run, &old[0]);
     // Between the preview and the removal, someone starts using the image.
     let user = fx.unique("late_user");
@@ -130,12 +136,12 @@ async fn a_container_created_from_a_queued_image_skips_its_job() {
 
 #[tokio::test]
 async fn clean_now_twice_at_once_queues_each_image_once() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "twice", 2);
-    let body = json!({"min_age_hours": 0});
+    let body = json!({"min_age_hours": 0, "owner": appid(&fx, "twice")});
     let (a, b) = tokio::join!(
         app.post_json("/api/v1/cleanup/runs", &body),
         app.post_json("/api/v1/cleanup/runs", &body)
@@ -163,14 +169,14 @@ async fn clean_now_twice_at_once_queues_each_image_once() {
 
 #[tokio::test]
 async fn an_image_with_two_tags_is_removed_whole_and_a_tag_another_image_took_is_left_alone() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
     let (current, old) = exapp(&fx, "tags", 2);
     let second_tag = format!("{}-cpu", old[0]);
     fx.docker(&["tag", &old[0], &second_tag]);
-    let run = start(&app, json!({"min_age_hours": 0})).await;
+    let run = start_own(&app, &fx, "tags").await;
     // Before the job runs, the tag of the other outdated image moves to the current image.
     let old1_id = fx.docker(&["images", "-q", "--no-trunc", &old[1]]);
     fx.docker(&["tag", &current, &old[1]]);
@@ -200,12 +206,12 @@ async fn an_image_with_two_tags_is_removed_whole_and_a_tag_another_image_took_is
 
 #[tokio::test]
 async fn a_queued_job_can_be_cancelled_and_then_nothing_happens_to_its_image() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "cancel", 1);
-    let run = start(&app, json!({"min_age_hours": 0})).await;
+    let run = start_own(&app, &fx, "cancel").await;
     let job_id = job_for(&run, &old[0])["id"].as_i64().unwrap();
     let (status, job) = app
         .post_json(&format!("/api/v1/cleanup/jobs/{job_id}/cancel"), &json!({}))
@@ -231,14 +237,14 @@ async fn a_queued_job_can_be_cancelled_and_then_nothing_happens_to_its_image() {
 
 #[tokio::test]
 async fn a_stopped_daemon_retries_its_jobs_without_holding_up_the_other() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // it stops engine C
     let (app, steady, spare) = steady_and_spare().await;
     let (_, steady_old) = exapp(&steady, "steady", 1);
     let (_, spare_old) = exapp(&spare, "spare", 1);
     let run = start(&app, json!({"min_age_hours": 0})).await;
     let run_id = run["id"].as_i64().unwrap();
     job_for(&run, &spare_old[0]);
-    let stopped = SpareEngine::stop();
+    let stopped = SpareEngine::stop().await;
     app.start_worker();
 
     // The steady daemon's job finishes while the spare one is down.
@@ -275,7 +281,7 @@ async fn a_stopped_daemon_retries_its_jobs_without_holding_up_the_other() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    stopped.restart();
+    stopped.restart().await;
     let run = app.wait_for_run(run_id, RUN_LIMIT).await;
     let spare_job = job_for(&run, &spare_old[0]);
     assert_eq!(spare_job["status"], "succeeded", "{spare_job}");
@@ -285,7 +291,7 @@ async fn a_stopped_daemon_retries_its_jobs_without_holding_up_the_other() {
 
 #[tokio::test]
 async fn an_exapp_image_replaced_under_its_own_tag_is_removed_by_its_digest() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let fx = Fixtures::new(&engine_a_sock());
     let app = spawn_app_with_daemons(&[("d", engine_a_sock())]).await;
     let tag = format!("{}/{}/app:1.0", registry(), fx.unique("nc"));
@@ -323,7 +329,7 @@ async fn an_exapp_image_replaced_under_its_own_tag_is_removed_by_its_digest() {
     assert_eq!(old["repo_digests"], json!([old_digest]), "{old}");
     let predicted = old["unique_bytes"].as_i64().unwrap();
 
-    let run = start(&app, json!({"min_age_hours": 0})).await;
+    let run = start_own(&app, &fx, "digest").await;
     app.start_worker();
     let run = app
         .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
@@ -340,7 +346,7 @@ async fn an_exapp_image_replaced_under_its_own_tag_is_removed_by_its_digest() {
 
 #[tokio::test]
 async fn bad_cleanup_requests_are_refused_and_queue_nothing() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let app = spawn_app_with_daemons(&[("d", engine_a_sock())]).await;
     for (body, field) in [
         (json!({"min_age_hours": -1}), "min_age_hours"),
@@ -375,20 +381,23 @@ async fn bad_cleanup_requests_are_refused_and_queue_nothing() {
 
 #[tokio::test]
 async fn clean_now_in_the_browser_previews_confirms_and_follows_the_run() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     app.start_worker();
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "browser", 1);
-    let (status, page) = app.get_text("/cleanup?daemon=d&min_age_hours=0").await;
+    let owner = appid(&fx, "browser");
+    let (status, page) = app
+        .get_text(&format!("/cleanup?daemon=d&min_age_hours=0&owner={owner}"))
+        .await;
     assert_eq!(status, 200);
     assert!(
         page.contains(&old[0]) && page.contains(r#"id="confirm-cleanup""#),
         "{page}"
     );
     let images = confirmed_images_in(&page);
-    let mut form = vec![("daemon", "d"), ("min_age_hours", "0")];
+    let mut form = vec![("daemon", "d"), ("min_age_hours", "0"), ("owner", &owner)];
     form.extend(images.iter().map(|id| ("images", id.as_str())));
     let response = app.post_form("/cleanup/runs", &form).await;
     assert_eq!(response.status(), 303);
@@ -413,7 +422,7 @@ async fn clean_now_in_the_browser_previews_confirms_and_follows_the_run() {
 
 #[tokio::test]
 async fn protected_images_are_never_removed_even_if_protected_after_the_preview() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -446,7 +455,7 @@ async fn protected_images_are_never_removed_even_if_protected_after_the_preview(
     );
 
     // Enqueued while unprotected, protected before its job runs: skipped.
-    let run = start(&app, json!({"min_age_hours": 0})).await;
+    let run = start_own(&app, &fx, "protected").await;
     job_for(&run, &old[1]);
     app.patch_settings(&json!({"protected_patterns": [format!("{}*", &old[1])]}))
         .await;
@@ -486,7 +495,7 @@ async fn image(app: &TestApp, reference: &str) -> Value {
 
 #[tokio::test]
 async fn an_outdated_image_becomes_removable_after_min_age_hours_of_clock_time() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // its manual clock must not stall the others
     let engine = engine_a_sock();
     let fx = Fixtures::new(&engine);
     let (current, old) = exapp(&fx, "aging", 1);

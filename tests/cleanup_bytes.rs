@@ -41,7 +41,7 @@ async fn bytes_freed_equal_the_preview_and_the_daemons_layers_size_drop() {
         let (_, preview) = app
             .post_json(
                 "/api/v1/cleanup/preview",
-                &json!({"min_age_hours": 0, "daemon": "d"}),
+                &json!({"min_age_hours": 0, "daemon": "d", "owner": appid(&fx, "bytes")}),
             )
             .await;
         let predicted = preview["bytes_reclaimable"].as_i64().unwrap();
@@ -61,7 +61,7 @@ async fn bytes_freed_equal_the_preview_and_the_daemons_layers_size_drop() {
         let (_, run) = app
             .post_json(
                 "/api/v1/cleanup/runs",
-                &json!({"min_age_hours": 0, "daemon": "d"}),
+                &json!({"min_age_hours": 0, "daemon": "d", "owner": appid(&fx, "bytes")}),
             )
             .await;
         let run = app

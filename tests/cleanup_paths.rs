@@ -1,8 +1,9 @@
 //! Cleanup paths on real engines that the other cleanup tests leave out: an
 //! outdated image kept by a container in each state, `keep_previous`,
-//! `remove_dangling`, and daemons reached over TCP and over TLS. Tests here
-//! run one at a time (a run removes every removable image of its daemon,
-//! other tests' too).
+//! `remove_dangling`, and daemons reached over TCP and over TLS. Tests whose
+//! runs are limited to their own ExApp share the engines; the dangling
+//! image's run (it has no owner) covers the whole daemon, so that test has
+//! the engines alone.
 
 mod common;
 
@@ -12,9 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::fixtures::Fixtures;
 use common::*;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
+use tokio::sync::RwLock;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+static ENGINES: RwLock<()> = RwLock::const_new(());
 
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
@@ -179,11 +180,14 @@ fn with_id<'a>(images: &'a Value, id: &str) -> Option<&'a Value> {
     images.as_array().unwrap().iter().find(|i| i["id"] == id)
 }
 
-/// A manual run of every daemon (min_age_hours 0), worked to its end.
-async fn run_to_the_end(app: &TestApp) -> Value {
-    let (status, run) = app
-        .post_json("/api/v1/cleanup/runs", &json!({"min_age_hours": 0}))
-        .await;
+/// A manual run (min_age_hours 0) of `owner`'s images, or of every daemon
+/// whole, worked to its end.
+async fn run_to_the_end(app: &TestApp, owner: Option<&str>) -> Value {
+    let mut body = json!({"min_age_hours": 0});
+    if let Some(owner) = owner {
+        body["owner"] = json!(owner);
+    }
+    let (status, run) = app.post_json("/api/v1/cleanup/runs", &body).await;
     assert_eq!(status, 202, "{run}");
     app.start_worker();
     app.wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
@@ -202,7 +206,7 @@ fn job_for_id<'a>(run: &'a Value, id: &str) -> Option<&'a Value> {
 /// `in_use`, never previewed, never removed; while an outdated image of
 /// the same ExApp that no container uses goes in the same run. On both engines.
 async fn a_container_keeps_its_image(state: &str, make: impl Fn(&Fixtures, &str, &str)) {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     for engine in [engine_a_sock(), engine_b_sock()] {
         let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
         let fx = Fixtures::new(&engine);
@@ -233,7 +237,7 @@ async fn a_container_keeps_its_image(state: &str, make: impl Fn(&Fixtures, &str,
             "{engine}: the unused one is removable: {preview}"
         );
 
-        let run = run_to_the_end(&app).await;
+        let run = run_to_the_end(&app, Some(&exapp.appid)).await;
         assert!(job_for_id(&run, &used_id).is_none(), "{engine}: {run}");
         let job = job_for(&run, unused);
         assert_eq!(job["status"], "succeeded", "{engine}: {job}");
@@ -333,7 +337,7 @@ async fn keep_previous_keeps_the_two_most_recently_outdated(engine: String) {
     assert_eq!(mine.len(), 1, "{preview}");
     assert_eq!(mine[0]["repo_tags"], json!([oldest]), "{preview}");
 
-    let run = run_to_the_end(&app).await;
+    let run = run_to_the_end(&app, Some(&exapp.appid)).await;
     assert_eq!(job_for(&run, oldest)["status"], "succeeded", "{run}");
     assert!(!fx.has(oldest), "{oldest} is still there");
     for kept in [middle, newest, &exapp.current] {
@@ -343,20 +347,20 @@ async fn keep_previous_keeps_the_two_most_recently_outdated(engine: String) {
 
 #[tokio::test]
 async fn keep_previous_keeps_the_most_recently_outdated_on_engine_20_10() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     keep_previous_keeps_the_two_most_recently_outdated(engine_a_sock()).await;
 }
 
 #[tokio::test]
 async fn keep_previous_keeps_the_most_recently_outdated_on_engine_26_1() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     keep_previous_keeps_the_two_most_recently_outdated(engine_b_sock()).await;
 }
 
 #[tokio::test]
 async fn remove_dangling_removes_an_untagged_image_by_its_id_and_only_when_on() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    // Engine 20.10 lists untagged images as `<none>:<none>`, 26.1 as `[]`.
+    let _alone = ENGINES.write().await; // an untagged image has no owner: a whole run
+                                        // Engine 20.10 lists untagged images as `<none>:<none>`, 26.1 as `[]`.
     for engine in [engine_a_sock(), engine_b_sock()] {
         let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
         let fx = Fixtures::new(&engine);
@@ -393,7 +397,7 @@ async fn remove_dangling_removes_an_untagged_image_by_its_id_and_only_when_on() 
             with_id(&preview["images"], &dangling).is_some(),
             "{engine}: {preview}"
         );
-        let run = run_to_the_end(&app).await;
+        let run = run_to_the_end(&app, None).await;
         let job = job_for_id(&run, &dangling)
             .unwrap_or_else(|| panic!("{engine}: no job for {dangling}: {run}"));
         assert_eq!(job["status"], "succeeded", "{engine}: {job}");
@@ -438,7 +442,7 @@ async fn cleans_up_through(daemon: Value, engine: String) {
         "{preview}"
     );
 
-    let run = run_to_the_end(&app).await;
+    let run = run_to_the_end(&app, Some(&exapp.appid)).await;
     let job = job_for(&run, old);
     assert_eq!(job["status"], "succeeded", "{job}");
     let freed = job["bytes_freed"].as_i64().unwrap();
@@ -452,14 +456,14 @@ async fn cleans_up_through(daemon: Value, engine: String) {
 
 #[tokio::test]
 async fn scan_preview_and_removal_work_over_plain_tcp() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let daemon = json!({"name": "remote", "endpoint": engine_a_tcp()});
     cleans_up_through(daemon, engine_a_sock()).await;
 }
 
 #[tokio::test]
 async fn scan_preview_and_removal_work_over_tls_with_client_certificates() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let tls = engine_b_tls();
     let daemon = json!({"name": "remote", "endpoint": tls.url,
         "tls_ca": tls.ca, "tls_cert": tls.cert, "tls_key": tls.key});

@@ -190,9 +190,9 @@ async fn a_stopped_daemon_is_unreachable_while_the_other_still_answers() {
         &json!({"name": "steady", "endpoint": engine_b_sock()}),
     )
     .await;
-    let stopped = SpareEngine::stop();
+    let stopped = SpareEngine::stop().await;
     let listed = app.get_json("/api/v1/daemons").await;
-    stopped.restart();
+    stopped.restart().await;
 
     let by_name = |n: &str| {
         listed

@@ -1,7 +1,11 @@
 //! Deletion exactness on real engines: what the admin (or the policy in
 //! force) approved is all that can go, and only if it is still true on the
-//! live daemon right before the call. One test at a time: a run removes every
-//! removable image of its daemon.
+//! live daemon right before the call.
+//!
+//! Tests share the engines when their runs are limited to their own ExApp
+//! (`start_own`, approved image lists); a test whose run covers a whole
+//! daemon, that measures a whole engine's disk use, or that stops engine C
+//! has the engines alone.
 
 mod common;
 
@@ -10,9 +14,9 @@ use std::time::{Duration, Instant};
 use common::fixtures::Fixtures;
 use common::*;
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
+use tokio::sync::RwLock;
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+static ENGINES: RwLock<()> = RwLock::const_new(());
 
 const RUN_LIMIT: Duration = Duration::from_secs(60);
 
@@ -109,7 +113,7 @@ fn update_in_progress(fx: &Fixtures) -> (String, String, String) {
 
 #[tokio::test]
 async fn a_freshly_pulled_image_is_pending_and_a_manual_run_at_min_age_0_leaves_it() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -148,7 +152,7 @@ async fn a_freshly_pulled_image_is_pending_and_a_manual_run_at_min_age_0_leaves_
 
 #[tokio::test]
 async fn a_scheduled_run_leaves_a_pending_image() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // a scheduled run covers the whole daemon
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -197,9 +201,9 @@ async fn a_scheduled_run_leaves_a_pending_image() {
     assert!(fx.has(&v3));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_after_an_update_leaves_an_image_pulled_for_the_next_one() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let fx = Fixtures::new(&engine);
     let (v1, v2, v3) = update_in_progress(&fx);
@@ -217,11 +221,10 @@ async fn cleanup_after_an_update_leaves_an_image_pulled_for_the_next_one() {
     // AppAPI updates it to :2; :3 is already there (pulled for a later update).
     fx.docker(&["rm", "-f", &container]);
     fx.run(&container, &v2);
-    let started = Instant::now();
-    while fx.has(&v1) {
-        assert!(started.elapsed() < RUN_LIMIT, "{v1} was never removed");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    eventually(RUN_LIMIT, &format!("{v1} is removed"), async || {
+        !fx.has(&v1)
+    })
+    .await;
     let runs = app.get_json("/api/v1/cleanup/runs").await;
     let run = runs
         .as_array()
@@ -249,7 +252,7 @@ async fn cleanup_after_an_update_leaves_an_image_pulled_for_the_next_one() {
 
 #[tokio::test]
 async fn a_run_with_approved_images_removes_only_those_still_removable_and_says_why_not() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -297,7 +300,7 @@ async fn a_run_with_approved_images_removes_only_those_still_removable_and_says_
 
 #[tokio::test]
 async fn the_confirm_form_posts_the_previewed_images_and_the_run_page_says_what_was_left_out() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // the form confirms every image of the daemon
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -340,7 +343,7 @@ async fn the_confirm_form_posts_the_previewed_images_and_the_run_page_says_what_
 
 #[tokio::test]
 async fn a_run_request_with_bad_image_ids_is_refused_and_creates_nothing() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let app = spawn_app_with_daemons(&[("d", engine_a_sock())]).await;
     for images in [
         json!([]),
@@ -365,7 +368,7 @@ async fn a_run_request_with_bad_image_ids_is_refused_and_creates_nothing() {
 
 #[tokio::test]
 async fn an_image_tagged_since_the_preview_is_skipped_and_nothing_is_untagged() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let hold = RemovalHold::new();
     let app = app_with_hold(&engine, &hold).await;
@@ -395,7 +398,7 @@ async fn an_image_tagged_since_the_preview_is_skipped_and_nothing_is_untagged() 
 
 #[tokio::test]
 async fn a_parent_of_another_image_is_skipped_before_any_tag_is_taken_off() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -432,9 +435,9 @@ async fn a_parent_of_another_image_is_skipped_before_any_tag_is_taken_off() {
     fx.docker(&["rmi", &current, &old]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_after_untagging_puts_the_tags_back() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let hold = RemovalHold::new();
     let app = app_with_hold(&engine, &hold).await;
@@ -466,9 +469,9 @@ async fn a_refusal_after_untagging_puts_the_tags_back() {
     assert_eq!(tags_of(&fx, &id), expected, "the image is as it was");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_force_docker_refuses_an_image_an_exited_container_took_after_the_recheck() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     for engine in [engine_a_sock(), engine_b_sock()] {
         let hold = RemovalHold::new();
         let app = app_with_hold(&engine, &hold).await;
@@ -511,7 +514,7 @@ async fn break_settings(app: &TestApp) {
 
 #[tokio::test]
 async fn unreadable_settings_stop_every_removal_until_they_are_saved_again() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -543,14 +546,21 @@ async fn unreadable_settings_stop_every_removal_until_they_are_saved_again() {
         "{images}"
     );
 
-    // The queued job waits: give the worker several passes.
+    // The queued job waits. A halted worker shows nothing to wait for: it
+    // looks at once and then every 2 s, so this covers two of its passes
+    // (that it is alive shows below, when the repaired settings let it run).
     app.start_worker();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let waiting = app
-        .get_json(&format!("/api/v1/cleanup/runs/{}", run["id"]))
-        .await;
-    assert_eq!(job_for(&waiting, &old[0])["status"], "queued", "{waiting}");
-    assert_eq!(job_for(&waiting, &old[0])["attempts"], 0, "{waiting}");
+    let run_path = format!("/api/v1/cleanup/runs/{}", run["id"]);
+    stays(
+        Duration::from_millis(2500),
+        "the job waits, unattempted",
+        async || {
+            let waiting = app.get_json(&run_path).await;
+            let j = job_for(&waiting, &old[0]);
+            j["status"] == "queued" && j["attempts"] == 0
+        },
+    )
+    .await;
     assert!(fx.has(&old[0]));
 
     // Saving the settings repairs them; the job then runs.
@@ -564,7 +574,7 @@ async fn unreadable_settings_stop_every_removal_until_they_are_saved_again() {
 
 #[tokio::test]
 async fn a_pattern_protected_while_a_run_is_in_progress_protects_its_jobs_not_yet_started() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_b_sock();
     let hold = RemovalHold::new();
     let app = app_with_hold(&engine, &hold).await;
@@ -593,9 +603,17 @@ async fn a_pattern_protected_while_a_run_is_in_progress_protects_its_jobs_not_ye
 
 // ---- 6. a job never runs twice, or forever ----
 
+/// The generation of the stored scan of the app's one daemon: it grows
+/// with every scan saved.
+async fn scans_saved(app: &TestApp) -> i64 {
+    let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
+    let scan = app.app.store.load_scan(daemon_id).await.unwrap();
+    scan.expect("the daemon was scanned").generation
+}
+
 #[tokio::test]
 async fn a_worker_that_lost_its_lease_sends_no_removal() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let hold = RemovalHold::new();
     let app = app_with_hold(&engine, &hold).await;
@@ -611,9 +629,15 @@ async fn a_worker_that_lost_its_lease_sends_no_removal() {
         .execute(app.app.store.pool())
         .await
         .unwrap();
+    // The worker is done with the job once it has rescanned the daemon, as
+    // it does after every batch of jobs.
+    let before = scans_saved(&app).await;
     hold.release(job);
-    // Nothing to wait for but time: the worker sends nothing, records nothing.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    eventually(RUN_LIMIT, "the worker's rescan after its job", async || {
+        scans_saved(&app).await > before
+    })
+    .await;
+    // It sent nothing and recorded nothing.
     let now = app
         .get_json(&format!("/api/v1/cleanup/runs/{}", run["id"]))
         .await;
@@ -627,7 +651,7 @@ async fn a_worker_that_lost_its_lease_sends_no_removal() {
 
 #[tokio::test]
 async fn a_job_whose_worker_stopped_returns_to_the_queue_when_its_lease_runs_out_by_the_clock() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // its manual clock must not stall the others' leases
     let engine = engine_a_sock();
     let fx = Fixtures::new(&engine);
     let (_, old) = exapp(&fx, "abandoned", 1);
@@ -688,7 +712,7 @@ async fn a_job_whose_worker_stopped_returns_to_the_queue_when_its_lease_runs_out
 
 #[tokio::test]
 async fn a_job_whose_worker_dies_at_every_attempt_fails_at_the_limit_with_the_reason() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let app = spawn_app_with(|app| app.job_max_attempts = 3).await;
     add_daemon(&app, "d", &engine).await;
@@ -729,19 +753,19 @@ async fn a_job_whose_worker_dies_at_every_attempt_fails_at_the_limit_with_the_re
 
 #[tokio::test]
 async fn a_job_that_fails_every_attempt_ends_failed_with_the_last_error() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // it stops engine C
     let app = spawn_app_with(|app| app.job_max_attempts = 2).await;
     add_daemon(&app, "spare", &SpareEngine::sock()).await;
     let fx = Fixtures::new(&SpareEngine::sock());
     let (_, old) = exapp(&fx, "always_down", 1);
     let run = start_own(&app, &fx, "always_down").await;
     job_for(&run, &old[0]);
-    let stopped = SpareEngine::stop();
+    let stopped = SpareEngine::stop().await;
     app.start_worker();
     let done = app
         .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
         .await;
-    stopped.restart();
+    stopped.restart().await;
     let j = job_for(&done, &old[0]);
     assert_eq!(j["status"], "failed", "{j}");
     let error = j["error"].as_str().unwrap();
@@ -756,7 +780,7 @@ async fn a_job_that_fails_every_attempt_ends_failed_with_the_last_error() {
 
 #[tokio::test]
 async fn clean_works_its_own_run_and_leaves_other_runs_to_their_server() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let engine = engine_a_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -807,7 +831,7 @@ async fn clean_works_its_own_run_and_leaves_other_runs_to_their_server() {
 
 #[tokio::test]
 async fn clean_of_a_daemon_that_cannot_be_scanned_exits_1_and_the_api_answers_502() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _shared = ENGINES.read().await;
     let app = spawn_app_with_daemons(&[("gone", "unix:///nonexistent/docker.sock".into())]).await;
     let output = run(cli(&app.data_dir).args(["clean", "--daemon", "gone"]));
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
@@ -835,7 +859,7 @@ async fn clean_of_a_daemon_that_cannot_be_scanned_exits_1_and_the_api_answers_50
 
 #[tokio::test]
 async fn a_removal_whose_answer_was_lost_counts_the_bytes_its_layers_freed() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // it measures the engine's LayersSize
     let engine = engine_b_sock();
     let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
     let fx = Fixtures::new(&engine);
@@ -878,7 +902,7 @@ async fn a_removal_whose_answer_was_lost_counts_the_bytes_its_layers_freed() {
 
 #[tokio::test]
 async fn clean_exits_1_when_a_job_fails_every_attempt() {
-    let _one = ONE_AT_A_TIME.lock().await;
+    let _alone = ENGINES.write().await; // it stops engine C
     let app = spawn_app_with_daemons(&[("spare", SpareEngine::sock())]).await;
     let fx = Fixtures::new(&SpareEngine::sock());
     let (_, old) = exapp(&fx, "cli_down", 1);
@@ -918,12 +942,10 @@ async fn clean_exits_1_when_a_job_fails_every_attempt() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    let stopped = SpareEngine::stop();
+    let stopped = SpareEngine::stop().await;
     hold.release(job);
-    let output = tokio::task::spawn_blocking(move || clean.wait_with_output().unwrap())
-        .await
-        .unwrap();
-    stopped.restart();
+    let output = off_runtime(move || clean.wait_with_output().unwrap()).await;
+    stopped.restart().await;
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(
         stderr(&output).contains("1 job(s) of run") && stderr(&output).contains("failed"),

@@ -154,9 +154,7 @@ async fn a_dying_daemon_only_affects_its_own_rows_and_comes_back() {
     // The daemon dies while a scan is under way.
     let empty = json!({});
     let scan = app.post_json("/api/v1/scan", &empty);
-    let stop = tokio::task::spawn_blocking(SpareEngine::stop);
-    let ((_, body), stopped) = tokio::join!(scan, stop);
-    let stopped = stopped.unwrap();
+    let ((_, body), stopped) = tokio::join!(scan, SpareEngine::stop());
     let steady = body
         .as_array()
         .unwrap()
@@ -195,7 +193,7 @@ async fn a_dying_daemon_only_affects_its_own_rows_and_comes_back() {
         "the last inventory of the dead daemon is kept"
     );
 
-    stopped.restart();
+    stopped.restart().await;
     let (_, body) = app.post_json("/api/v1/scan", &json!({})).await;
     assert!(
         body.as_array().unwrap().iter().all(|d| d["ok"] == true),
@@ -242,9 +240,7 @@ async fn a_daemon_dying_mid_run_holds_up_only_its_own_jobs_which_finish_when_it_
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let stopped = tokio::task::spawn_blocking(SpareEngine::stop)
-        .await
-        .unwrap();
+    let stopped = SpareEngine::stop().await;
 
     // The steady daemon's jobs all finish while the spare one is down.
     let run = loop {
@@ -276,7 +272,7 @@ async fn a_daemon_dying_mid_run_holds_up_only_its_own_jobs_which_finish_when_it_
         assert_eq!(app.get(path).await.status(), 200, "{path}");
     }
 
-    stopped.restart();
+    stopped.restart().await;
     let run = app.wait_for_run(run_id, Duration::from_secs(120)).await;
     let spare_jobs = jobs_by_tag(&run, &spare_old);
     assert_eq!(

@@ -38,16 +38,25 @@ async fn a_burst_of_parallel_wrong_guesses_never_lets_the_right_one_in() {
     let app = spawn_app().await;
     let url = app.url("/login");
     let client = no_redirects();
+    let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel();
     let guesses: Vec<_> = (0..100)
         .map(|n| {
-            let (client, url) = (client.clone(), url.clone());
-            tokio::spawn(
-                async move { post_login(&client, &url, &format!("wrong guess {n}")).await },
-            )
+            let (client, url, answered) = (client.clone(), url.clone(), answered.clone());
+            tokio::spawn(async move {
+                let status = post_login(&client, &url, &format!("wrong guess {n}")).await;
+                let _ = answered.send(status);
+                status
+            })
         })
         .collect();
-    // The right guess arrives while the wrong ones are still being verified.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(answered);
+    // The right guess arrives once the first wrong ones locked the client
+    // out, while the rest of the burst is still being verified.
+    while let Some(status) = answers.recv().await {
+        if status == 429 {
+            break;
+        }
+    }
     let right = post_login(&client, &url, TEST_PASSWORD).await;
     let mut statuses = Vec::new();
     for guess in guesses {

@@ -202,14 +202,12 @@ async fn changing_the_interval_moves_the_next_run_at_once() {
 
 /// Waits until `count` scheduled runs exist (or fails after 15 s of real time).
 async fn wait_for_scheduled_runs(app: &TestApp, count: usize) {
-    let started = std::time::Instant::now();
-    while runs_by(app, "schedule").await < count {
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "no scheduled run #{count}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(
+        Duration::from_secs(15),
+        &format!("scheduled run #{count}"),
+        async || runs_by(app, "schedule").await >= count,
+    )
+    .await;
 }
 
 /// Moves the schedule's clock back, as if the interval had been set `hours` ago.

@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::fixtures::Fixtures;
+use common::fixtures::{self, Fixtures};
 use common::*;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -56,15 +56,8 @@ impl ExApp {
     /// What AppAPI does on update: remove the container, run the new image.
     fn update(&self, command: &[&str]) {
         self.fx.docker(&["rm", "-f", &self.container]);
-        let mut args = vec![
-            "run",
-            "-d",
-            "--network",
-            "none",
-            "--name",
-            &self.container,
-            &self.v2,
-        ];
+        let mut args = fixtures::RUN.to_vec();
+        args.extend(["--name", &self.container, &self.v2]);
         args.extend_from_slice(command);
         self.fx.docker(&args);
     }
@@ -106,18 +99,16 @@ async fn watch_with(
     app.start_watch(settle);
     // The watcher's first scan: it learns the ExApps' current images.
     let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
-    let started = Instant::now();
-    loop {
-        let scan = app.app.store.load_scan(daemon_id).await.unwrap();
-        if scan.is_some_and(|s| s.scanned_at.is_some()) {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the watcher never scanned"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let store = &app.app.store;
+    eventually(
+        Duration::from_secs(30),
+        "the watcher's first scan",
+        async || {
+            let scan = store.load_scan(daemon_id).await.unwrap();
+            scan.is_some_and(|s| s.scanned_at.is_some())
+        },
+    )
+    .await;
     app
 }
 
@@ -133,17 +124,13 @@ async fn update_runs(app: &TestApp) -> Vec<Value> {
 }
 
 async fn wait_until_gone(x: &ExApp, reference: &str, limit: Duration) {
-    let started = Instant::now();
-    while x.has(reference) {
-        assert!(
-            started.elapsed() < limit,
-            "{reference} is still there after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    eventually(limit, &format!("{reference} is removed"), async || {
+        !x.has(reference)
+    })
+    .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_cleanup_on_update_the_old_image_goes_after_the_settle_time() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
@@ -172,7 +159,7 @@ async fn with_cleanup_on_update_the_old_image_goes_after_the_settle_time() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_cleanup_on_update_the_old_image_stays_and_is_outdated() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_a_sock();
@@ -204,7 +191,7 @@ async fn without_cleanup_on_update_the_old_image_stays_and_is_outdated() {
     assert!(old["outdated_since"].is_string());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_whose_container_exits_at_once_removes_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
@@ -221,14 +208,14 @@ async fn an_update_whose_container_exits_at_once_removes_nothing() {
     assert!(update_runs(&app).await.is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_made_while_the_event_stream_was_down_is_still_noticed() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = SpareEngine::sock();
     let x = exapp(&engine, "restarted");
     let app = watched("c", &engine, true).await;
-    let stopped = SpareEngine::stop();
-    stopped.restart();
+    let stopped = SpareEngine::stop().await;
+    stopped.restart().await;
     // The update happens as soon as the daemon is back: the watcher may not
     // have reconnected yet. The reconnect's rescan must catch it.
     x.update(&[]);
@@ -236,32 +223,29 @@ async fn an_update_made_while_the_event_stream_was_down_is_still_noticed() {
     assert_eq!(update_runs(&app).await.len(), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_after_an_update_leaves_other_exapps_images_alone() {
     let _one = ONE_AT_A_TIME.lock().await;
     let engine = engine_b_sock();
     let updated = exapp(&engine, "mine");
     let bystander = exapp(&engine, "theirs");
-    // The bystander was updated too, a moment ago: its v1 is outdated, but
-    // younger than min_age_hours.
-    let app = watched("b", &engine, false).await;
+    // The bystander was updated a moment ago, before the watcher started:
+    // its v1 is outdated, but younger than min_age_hours, and no update of
+    // its own will clean it.
     bystander.update(&[]);
-    // Past its settle time with cleanup on update off: nothing cleans it.
-    tokio::time::sleep(SETTLE + Duration::from_secs(2)).await;
-    let (status, _) = app
-        .patch_settings(&json!({"cleanup_on_update": true}))
-        .await;
-    assert_eq!(status, 200);
+    let app = watched("b", &engine, true).await;
     updated.update(&[]);
     wait_until_gone(&updated, &updated.v1, SETTLE + Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let runs = update_runs(&app).await;
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let run = app
+        .wait_for_run(runs[0]["id"].as_i64().unwrap(), Duration::from_secs(60))
+        .await;
+    for job in run["jobs"].as_array().unwrap() {
+        assert_eq!(job["owner"], &updated.container[7..], "{job}");
+    }
     assert!(
         bystander.has(&bystander.v1),
         "another ExApp's recent old image was removed"
     );
-    let runs = update_runs(&app).await;
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    for job in runs[0]["jobs"].as_array().unwrap() {
-        assert_eq!(job["owner"], &updated.container[7..], "{job}");
-    }
 }

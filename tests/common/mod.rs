@@ -17,7 +17,7 @@ pub mod server;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use exapp_janitor::auth;
 pub use exapp_janitor::clock::Clock;
@@ -78,11 +78,14 @@ impl SpareEngine {
         harness_var("EXAPP_JANITOR_TEST_ENGINE_C_SOCK")
     }
 
-    /// Stops engine C; it starts again when the guard is restarted or
-    /// dropped, so a failing test never leaves it down for the next one.
-    pub fn stop() -> StoppedSpare {
-        Self::stop_now();
-        StoppedSpare { armed: true }
+    /// Stops engine C, off the test's runtime (an in-process server, worker
+    /// or watcher keeps going meanwhile). It starts again when the guard is
+    /// restarted or dropped, so a failing test never leaves it down for the
+    /// next one — a stop that itself fails included.
+    pub async fn stop() -> StoppedSpare {
+        let stopped = StoppedSpare { armed: true };
+        off_runtime(Self::stop_now).await;
+        stopped
     }
 
     fn stop_now() {
@@ -100,7 +103,7 @@ impl SpareEngine {
         panic!("engine C did not stop within 30 s");
     }
 
-    fn restart() {
+    fn restart() -> Result<(), String> {
         let root = harness_var("EXAPP_JANITOR_TEST_ROOT");
         let status = Command::new("bash")
             .args([
@@ -109,8 +112,12 @@ impl SpareEngine {
                 &root,
             ])
             .status()
-            .unwrap();
-        assert!(status.success(), "could not restart engine C");
+            .map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("engines.sh restart-spare: {status}"))
+        }
     }
 }
 
@@ -121,18 +128,57 @@ pub struct StoppedSpare {
 }
 
 impl StoppedSpare {
-    /// Starts engine C again now.
-    pub fn restart(mut self) {
+    /// Starts engine C again now (off the test's runtime).
+    pub async fn restart(mut self) {
         self.armed = false;
-        SpareEngine::restart();
+        off_runtime(|| SpareEngine::restart().expect("could not restart engine C")).await;
     }
 }
 
 impl Drop for StoppedSpare {
     fn drop(&mut self) {
         if self.armed {
-            SpareEngine::restart();
+            // Mostly while a failed test unwinds: say so rather than panic again.
+            if let Err(e) = SpareEngine::restart() {
+                eprintln!("could not restart engine C: {e}");
+            }
         }
+    }
+}
+
+/// Runs a blocking call (the docker CLI, a process, an engine's stop) on
+/// tokio's blocking pool, so the test's runtime and whatever the test runs
+/// in-process on it keep going; a panic in it is the test's.
+pub async fn off_runtime<T: Send + 'static>(call: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(call)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
+
+/// How often the waiting helpers look again.
+pub const POLL: Duration = Duration::from_millis(100);
+
+/// Waits until `condition` holds, looking every `POLL`; fails, naming
+/// `what`, when it does not within `limit`.
+pub async fn eventually(limit: Duration, what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// "Nothing happens": `holds` stays true for all of `period`, looked at every
+/// `POLL`. Only meaningful once the task that could break it has shown it is
+/// alive (it reacted to a control event): then `period` bounds the wait.
+pub async fn stays(period: Duration, what: &str, mut holds: impl AsyncFnMut() -> bool) {
+    let until = Instant::now() + period;
+    loop {
+        assert!(holds().await, "{what}");
+        if Instant::now() >= until {
+            return;
+        }
+        tokio::time::sleep(POLL).await;
     }
 }
 

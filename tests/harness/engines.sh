@@ -498,7 +498,9 @@ cmd_stop() {
   [ -d "$root" ] || return 0
   # HaRP first: it stands in front of the engines.
   if [ -d "$root/harp" ]; then stop_harp "$root/harp"; fi
-  for e in a b c; do if [ -d "$root/$e" ]; then stop_engine "$root/$e"; fi; done
+  # All three at once: each waits seconds for its daemon and containers to end.
+  for e in a b c; do if [ -d "$root/$e" ]; then stop_engine "$root/$e" & fi; done
+  wait
   stop_pidfile "$root/registry/launcher.pid" docker-registry
   rm -rf "$root"
 }

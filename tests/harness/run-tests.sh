@@ -1,9 +1,29 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, starts isolated Docker
 # engines (never the host's /var/run/docker.sock), runs every test against
-# them, and stops them again. Extra arguments go to `cargo test`.
+# them, and stops them again.
+#
+#   run-tests.sh            every test. The binaries named in
+#                           EXAPP_JANITOR_TEST_ALONE each run alone on engines
+#                           started just for them; all the others share one set.
+#   run-tests.sh ARGS...    `cargo test ARGS...` on fresh engines, e.g.
+#                           `--test exactness` runs that one binary alone.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+
+# The order-sensitive binaries: they stop engine C, clean whole daemons at a
+# minimum age of 0, or measure a whole engine's disk use, so what they see
+# would depend on what other binaries did on the same engines before them.
+# Fresh engines of their own cost a few seconds each. Set the variable to
+# change the list; empty runs everything on one set of engines.
+default_alone="cleanup cleanup_bytes cleanup_paths daemons_api exactness faults update"
+alone=${EXAPP_JANITOR_TEST_ALONE-$default_alone}
+for name in $alone; do
+  if [ ! -f "tests/$name.rs" ]; then
+    echo "run-tests: EXAPP_JANITOR_TEST_ALONE names '$name', but there is no tests/$name.rs" >&2
+    exit 1
+  fi
+done
 
 # A full build of the suite takes about 2 GB under target/ and the engines'
 # fixtures a few hundred MB. Running out of disk midway shows up as a linker
@@ -19,23 +39,72 @@ fi
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # Each phase says how long it took, so the suite's time can be watched.
+suite_started=$SECONDS
 phase_started=$SECONDS
 phase() {
   echo "run-tests: $1 took $((SECONDS - phase_started)) s" >&2
   phase_started=$SECONDS
 }
 
+# Engines started for one phase and stopped after it (or on any exit).
+root=
+stop_engines() {
+  if [ -n "$root" ]; then
+    bash tests/harness/engines.sh stop "$root"
+    root=
+  fi
+}
+trap stop_engines EXIT
+start_engines() {
+  root=$(mktemp -d /tmp/exapp-janitor-engines.XXXXXX)
+  bash tests/harness/engines.sh start "$root"
+  # shellcheck disable=SC1091
+  . "$root/env"
+}
+
 bash tests/harness/engines.sh install
 phase "install"
 # Queries are checked against the committed .sqlx data: no database needed to build.
 export SQLX_OFFLINE=true
-cargo test --locked --all-targets --no-run "$@"
+
+if [ $# -gt 0 ]; then
+  cargo test --locked --no-run "$@"
+  phase "build"
+  start_engines
+  phase "engines"
+  cargo test --locked "$@"
+  phase "tests"
+  exit 0
+fi
+
+cargo test --locked --all-targets --no-run
 phase "build"
-root=$(mktemp -d /tmp/exapp-janitor-engines.XXXXXX)
-trap 'bash tests/harness/engines.sh stop "$root"' EXIT
-bash tests/harness/engines.sh start "$root"
-# shellcheck disable=SC1091
-. "$root/env"
+
+# Everything but the order-sensitive binaries, on one set of engines.
+together=(--lib --bins --benches)
+for file in tests/*.rs; do
+  name=$(basename "$file" .rs)
+  case " $alone " in
+    *" $name "*) ;;
+    *) together+=(--test "$name") ;;
+  esac
+done
+failed=()
+start_engines
 phase "engines"
-cargo test --locked --all-targets "$@"
-phase "tests"
+cargo test --locked "${together[@]}" || failed+=("the shared engines' binaries")
+stop_engines
+phase "tests on shared engines"
+
+for name in $alone; do
+  start_engines
+  cargo test --locked --test "$name" || failed+=("$name")
+  stop_engines
+  phase "tests alone: $name"
+done
+
+echo "run-tests: all phases took $((SECONDS - suite_started)) s" >&2
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "run-tests: failed: ${failed[*]}" >&2
+  exit 1
+fi
