@@ -184,3 +184,17 @@ fn generated_cases(report: &str) -> u64 {
         .find_map(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("no number in {line:?}"))
 }
+
+#[tokio::test]
+async fn a_cleanup_body_may_be_left_out_but_is_never_null() {
+    let app = spawn_app().await;
+    let doc = app.get_json("/api/v1/openapi.json").await;
+    for path in ["/api/v1/cleanup/preview", "/api/v1/cleanup/runs"] {
+        let body = &doc["paths"][path]["post"]["requestBody"];
+        assert_eq!(body["required"], false, "{path}: {body}");
+        let schema = &body["content"]["application/json"]["schema"];
+        assert!(!schema.to_string().contains("null"), "{path}: {schema}");
+        let (status, answer) = app.post_json(path, &Value::Null).await;
+        assert_eq!(status, 400, "{path}: null is not a JSON object: {answer}");
+    }
+}

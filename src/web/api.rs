@@ -344,7 +344,7 @@ fn cleanup_error(e: CleanupError) -> ApiError {
 /// What a cleanup would remove now, and what that frees. Removes nothing.
 #[utoipa::path(
     tag = "cleanup",
-    request_body(content = Option<CleanupRequestInput>, description = "Optional: no body (or `null`) is `{}`, every daemon"),
+    request_body(content = CleanupRequestInput, description = "Optional: no body is `{}`, every daemon"),
     responses(
         (status = 200, description = "The images a run would remove now", body = Preview),
         (status = 400, description = "Not a JSON object, or a duplicate key", body = ApiErrorBody),
@@ -368,7 +368,7 @@ async fn cleanup_preview(
 /// Queues a cleanup run: with `images`, only those of them still removable.
 #[utoipa::path(
     tag = "cleanup",
-    request_body(content = Option<CleanupRequestInput>, description = "Optional: no body (or `null`) is `{}`, everything removable on every daemon"),
+    request_body(content = CleanupRequestInput, description = "Optional: no body is `{}`, everything removable on every daemon"),
     responses(
         (status = 202, description = "The run, queued", body = RunView),
         (status = 400, description = "Not a JSON object, or a duplicate key", body = ApiErrorBody),

@@ -30,9 +30,8 @@ pub enum Kind {
 }
 
 /// The body as a JSON object: 400 when it is not one or repeats a key.
-/// `empty_is_object`: no body, or `null`, means `{}` (routes whose
-/// fields are all optional, where `null` means "not given" as it does for
-/// each field).
+/// `empty_is_object`: no body means `{}` (routes whose fields are all
+/// optional); anything sent must be one JSON object, as everywhere.
 pub fn object(body: &[u8], empty_is_object: bool) -> Result<Map<String, Value>, ApiError> {
     // No body at all; a body of blanks is not JSON, and is refused as such.
     if empty_is_object && body.is_empty() {
@@ -42,7 +41,6 @@ pub fn object(body: &[u8], empty_is_object: bool) -> Result<Map<String, Value>, 
     serde_json::from_slice::<NoDuplicateKeys>(body).map_err(invalid)?;
     match serde_json::from_slice::<Value>(body).map_err(invalid)? {
         Value::Object(map) => Ok(map),
-        Value::Null if empty_is_object => Ok(Map::new()),
         _ => Err(ApiError::BadRequest("expected a JSON object".into())),
     }
 }
@@ -205,7 +203,7 @@ mod tests {
         assert!(status(object(b" ", false)).contains("invalid JSON body"));
         assert_eq!(status(object(b"", true)), "ok");
         assert!(status(object(b" \n", true)).contains("invalid JSON body"));
-        assert_eq!(status(object(b"null", true)), "ok");
+        assert!(status(object(b"null", true)).contains("expected a JSON object"));
         assert!(status(object(b"null", false)).contains("expected a JSON object"));
     }
 

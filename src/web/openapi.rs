@@ -9,6 +9,7 @@ use actix_web::{get, HttpResponse};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::Required;
 use utoipa::openapi::{Content, OpenApi as Document, Ref};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
@@ -44,6 +45,26 @@ impl Modify for BearerToken {
             TOKEN,
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+    }
+}
+
+/// Operations whose body may be left out (it then means `{}`); sent, it must
+/// be a JSON object like every other body.
+const OPTIONAL_BODIES: [&str; 2] = ["/api/v1/cleanup/preview", "/api/v1/cleanup/runs"];
+
+/// Marks the bodies of `OPTIONAL_BODIES` as not required (utoipa marks a
+/// body required unless its type is an `Option`, which would also allow `null`).
+fn mark_optional_bodies(doc: &mut Document) {
+    for path in OPTIONAL_BODIES {
+        let body = doc
+            .paths
+            .paths
+            .get_mut(path)
+            .and_then(|item| item.post.as_mut())
+            .and_then(|op| op.request_body.as_mut());
+        if let Some(body) = body {
+            body.required = Some(Required::False);
+        }
     }
 }
 
@@ -104,6 +125,7 @@ pub fn document() -> Document {
         .service(utoipa_actix_web::scope(API_BASE).configure(super::api::routes))
         .split_for_parts();
     add_common_answers(&mut doc);
+    mark_optional_bodies(&mut doc);
     doc
 }
 
