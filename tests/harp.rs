@@ -86,6 +86,28 @@ async fn add_harp(
     .await
 }
 
+/// A HaRP daemon `h` in front of engine A looking for one ExApp, which the
+/// janitor saw on v1 and which was then updated to v2 outside it.
+async fn updated_behind_harp(app: &TestApp, h: &Harp, name: &str) -> (Fixtures, HarpExApp) {
+    let fx = Fixtures::new(&engine_a_sock());
+    let exapp = harp_exapp(&fx, name);
+    let (status, body) = add_harp(app, "h", h, &h.key, h.port_a, &[&exapp.appid]).await;
+    assert_eq!(status, 201, "{body}");
+    owned(app, "h", &exapp.appid).await;
+    update(&fx, &exapp);
+    (fx, exapp)
+}
+
+/// Starts a worker, waits for the run to end, stops the worker: the run.
+async fn run_to_the_end(app: &TestApp, run: &Value) -> Value {
+    let worker = app.start_worker();
+    let run = app
+        .wait_for_run(run["id"].as_i64().unwrap(), Duration::from_secs(60))
+        .await;
+    worker.stop().await;
+    run
+}
+
 /// The image objects of `daemon` owned by `appid`, by ID.
 async fn owned(app: &TestApp, daemon: &str, appid: &str) -> Vec<Value> {
     let (status, _) = app.post_json("/api/v1/scan", &json!({})).await;
@@ -196,11 +218,7 @@ async fn one_exapp_seen_through_harp_and_through_the_socket_has_the_same_statuse
 async fn a_run_removes_the_old_image_through_image_remove_and_nothing_else() {
     let h = harp();
     let app = spawn_harp_app().await;
-    let fx = Fixtures::new(&engine_a_sock());
-    let exapp = harp_exapp(&fx, "harp_run");
-    add_harp(&app, "h", &h, &h.key, h.port_a, &[&exapp.appid]).await;
-    owned(&app, "h", &exapp.appid).await;
-    update(&fx, &exapp);
+    let (fx, exapp) = updated_behind_harp(&app, &h, "harp_run").await;
     let (v1, v2) = (image_id(&fx, &exapp.v1), image_id(&fx, &exapp.v2));
 
     let request = json!({"daemon": "h", "owner": exapp.appid, "min_age_hours": 0});
@@ -218,11 +236,7 @@ async fn a_run_removes_the_old_image_through_image_remove_and_nothing_else() {
     run_request["images"] = json!([v1]);
     let (status, run) = app.post_json("/api/v1/cleanup/runs", &run_request).await;
     assert_eq!(status, 202, "{run}");
-    let worker = app.start_worker();
-    let run = app
-        .wait_for_run(run["id"].as_i64().unwrap(), Duration::from_secs(60))
-        .await;
-    worker.stop().await;
+    let run = run_to_the_end(&app, &run).await;
     let job = &run["jobs"][0];
     assert_eq!(job["status"], "succeeded", "{run}");
     assert!(job["bytes_freed"].as_i64().unwrap() > 0, "{job}");
@@ -235,11 +249,7 @@ async fn a_run_removes_the_old_image_through_image_remove_and_nothing_else() {
 async fn an_old_image_another_container_uses_is_skipped_in_harps_words_and_stays() {
     let h = harp();
     let app = spawn_harp_app().await;
-    let fx = Fixtures::new(&engine_a_sock());
-    let exapp = harp_exapp(&fx, "harp_inuse");
-    add_harp(&app, "h", &h, &h.key, h.port_a, &[&exapp.appid]).await;
-    owned(&app, "h", &exapp.appid).await;
-    update(&fx, &exapp);
+    let (fx, exapp) = updated_behind_harp(&app, &h, "harp_inuse").await;
     // A container HaRP cannot show the janitor keeps the old image in use.
     fx.create(&fx.unique("other"), &exapp.v1);
     let v1 = image_id(&fx, &exapp.v1);
@@ -247,11 +257,7 @@ async fn an_old_image_another_container_uses_is_skipped_in_harps_words_and_stays
     let request = json!({"daemon": "h", "owner": exapp.appid, "min_age_hours": 0, "images": [v1]});
     let (status, run) = app.post_json("/api/v1/cleanup/runs", &request).await;
     assert_eq!(status, 202, "{run}");
-    let worker = app.start_worker();
-    let run = app
-        .wait_for_run(run["id"].as_i64().unwrap(), Duration::from_secs(60))
-        .await;
-    worker.stop().await;
+    let run = run_to_the_end(&app, &run).await;
     let job = &run["jobs"][0];
     assert_eq!(job["status"], "skipped", "{run}");
     assert!(job["error"].as_str().unwrap().contains("in_use"), "{job}");
@@ -524,11 +530,7 @@ async fn an_image_removed_by_someone_else_right_before_image_remove_is_not_count
         app.daemon_timeout = HARP_CALL_TIMEOUT;
     })
     .await;
-    let fx = Fixtures::new(&engine_a_sock());
-    let exapp = harp_exapp(&fx, "harp_race");
-    add_harp(&app, "h", &h, &h.key, h.port_a, &[&exapp.appid]).await;
-    owned(&app, "h", &exapp.appid).await;
-    update(&fx, &exapp);
+    let (fx, exapp) = updated_behind_harp(&app, &h, "harp_race").await;
     let v1 = image_id(&fx, &exapp.v1);
     let request = json!({"daemon": "h", "owner": exapp.appid, "min_age_hours": 0, "images": [v1]});
     let (status, run) = app.post_json("/api/v1/cleanup/runs", &request).await;
