@@ -475,24 +475,6 @@ async fn protected_images_are_never_removed_even_if_protected_after_the_preview(
     assert!(fx.has(&old[0]) && fx.has(&old[1]));
 }
 
-/// The image object of `reference` in `GET /api/v1/images`.
-async fn image(app: &TestApp, reference: &str) -> Value {
-    let images = app.get_json("/api/v1/images").await;
-    images
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| {
-            i["repo_tags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|t| t == reference)
-        })
-        .cloned()
-        .unwrap_or_else(|| panic!("no image {reference}: {images}"))
-}
-
 #[tokio::test]
 async fn an_outdated_image_becomes_removable_after_min_age_hours_of_clock_time() {
     let _alone = ENGINES.write().await; // its manual clock must not stall the others

@@ -69,24 +69,6 @@ fn tags_of(fx: &Fixtures, id: &str) -> Vec<String> {
     tags
 }
 
-/// The image object of `reference` in `GET /api/v1/images`.
-async fn image(app: &TestApp, reference: &str) -> Value {
-    let images = app.get_json("/api/v1/images").await;
-    images
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| {
-            i["repo_tags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|t| t == reference)
-        })
-        .cloned()
-        .unwrap_or_else(|| panic!("no image {reference}: {images}"))
-}
-
 fn job_id(run: &Value, tag: &str) -> i64 {
     job_for(run, tag)["id"].as_i64().unwrap()
 }

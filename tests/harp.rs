@@ -303,6 +303,19 @@ async fn cleanup_on_update_works_behind_harp_by_polling() {
     assert!(fx.has(&exapp.v2));
 }
 
+/// A port on which nothing listens.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A daemon just added that could not be reached, for the reason `why`.
+fn assert_added_unreachable(status: u16, body: &Value, why: &str) {
+    assert_eq!(status, 201, "added all the same: {body}");
+    assert_eq!(body["reachable"], false, "{body}");
+    assert!(body["last_error"].as_str().unwrap().contains(why), "{body}");
+}
+
 /// Lines of HaRP's agent log that count a wrong key against an address.
 fn harp_key_failures() -> usize {
     let log = format!("{}/harp/agent.log", harness_var("EXAPP_JANITOR_TEST_ROOT"));
@@ -320,15 +333,7 @@ async fn a_wrong_key_is_reported_in_words_and_not_sent_again() {
     let before = harp_key_failures();
     let (status, body) =
         add_harp(&app, "wrongkey", &h, "not-the-key", h.port_a, &["whatever"]).await;
-    assert_eq!(status, 201, "added, unreachable: {body}");
-    assert_eq!(body["reachable"], false);
-    assert!(
-        body["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("wrong HaRP shared key"),
-        "{body}"
-    );
+    assert_added_unreachable(status, &body, "wrong HaRP shared key");
     assert!(
         !body.to_string().contains("not-the-key"),
         "the key is never shown: {body}"
@@ -352,10 +357,7 @@ async fn a_wrong_key_is_reported_in_words_and_not_sent_again() {
 #[tokio::test]
 async fn a_harp_that_is_down_is_that_daemons_problem_only() {
     let app = spawn_app_with_daemons(&[("direct", engine_a_sock())]).await;
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let closed = closed_port();
     let (status, body) = app
         .post_json(
             "/api/v1/daemons",
@@ -363,15 +365,7 @@ async fn a_harp_that_is_down_is_that_daemons_problem_only() {
                     "harp_key": "k", "exapps": ["llm2"]}),
         )
         .await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["reachable"], false);
-    assert!(
-        body["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("cannot reach HaRP"),
-        "{body}"
-    );
+    assert_added_unreachable(status, &body, "cannot reach HaRP");
     let (status, scans) = app.post_json("/api/v1/scan", &json!({})).await;
     assert_eq!(status, 200);
     let by_name = |name: &str| {
@@ -391,20 +385,9 @@ async fn a_harp_that_is_down_is_that_daemons_problem_only() {
 async fn a_docker_engine_port_with_no_engine_behind_is_said_so() {
     let h = harp();
     let app = spawn_app().await; // the short timeout: HAProxy waits 30 s for a port with nothing behind it
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let closed = closed_port();
     let (status, body) = add_harp(&app, "noengine", &h, &h.key, closed, &["llm2"]).await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["reachable"], false);
-    assert!(
-        body["last_error"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("docker-engine-port {closed}")),
-        "{body}"
-    );
+    assert_added_unreachable(status, &body, &format!("docker-engine-port {closed}"));
 }
 
 #[tokio::test]

@@ -662,3 +662,21 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The image object of `reference` in `GET /api/v1/images`.
+pub async fn image(app: &TestApp, reference: &str) -> Value {
+    let images = app.get_json("/api/v1/images").await;
+    images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| {
+            i["repo_tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == reference)
+        })
+        .cloned()
+        .unwrap_or_else(|| panic!("no image {reference}: {images}"))
+}
