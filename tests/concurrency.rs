@@ -430,6 +430,7 @@ async fn a_cli_rescan_of_an_unchanged_daemon_costs_the_two_list_calls() {
         .success());
     // The first scan looks up the layers of every image it has not seen.
     assert!(cli_run(&["scan", "--json"]).await.status.success());
+    let known: Vec<String> = paths.lock().unwrap().clone();
 
     paths.lock().unwrap().clear();
     let out = cli_run(&["scan", "--json"]).await;
@@ -449,6 +450,9 @@ async fn a_cli_rescan_of_an_unchanged_daemon_costs_the_two_list_calls() {
                 && p.ends_with("/json")
                 && !p.ends_with("/containers/json"))
         })
+        // Other tests on this shared engine make images meanwhile: a new
+        // image is looked up once. One the first scan saw is not again.
+        .filter(|p| !p.contains("/images/sha256:") || known.contains(p))
         .map(|p| {
             p.rsplit_once("/v1.").map_or(p.clone(), |(_, rest)| {
                 rest.split_once('/')
