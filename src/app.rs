@@ -32,6 +32,26 @@ fn spawn_session_purge(app: Janitor) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Reads AppAPI's lists at start and then hourly while connected. A failure
+/// is remembered (and shown) by `nextcloud_link`; the last lists stay.
+fn spawn_nextcloud_refresh(app: Janitor) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(crate::nextcloud_link::REFRESH_EVERY);
+        loop {
+            every.tick().await;
+            match app.store.nextcloud().await {
+                Ok(Some(_)) => {
+                    let _ =
+                        crate::nextcloud_link::refresh(&app.store, crate::nextcloud_link::TIMEOUT)
+                            .await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the Nextcloud connection"),
+            }
+        }
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
@@ -104,6 +124,7 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
     crate::jobs::Worker::new(app.clone()).spawn();
     crate::scheduler::spawn(app.clone());
     spawn_session_purge(app.clone());
+    spawn_nextcloud_refresh(app.clone());
     let listener = TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {
         addr: config.listen,
         source,

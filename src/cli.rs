@@ -9,9 +9,11 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+mod nextcloud;
+
 use crate::app;
 use crate::auth::{self, AuthError, Password};
-use crate::config::{GlobalConfig, ServeConfig};
+use crate::config::{GlobalConfig, HealthConfig, ServeConfig};
 use crate::config_file;
 use crate::daemons::DaemonSummary;
 use crate::daemons::{self, DaemonError};
@@ -26,7 +28,7 @@ use crate::store::StoredDaemon;
 #[derive(Debug, Parser)]
 #[command(
     name = "exapp-janitor",
-    version,
+    version = crate::version::VERSION,
     about = "Removes outdated Nextcloud ExApp images from Docker hosts"
 )]
 pub struct Cli {
@@ -84,6 +86,14 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Connect to Nextcloud and keep in step with AppAPI's daemons and ExApps (read-only).
+    Nextcloud {
+        #[command(subcommand)]
+        command: nextcloud::NextcloudCommand,
+    },
+    /// Ask the running server whether it and its database answer: exit 0
+    /// if so, 1 if not (a container's HEALTHCHECK, needing no shell or curl).
+    Health(HealthConfig),
 }
 
 #[derive(Debug, Subcommand)]
@@ -287,7 +297,29 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Daemon { command } => {
             with_janitor(&cli.global, async |app| daemon_command(app, command).await).await
         }
+        Command::Nextcloud { command } => {
+            with_janitor(&cli.global, async |app| nextcloud::run(app, command).await).await
+        }
+        Command::Health(config) => health_command(&config).await,
     }
+}
+
+/// Asks the server, without opening the data dir: the check must not
+/// disturb what it checks.
+async fn health_command(config: &HealthConfig) -> Result<(), CliError> {
+    let healthy = crate::healthcheck::check(config.listen)
+        .await
+        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let version = match &healthy.commit {
+        Some(commit) => format!("{} (git {commit})", healthy.version),
+        None => healthy.version,
+    };
+    println!(
+        "{}: exapp-janitor {version} at http://{}",
+        healthy.status,
+        crate::healthcheck::target(config.listen)
+    );
+    Ok(())
 }
 
 /// Opens the janitor on the data dir, runs one command with it, and closes
@@ -322,12 +354,16 @@ async fn scan_command(app: &Janitor, json: bool) -> Result<(), CliError> {
     let daemons: Vec<StoredDaemon> = results.iter().map(|(d, _)| d.clone()).collect();
     let scans = app.last_scans().await.map_err(failed)?;
     let now = app.clock().now_unix();
-    let images = report::image_objects(
+    let mut images = report::image_objects(
         &daemons,
         &scans,
         &app.policy().await,
         &ImageFilter::default(),
         now,
+    );
+    report::name_owners(
+        &mut images,
+        &crate::nextcloud_link::owner_names(&app.store).await,
     );
     if json {
         println!("{}", serde_json::to_string_pretty(&images).map_err(failed)?);

@@ -176,6 +176,15 @@ pub struct ServeConfig {
     pub public_url: Option<PublicUrl>,
 }
 
+/// Options of `health`: where the server listens, read from the same flag,
+/// variable and file key as `serve`'s, so one setting serves both.
+#[derive(Debug, Clone, Args)]
+pub struct HealthConfig {
+    /// Address the server listens on (0.0.0.0 and [::] are asked on loopback).
+    #[arg(long, env = "EXAPP_JANITOR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
 impl ServeConfig {
     pub fn update_settle(&self) -> Duration {
         Duration::from_secs(self.update_settle_secs)

@@ -164,9 +164,10 @@ impl Janitor {
         let daemons = self.store.list_daemons().await?;
         let scans = self.last_scans().await?;
         let now = self.clock().now_unix();
+        let names = crate::nextcloud_link::owner_names(&self.store).await;
         Ok(self
             .reports
-            .get(&daemons, &scans, self.policy().await, now)
+            .get_named(&daemons, &scans, self.policy().await, names, now)
             .await)
     }
 

@@ -6,14 +6,16 @@
 //! - shell: `cli` → `app` (the composition root: builds and wires, imported
 //!   by the CLI only) → `web`, `scheduler`, `watch` → `jobs`;
 //! - the running janitor: `janitor` (store, caches, limits shared by one
-//!   process) → `report`, `settings`, `daemons`, `auth`, `scan` →
-//!   `backend` (what a scan or job may ask of a daemon: the Engine's API or
+//!   process) → `nextcloud_link` (the Nextcloud connection: test, AppAPI
+//!   snapshot, daemon proposals) → `report`, `settings`, `daemons`, `auth`,
+//!   `scan` → `backend` (what a scan or job may ask of a daemon: the Engine's API or
 //!   HaRP, with their capabilities);
-//! - edges: `docker` (the Engine API, directly or through HaRP), `store`
-//!   (SQLite), `config`;
+//! - edges: `docker` (the Engine API, directly or through HaRP), `nextcloud`
+//!   (AppAPI's lists, read-only), `store` (SQLite), `config`;
 //! - pure core: `policy`, `inventory`, `schedule`, `domain` (no I/O);
 //! - under everything: `clock` (the time of day: system time, or a test's
-//!   manual clock), which any module may import.
+//!   manual clock) and `version` (what this build is), which any module may
+//!   import; `healthcheck` (the client side of `/api/v1/health`) is the CLI's.
 
 pub mod app;
 pub mod auth;
@@ -25,9 +27,12 @@ pub mod config_file;
 pub mod daemons;
 pub mod docker;
 pub mod domain;
+pub mod healthcheck;
 pub mod inventory;
 pub mod janitor;
 pub mod jobs;
+pub mod nextcloud;
+pub mod nextcloud_link;
 pub mod policy;
 pub mod report;
 pub mod scan;
@@ -35,5 +40,6 @@ pub mod schedule;
 pub mod scheduler;
 pub mod settings;
 pub mod store;
+pub mod version;
 pub mod watch;
 pub mod web;

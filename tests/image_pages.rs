@@ -56,7 +56,7 @@ async fn rescan_fills_the_daemon_card_with_disk_use() {
         "<dt>Disk</dt>",
         "<dt>Outdated</dt>",
         "<dt>Removable now</dt>",
-        "scanned 20",
+        "scanned <time datetime=\"20",
     ] {
         assert!(cards.contains(figure), "{figure} missing in {cards}");
     }

@@ -46,7 +46,7 @@ async fn an_exapp_waiting_out_the_minimum_age_is_listed_and_clean_now_says_why_i
     assert_eq!(data(row, "outdated"), 2, "{row}");
     assert_eq!(data(row, "removable"), 0, "{row}");
     assert!(
-        row.contains("2 wait until 20"),
+        row.contains(r#"2 wait until <time datetime="20"#),
         "when it becomes removable: {row}"
     );
 
@@ -56,7 +56,7 @@ async fn an_exapp_waiting_out_the_minimum_age_is_listed_and_clean_now_says_why_i
         "a fresh data dir has seen every outdated image just now: {headline}"
     );
     assert!(
-        headline.contains("after the 24 h minimum age, from 20"),
+        headline.contains(r#"after the 24 h minimum age, from <time datetime="20"#),
         "{headline}"
     );
     assert!(

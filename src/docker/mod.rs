@@ -177,10 +177,16 @@ impl From<bollard::errors::Error> for DockerError {
             bollard::errors::Error::DockerResponseServerError {
                 status_code,
                 message,
+            } if message.trim().is_empty() => format!("the daemon answered {status_code}"),
+            bollard::errors::Error::DockerResponseServerError {
+                status_code,
+                message,
             } => format!("the daemon answered {status_code}: {message}"),
             bollard::errors::Error::RequestTimeoutError => "no answer in time".to_string(),
             bollard::errors::Error::SocketNotFoundError(path) => {
-                format!("no socket at {path} (is the daemon running?)")
+                format!(
+                    "no socket at {path}: is the Docker daemon running, and is this its socket?"
+                )
             }
             // May quote the daemon (a JSON error names the value it choked
             // on; a TLS error the names in its certificate).
@@ -193,12 +199,55 @@ impl From<bollard::errors::Error> for DockerError {
     }
 }
 
+/// The deepest cause in words an admin can act on: a system error becomes
+/// what it means for a Docker daemon ("connection refused: is the Docker
+/// daemon running …?"), never "os error 111", and never a bare colon at the end.
 fn deepest_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut current = error;
-    while let Some(next) = current.source() {
-        current = next;
+    let mut io = None;
+    loop {
+        if let Some(e) = current.downcast_ref::<std::io::Error>() {
+            io = Some(e.kind());
+        }
+        match current.source() {
+            Some(next) => current = next,
+            None => break,
+        }
     }
-    current.to_string()
+    if let Some(words) = io.and_then(io_in_words) {
+        return words.to_owned();
+    }
+    without_os_error(&current.to_string())
+}
+
+/// What a failed connection means, for the kinds an admin meets.
+fn io_in_words(kind: std::io::ErrorKind) -> Option<&'static str> {
+    use std::io::ErrorKind::*;
+    Some(match kind {
+        ConnectionRefused => {
+            "connection refused: is the Docker daemon running, and listening at this address?"
+        }
+        NotFound => "no socket at this path: is the Docker daemon running, and is this its socket?",
+        PermissionDenied => {
+            "permission denied: the janitor's user may not use this socket (add it to the socket's group, e.g. docker)"
+        }
+        ConnectionReset | ConnectionAborted | BrokenPipe => {
+            "the daemon closed the connection: is this a Docker daemon, and does it expect TLS?"
+        }
+        TimedOut => "no answer in time: is the host up, and is the port open?",
+        HostUnreachable | NetworkUnreachable => "the host cannot be reached from here",
+        AddrNotAvailable => "the address is not available from here",
+        _ => return None,
+    })
+}
+
+/// `text` without a trailing " (os error N)" and without a dangling colon.
+fn without_os_error(text: &str) -> String {
+    let text = match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => &text[..i],
+        _ => text,
+    };
+    text.trim_end_matches([':', ' ']).to_owned()
 }
 
 impl DaemonClient {
@@ -335,5 +384,22 @@ mod tests {
         assert!(parse_api_version("1.9").unwrap() < parse_api_version("1.41").unwrap());
         assert_eq!(parse_api_version("1.45"), Some((1, 45)));
         assert_eq!(parse_api_version("v1"), None);
+    }
+
+    #[test]
+    fn a_system_error_reads_as_what_it_means_for_a_daemon() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("client error (Connect):")]
+        struct Wrapper(#[source] std::io::Error);
+        let refused = Wrapper(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let words = deepest_cause(&refused);
+        assert!(
+            words.starts_with("connection refused: is the Docker daemon running"),
+            "{words}"
+        );
+        assert!(!words.contains("os error"));
+        let odd = std::io::Error::other("weird thing (os error 99)");
+        assert_eq!(deepest_cause(&odd), "weird thing");
+        assert_eq!(without_os_error("tls handshake eof:"), "tls handshake eof");
     }
 }

@@ -438,6 +438,8 @@ pub struct JobView {
     pub attempts: i64,
     pub error: Option<String>,
     pub bytes_freed: Option<i64>,
+    /// When its first attempt began.
+    pub started_at: Option<String>,
     pub finished_at: Option<String>,
 }
 
@@ -453,6 +455,7 @@ impl From<JobRow> for JobView {
             attempts: j.attempts,
             error: j.error,
             bytes_freed: j.bytes_freed,
+            started_at: j.started_at.map(rfc3339),
             finished_at: j.finished_at.map(rfc3339),
         }
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
-use super::{image_objects, ImageFilter, ImageObject};
+use super::{image_objects, name_owners, ImageFilter, ImageObject, OwnerNames};
 use crate::policy::{self, Policy};
 use crate::scan::CachedScan;
 use crate::store::StoredDaemon;
@@ -22,10 +22,17 @@ struct Key {
     /// daemon order. A rescan that changed nothing keeps the report.
     daemons: Vec<(i64, String, Option<i64>)>,
     policy: Policy,
+    /// AppAPI's ExApp names and versions (Nextcloud connection, issue #20).
+    names: OwnerNames,
 }
 
 impl Key {
-    fn of(daemons: &[StoredDaemon], scans: &HashMap<i64, Arc<CachedScan>>, policy: Policy) -> Self {
+    fn of(
+        daemons: &[StoredDaemon],
+        scans: &HashMap<i64, Arc<CachedScan>>,
+        policy: Policy,
+        names: OwnerNames,
+    ) -> Self {
         Self {
             daemons: daemons
                 .iter()
@@ -35,6 +42,7 @@ impl Key {
                 })
                 .collect(),
             policy,
+            names,
         }
     }
 }
@@ -60,7 +68,8 @@ impl Report {
         scans: &HashMap<i64, Arc<CachedScan>>,
         now: i64,
     ) -> Self {
-        let images = image_objects(daemons, scans, &key.policy, &ImageFilter::default(), now);
+        let mut images = image_objects(daemons, scans, &key.policy, &ImageFilter::default(), now);
+        name_owners(&mut images, &key.names);
         let owners: BTreeSet<&String> = images.iter().filter_map(|i| i.owner.as_ref()).collect();
         let owners = owners.into_iter().cloned().collect();
         let valid_until = daemons
@@ -124,7 +133,20 @@ impl ReportCache {
         policy: Policy,
         now: i64,
     ) -> Arc<Report> {
-        let key = Key::of(daemons, scans, policy);
+        self.get_named(daemons, scans, policy, OwnerNames::new(), now)
+            .await
+    }
+
+    /// `get`, with the owners' names and versions AppAPI lists.
+    pub async fn get_named(
+        &self,
+        daemons: &[StoredDaemon],
+        scans: &HashMap<i64, Arc<CachedScan>>,
+        policy: Policy,
+        names: OwnerNames,
+        now: i64,
+    ) -> Arc<Report> {
+        let key = Key::of(daemons, scans, policy, names);
         let mut current = self.current.lock().await;
         if let Some(report) = current.as_ref().filter(|r| r.answers(&key, now)) {
             return report.clone();

@@ -31,11 +31,35 @@ pub struct ImageObject {
     /// janitor cannot see are unknown.
     pub unique_bytes: Option<u64>,
     pub owner: Option<String>,
+    /// The owner's display name and version as AppAPI lists them; null when
+    /// the janitor is not connected to Nextcloud or AppAPI does not list it.
+    pub owner_name: Option<String>,
+    pub owner_version: Option<String>,
     pub status: Status,
     pub removable: bool,
     pub reason: String,
     pub containers: Vec<String>,
     pub outdated_since: Option<String>,
+    /// For the pages' short reason: when a waiting image becomes removable
+    /// (unix seconds), and whether `keep_previous` keeps it. The API says
+    /// both in `reason`.
+    #[serde(skip)]
+    pub waits_until: Option<i64>,
+    #[serde(skip)]
+    pub kept_previous: bool,
+}
+
+/// ExApp display names and versions by app ID, as AppAPI lists them.
+pub type OwnerNames = std::collections::BTreeMap<String, (String, String)>;
+
+/// Fills in `owner_name` and `owner_version` from AppAPI's list (cosmetic:
+/// no decision depends on them).
+pub fn name_owners(images: &mut [ImageObject], names: &OwnerNames) {
+    for image in images {
+        let found = image.owner.as_ref().and_then(|o| names.get(o));
+        image.owner_name = found.map(|(name, _)| name.clone());
+        image.owner_version = found.map(|(_, version)| version.clone());
+    }
 }
 
 impl ImageObject {
@@ -60,11 +84,15 @@ impl ImageObject {
             size_bytes: image.info.size,
             unique_bytes: sizes_exact.then_some(image.unique_bytes),
             owner: image.owner.as_ref().map(ToString::to_string),
+            owner_name: None,
+            owner_version: None,
             status: image.status,
             removable: decision.removable,
             reason,
             containers: image.containers.clone(),
             outdated_since: image.outdated_since.map(rfc3339),
+            waits_until: decision.waits_until,
+            kept_previous: decision.kept_previous,
         }
     }
 
@@ -231,11 +259,15 @@ mod tests {
             size_bytes: 1,
             unique_bytes: Some(1),
             owner: Some("llm2".into()),
+            owner_name: None,
+            owner_version: None,
             status,
             removable,
             reason: String::new(),
             containers: vec![],
             outdated_since: None,
+            waits_until: None,
+            kept_previous: false,
         }
     }
 

@@ -7,6 +7,7 @@ mod cleanup;
 mod daemons;
 mod inventory;
 mod meta;
+mod nextcloud;
 mod settings;
 
 use std::io::Read;
@@ -22,6 +23,7 @@ pub use auth::{CredentialKind, StoredSession};
 pub use cleanup::{JobEnd, JobRow, NewJob, NewRun, RunRow};
 pub use daemons::{DaemonContact, StoredDaemon};
 pub use inventory::{CurrentRow, HistoryRows, ScanRow};
+pub use nextcloud::{StoredDecision, StoredNextcloud};
 pub use settings::SettingsRow;
 
 pub const DB_FILE: &str = "exapp-janitor.db";

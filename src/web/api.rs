@@ -42,6 +42,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(cleanup_runs)
         .service(cleanup_run)
         .service(cleanup_cancel)
+        .configure(super::nextcloud_api::routes)
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::NotFound("no such API endpoint".into()))
         }));
@@ -75,7 +76,11 @@ pub fn json_config() -> web::JsonConfig {
 pub struct Health {
     /// `ok`, or `database unavailable`.
     status: &'static str,
+    /// Cargo's version, e.g. `0.1.0`.
     version: &'static str,
+    /// The git commit the server was built from (12 hex digits), or null
+    /// when it was built outside a checkout.
+    commit: Option<&'static str>,
 }
 
 /// Whether the server and its database answer. Needs no token.
@@ -95,7 +100,8 @@ async fn health(app: web::Data<Janitor>) -> HttpResponse {
         .is_ok();
     let body = Health {
         status: if db_ok { "ok" } else { "database unavailable" },
-        version: env!("CARGO_PKG_VERSION"),
+        version: crate::version::NUMBER,
+        commit: crate::version::COMMIT,
     };
     if db_ok {
         HttpResponse::Ok().json(body)

@@ -5,6 +5,8 @@ use actix_web::{web, HttpResponse};
 
 const HTMX: &[u8] = include_bytes!("../../static/htmx.min.js");
 const CSS: &[u8] = include_bytes!("../../static/app.css");
+const JS: &[u8] = include_bytes!("../../static/app.js");
+const FAVICON: &[u8] = include_bytes!("../../static/favicon.svg");
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
@@ -14,6 +16,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route(
         "/static/app.css",
         web::get().to(|| asset(CSS, "text/css; charset=utf-8")),
+    )
+    .route(
+        "/static/app.js",
+        web::get().to(|| asset(JS, "text/javascript; charset=utf-8")),
+    )
+    .route(
+        "/static/favicon.svg",
+        web::get().to(|| asset(FAVICON, "image/svg+xml")),
+    )
+    // Browsers ask for /favicon.ico on their own, before reading the page.
+    .route(
+        "/favicon.ico",
+        web::get().to(|| async {
+            HttpResponse::MovedPermanently()
+                .insert_header(("Location", "/static/favicon.svg"))
+                .finish()
+        }),
     );
 }
 

@@ -148,26 +148,69 @@ pub struct RunBar {
     pub freed: String,
     pub x: String,
     pub y: String,
+    pub width: String,
     pub height: String,
 }
 
-/// Bytes freed per run, oldest left; heights scaled to the largest run.
-pub fn freed_per_run(runs: &[(i64, String, i64)]) -> Vec<RunBar> {
-    let max = runs.iter().map(|(_, _, b)| *b).max().unwrap_or(0).max(1) as f64;
+/// The Runs page's chart: bars of bytes freed per run, oldest left, on a
+/// y axis in bytes and an x axis of runs, in the SVG's viewBox coordinates.
+pub struct RunsChart {
+    pub bars: Vec<RunBar>,
+    /// Y ticks: (y, label), bottom to top.
+    pub y_ticks: Vec<(String, String)>,
+    /// The first and last run's label under the x axis.
+    pub x_first: String,
+    pub x_last: String,
+}
+
+/// The plot area inside the viewBox (templates/runs.html: `0 0 640 200`): left of it the y labels, under it the x labels.
+pub const PLOT_LEFT: f64 = 72.0;
+pub const PLOT_RIGHT: f64 = 632.0;
+pub const PLOT_TOP: f64 = 12.0;
+pub const PLOT_BOTTOM: f64 = 168.0;
+
+/// Bytes freed per run (`(id, label, bytes)`, oldest first), heights scaled
+/// to the largest run; the y axis has ticks at 0, half and the largest.
+pub fn freed_per_run(runs: &[(i64, String, i64)]) -> RunsChart {
+    let max = runs.iter().map(|(_, _, b)| *b).max().unwrap_or(0).max(0);
+    let scale = max.max(1) as f64;
     let n = runs.len().max(1) as f64;
-    runs.iter()
+    let slot = (PLOT_RIGHT - PLOT_LEFT) / n;
+    let plot_h = PLOT_BOTTOM - PLOT_TOP;
+    let bars = runs
+        .iter()
         .enumerate()
         .map(|(i, (_, label, bytes))| {
-            let h = (*bytes).max(0) as f64 * 90.0 / max;
+            let h = (*bytes).max(0) as f64 * plot_h / scale;
             RunBar {
                 label: label.clone(),
                 freed: format::bytes(u64::try_from(*bytes).unwrap_or(0)),
-                x: format!("{:.3}", i as f64 * 100.0 / n + 1.0),
-                y: format!("{:.3}", 100.0 - h),
-                height: format!("{h:.3}"),
+                x: format!("{:.2}", PLOT_LEFT + i as f64 * slot + slot * 0.1),
+                y: format!("{:.2}", PLOT_BOTTOM - h),
+                width: format!("{:.2}", slot * 0.8),
+                height: format!("{h:.2}"),
             }
         })
-        .collect()
+        .collect();
+    let y_ticks = [0, max / 2, max]
+        .iter()
+        .map(|v| {
+            let y = PLOT_BOTTOM - *v as f64 * plot_h / scale;
+            (
+                format!("{y:.2}"),
+                format::bytes(u64::try_from(*v).unwrap_or(0)),
+            )
+        })
+        .collect();
+    RunsChart {
+        bars,
+        y_ticks,
+        x_first: runs
+            .first()
+            .map(|r| format!("#{}", r.0))
+            .unwrap_or_default(),
+        x_last: runs.last().map(|r| format!("#{}", r.0)).unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]
@@ -281,5 +324,20 @@ mod tests {
             ("75.000", "25.000")
         );
         assert_eq!(b.summary, "current 75 B, outdated, removable 25 B");
+    }
+
+    #[test]
+    fn the_runs_chart_has_a_byte_axis_up_to_the_largest_run() {
+        let chart = freed_per_run(&[(3, "#3".into(), 1_000_000), (4, "#4".into(), 4_000_000)]);
+        let labels: Vec<&str> = chart.y_ticks.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(labels, ["0 B", "2.00 MB", "4.00 MB"]);
+        assert_eq!(chart.y_ticks[0].0, format!("{PLOT_BOTTOM:.2}"));
+        assert_eq!(chart.y_ticks[2].0, format!("{PLOT_TOP:.2}"));
+        assert_eq!(
+            (chart.x_first.as_str(), chart.x_last.as_str()),
+            ("#3", "#4")
+        );
+        let tallest: f64 = chart.bars[1].height.parse().unwrap();
+        assert!((tallest - (PLOT_BOTTOM - PLOT_TOP)).abs() < 0.01);
     }
 }

@@ -3,7 +3,7 @@
 //! it enqueues, and the worker does the rest.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
@@ -23,7 +23,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/cleanup/runs", web::post().to(start_run))
         .route("/runs", web::get().to(runs_page))
         .route("/runs/{id}", web::get().to(run_page))
-        .route("/runs/{id}/live", web::get().to(run_live));
+        .route("/runs/{id}/live", web::get().to(run_live))
+        .route("/runs/{run}/jobs/{job}/cancel", web::post().to(cancel_job));
 }
 
 /// The query or form of a cleanup: strings, as a browser sends them.
@@ -57,24 +58,44 @@ fn parse_form(
     })
 }
 
-/// The confirmation form: `daemon`, `owner`, `min_age_hours` and one `images` field per
-/// image the preview showed (repeated keys, which `web::Form` cannot read).
+/// What a cleanup form or address carries: the form's fields, one
+/// `images` per image (repeated keys, which `web::Form` and `web::Query`
+/// cannot read), and whether it came from the Images page's selection.
+struct CleanupFields {
+    form: CleanupForm,
+    images: Vec<String>,
+    selection: bool,
+}
+
+impl CleanupFields {
+    fn read(fields: Vec<(String, String)>) -> Self {
+        let mut out = Self {
+            form: CleanupForm::default(),
+            images: Vec::new(),
+            selection: false,
+        };
+        for (key, value) in fields {
+            match key.as_str() {
+                "daemon" => out.form.daemon = value,
+                "min_age_hours" => out.form.min_age_hours = value,
+                // Carried so the run is limited as the preview was, even if
+                // the form's image list were changed on the way.
+                "owner" => out.form.owner = value,
+                "images" => out.images.push(value),
+                "selection" => out.selection = true,
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// The confirmation form: `daemon`, `owner`, `min_age_hours` and one
+/// `images` field per image the preview showed.
 fn parse_confirmation(body: &[u8]) -> Result<CleanupRequest, FieldErrors> {
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| FieldErrors::single("form", "cannot read the form"))?;
-    let mut form = CleanupForm::default();
-    let mut images = Vec::new();
-    for (key, value) in fields {
-        match key.as_str() {
-            "daemon" => form.daemon = value,
-            "min_age_hours" => form.min_age_hours = value,
-            // Carried so the run is limited as the preview was, even if the
-            // form's image list were changed on the way.
-            "owner" => form.owner = value,
-            "images" => images.push(value),
-            _ => {}
-        }
-    }
+    let CleanupFields { form, images, .. } = CleanupFields::read(fields);
     // A form without images confirms nothing: there is no "everything" here.
     if images.is_empty() {
         return Err(FieldErrors::single(
@@ -88,7 +109,7 @@ fn parse_confirmation(body: &[u8]) -> Result<CleanupRequest, FieldErrors> {
 struct PreviewRow {
     id: String,
     daemon: String,
-    reference: String,
+    reference: format::Reference,
     short_id: String,
     owner: String,
     reason: String,
@@ -100,12 +121,12 @@ impl From<&ImageObject> for PreviewRow {
         Self {
             id: i.id.clone(),
             daemon: i.daemon.clone(),
-            reference: i
-                .repo_tags
-                .first()
-                .or(i.repo_digests.first())
-                .cloned()
-                .unwrap_or_else(|| "<none>".into()),
+            reference: format::Reference::new(
+                i.repo_tags
+                    .first()
+                    .or(i.repo_digests.first())
+                    .map_or("<none>", String::as_str),
+            ),
             short_id: i.short_id().to_owned(),
             owner: i.owner.clone().unwrap_or_default(),
             reason: i.reason.clone(),
@@ -122,6 +143,8 @@ struct PreviewPage {
     daemon: String,
     owner: String,
     min_age_hours: String,
+    /// How many images were ticked on the Images page, for "Remove selected".
+    selected: Option<usize>,
     rows: Vec<PreviewRow>,
     total: String,
     errors: FieldErrors,
@@ -143,23 +166,49 @@ fn scope(form: &CleanupForm) -> String {
     }
 }
 
+/// The preview's query: the form's fields, and one `images` per image ticked
+/// on the Images page ("Remove selected"; repeated keys, which
+/// `web::Query` cannot read). `selection` marks a query from that form, so
+/// one with no image ticked is an error, not "everything".
+fn parse_preview_query(query: &str) -> Result<(CleanupForm, Option<Vec<String>>), FieldErrors> {
+    let fields: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|_| FieldErrors::single("query", "cannot read the address"))?;
+    let CleanupFields {
+        form,
+        images,
+        selection,
+    } = CleanupFields::read(fields);
+    if selection && images.is_empty() {
+        return Err(FieldErrors::single(
+            "images",
+            "no image is ticked; tick the removable images to remove on the Images page",
+        ));
+    }
+    Ok((form, (!images.is_empty()).then_some(images)))
+}
+
 async fn preview_page(
     app: web::Data<Janitor>,
     session: CurrentSession,
-    query: web::Query<CleanupForm>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, PageError> {
+    let (form, images) = match parse_preview_query(req.query_string()) {
+        Ok((form, images)) => (form, Ok(images)),
+        Err(errors) => (CleanupForm::default(), Err(errors)),
+    };
     let mut page = PreviewPage {
         layout: Layout::page("overview", &session),
-        scope: scope(&query),
-        daemon: query.daemon.clone(),
-        owner: query.owner.clone(),
-        min_age_hours: query.min_age_hours.clone(),
+        scope: scope(&form),
+        daemon: form.daemon.clone(),
+        owner: form.owner.clone(),
+        min_age_hours: form.min_age_hours.clone(),
+        selected: images.as_ref().ok().and_then(|i| i.as_ref().map(Vec::len)),
         rows: Vec::new(),
         total: format::bytes(0),
         errors: FieldErrors::new(),
         daemon_errors: Vec::new(),
     };
-    let request = match parse_form(&query, None) {
+    let request = match images.and_then(|images| parse_form(&form, images)) {
         Ok(r) => r,
         Err(errors) => {
             page.errors = errors;
@@ -215,18 +264,27 @@ async fn start_run(app: web::Data<Janitor>, body: web::Bytes) -> Result<HttpResp
 /// its figures formatted for reading.
 pub struct PrintedRun {
     pub id: i64,
-    pub trigger: String,
-    pub requested_by: String,
+    /// "Started from the web page", "Scheduled", "After the update of llm2".
+    pub origin: String,
     pub scope: String,
-    pub created: String,
+    pub created: format::When,
     pub status: &'static str,
     pub predicted: String,
     pub freed: String,
-    pub succeeded: usize,
-    pub skipped: usize,
-    pub failed: usize,
-    pub cancelled: usize,
-    pub active: usize,
+    pub predicted_bytes: i64,
+    pub freed_bytes: i64,
+    /// Jobs that ended, of all.
+    pub done: usize,
+    pub total: usize,
+    /// "1 removed · 2 skipped": only the counts that are not 0.
+    pub counts: String,
+    /// How long it took (or has taken so far), and when it finished.
+    pub duration: String,
+    pub finished: Option<format::When>,
+    /// Why freed differs from predicted, once the run has finished.
+    pub difference: Option<String>,
+    /// Daemons whose jobs wait for an answer: "gpu-host: no answer for 15 s, retrying (…)".
+    pub waiting_on: Vec<String>,
     pub approved: Option<i64>,
     /// How many of `left_out` are images (not daemons).
     pub left_out_images: usize,
@@ -245,7 +303,7 @@ pub struct PrintedLeftOut {
 pub struct PrintedJob {
     pub id: i64,
     pub daemon: String,
-    pub reference: String,
+    pub reference: format::Reference,
     pub short_id: String,
     pub owner: String,
     pub status: String,
@@ -254,23 +312,146 @@ pub struct PrintedJob {
     pub freed: String,
 }
 
-impl From<&RunView> for PrintedRun {
-    fn from(r: &RunView) -> Self {
+/// Who started a run, in words.
+fn origin(trigger: &str, requested_by: &str) -> String {
+    match (trigger, requested_by) {
+        ("manual", "web") => "Started from the web page".to_owned(),
+        ("manual", "api") => "Started through the API".to_owned(),
+        ("manual", "cli") => "Started from the command line".to_owned(),
+        ("schedule", _) => "Scheduled".to_owned(),
+        ("update", by) => match by.strip_prefix("update of ") {
+            Some(app) => format!("After the update of {app}"),
+            None => "After an ExApp update".to_owned(),
+        },
+        (t, by) => format!("{t}, by {by}"),
+    }
+}
+
+/// Why a finished run freed other than it predicted. PURE.
+fn difference(r: &RunView) -> Option<String> {
+    if !r.finished() || r.bytes_freed == r.bytes_predicted {
+        return None;
+    }
+    let already = r
+        .jobs
+        .iter()
+        .filter(|j| j.status == "succeeded" && j.error.as_deref() == Some("already removed"))
+        .count();
+    let mut why = Vec::new();
+    if already > 0 {
+        why.push(format!(
+            "{} already removed by someone else",
+            format::count(already, "image was", "images were")
+        ));
+    }
+    for (n, what) in [
+        (
+            r.counts.skipped,
+            "skipped (in use, or changed since the preview)",
+        ),
+        (r.counts.failed, "failed"),
+        (r.counts.cancelled, "cancelled"),
+    ] {
+        if n > 0 {
+            why.push(format!("{} {what}", format::count(n, "image", "images")));
+        }
+    }
+    if why.is_empty() {
+        why.push(if r.bytes_freed > r.bytes_predicted {
+            "untagged parent images no other image needed went too".to_owned()
+        } else {
+            "some layers are now shared with images that arrived since the preview".to_owned()
+        });
+    }
+    Some(format!(
+        "Freed {} of the {} predicted: {}.",
+        format::bytes(u64::try_from(r.bytes_freed).unwrap_or(0)),
+        format::bytes(u64::try_from(r.bytes_predicted).unwrap_or(0)),
+        why.join("; ")
+    ))
+}
+
+/// Daemons the run's queued jobs wait on: their last attempt got no answer.
+fn waiting_on(r: &RunView, now: i64) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for j in r
+        .jobs
+        .iter()
+        .filter(|j| j.status == "queued" && j.attempts > 0 && j.error.is_some())
+    {
+        if !seen.insert(j.daemon.as_str()) {
+            continue;
+        }
+        let since = j
+            .started_at
+            .as_deref()
+            .and_then(crate::clock::parse_rfc3339)
+            .map(|at| format!(" for {}", format::duration(now - at)))
+            .unwrap_or_default();
+        out.push(format!(
+            "{}: no answer{since}, retrying ({}; {})",
+            j.daemon,
+            format::count(
+                usize::try_from(j.attempts).unwrap_or(0),
+                "attempt",
+                "attempts"
+            ),
+            j.error.as_deref().unwrap_or_default()
+        ));
+    }
+    out
+}
+
+impl PrintedRun {
+    pub fn new(r: &RunView, now: i64) -> Self {
         let bytes = |n: i64| format::bytes(u64::try_from(n).unwrap_or(0));
+        let created = crate::clock::parse_rfc3339(&r.created_at).unwrap_or(now);
+        let finished_at = r.finished().then(|| {
+            r.jobs
+                .iter()
+                .filter_map(|j| {
+                    j.finished_at
+                        .as_deref()
+                        .and_then(crate::clock::parse_rfc3339)
+                })
+                .max()
+                .unwrap_or(created)
+        });
+        let done = r.counts.succeeded + r.counts.skipped + r.counts.failed + r.counts.cancelled;
+        let mut counts = Vec::new();
+        for (n, one, many) in [
+            (r.counts.succeeded, "removed", "removed"),
+            (r.counts.skipped, "skipped", "skipped"),
+            (r.counts.failed, "failed", "failed"),
+            (r.counts.cancelled, "cancelled", "cancelled"),
+            (r.counts.queued + r.counts.running, "to go", "to go"),
+        ] {
+            if n > 0 {
+                counts.push(format::count(n, one, many));
+            }
+        }
         Self {
             id: r.id,
-            trigger: r.trigger.clone(),
-            requested_by: r.requested_by.clone(),
+            origin: origin(&r.trigger, &r.requested_by),
             scope: r.daemon.clone().unwrap_or_else(|| "all daemons".into()),
-            created: format::datetime_text(&r.created_at),
+            created: format::When::at(created, now),
             status: r.status,
             predicted: bytes(r.bytes_predicted),
             freed: bytes(r.bytes_freed),
-            succeeded: r.counts.succeeded,
-            skipped: r.counts.skipped,
-            failed: r.counts.failed,
-            cancelled: r.counts.cancelled,
-            active: r.counts.queued + r.counts.running,
+            predicted_bytes: r.bytes_predicted.max(0),
+            freed_bytes: r.bytes_freed.clamp(0, r.bytes_predicted.max(r.bytes_freed)),
+            done,
+            total: r.jobs.len(),
+            counts: if counts.is_empty() {
+                "no image".to_owned()
+            } else {
+                counts.join(" · ")
+            },
+            duration: format::duration(finished_at.unwrap_or(now) - created),
+            finished: finished_at.map(|at| format::When::at(at, now)),
+            difference: difference(r),
+            waiting_on: waiting_on(r, now),
             approved: r.approved,
             left_out_images: r.left_out.iter().filter(|l| l.image_id.is_some()).count(),
             left_out: r
@@ -292,11 +473,9 @@ impl From<&RunView> for PrintedRun {
                 .map(|j| PrintedJob {
                     id: j.id,
                     daemon: j.daemon.clone(),
-                    reference: j
-                        .image_refs
-                        .first()
-                        .cloned()
-                        .unwrap_or_else(|| "<none>".into()),
+                    reference: format::Reference::new(
+                        j.image_refs.first().map_or("<none>", String::as_str),
+                    ),
                     short_id: short_id(&j.image_id).to_owned(),
                     owner: j.owner.clone().unwrap_or_default(),
                     status: j.status.clone(),
@@ -309,22 +488,83 @@ impl From<&RunView> for PrintedRun {
     }
 }
 
+/// How the Runs page may be sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunSort {
+    Run,
+    Freed,
+    Predicted,
+    Status,
+}
+
+impl RunSort {
+    const ALL: [(RunSort, &'static str); 4] = [
+        (RunSort::Run, "run"),
+        (RunSort::Status, "status"),
+        (RunSort::Predicted, "predicted"),
+        (RunSort::Freed, "freed"),
+    ];
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RunsQuery {
+    sort: Option<String>,
+    dir: Option<String>,
+}
+
+/// A sortable header of the Runs page.
+pub struct RunColumn {
+    pub key: &'static str,
+    pub href: String,
+    pub aria_sort: &'static str,
+}
+
 #[derive(Template)]
 #[template(path = "runs.html")]
 struct RunsPage {
     layout: Layout,
     runs: Vec<PrintedRun>,
-    chart: Vec<charts::RunBar>,
+    chart: charts::RunsChart,
+    columns: Vec<RunColumn>,
+    errors: FieldErrors,
+}
+
+impl RunsPage {
+    fn column(&self, key: &str) -> Option<&RunColumn> {
+        self.columns.iter().find(|c| c.key == key)
+    }
 }
 
 async fn runs_page(
     app: web::Data<Janitor>,
     session: CurrentSession,
+    query: web::Query<RunsQuery>,
 ) -> Result<HttpResponse, PageError> {
+    let mut errors = FieldErrors::new();
+    let sort = match query.sort.as_deref().filter(|s| !s.is_empty()) {
+        None => RunSort::Run,
+        Some(raw) => RunSort::ALL
+            .iter()
+            .find(|(_, n)| *n == raw)
+            .map(|(k, _)| *k)
+            .unwrap_or_else(|| {
+                errors.add("sort", "run, status, predicted or freed");
+                RunSort::Run
+            }),
+    };
+    let descending = match query.dir.as_deref() {
+        None | Some("") | Some("desc") => true,
+        Some("asc") => false,
+        Some(_) => {
+            errors.add("dir", "asc or desc");
+            true
+        }
+    };
     let runs = jobs::run_views(&app.store, 100)
         .await
         .map_err(PageError::internal)?;
-    // Oldest first, left to right.
+    let now = app.clock().now_unix();
+    // The chart: oldest first, left to right, whatever the table's order.
     let points: Vec<(i64, String, i64)> = runs
         .iter()
         .rev()
@@ -336,12 +576,48 @@ async fn runs_page(
             )
         })
         .collect();
+    let mut printed: Vec<PrintedRun> = runs.iter().map(|r| PrintedRun::new(r, now)).collect();
+    printed.sort_by(|a, b| {
+        let order = match sort {
+            RunSort::Run => a.id.cmp(&b.id),
+            RunSort::Freed => a.freed_bytes.cmp(&b.freed_bytes),
+            RunSort::Predicted => a.predicted_bytes.cmp(&b.predicted_bytes),
+            RunSort::Status => a.status.cmp(b.status),
+        };
+        let order = if descending { order.reverse() } else { order };
+        order.then_with(|| b.id.cmp(&a.id))
+    });
+    let columns = RunSort::ALL
+        .iter()
+        .map(|(key, name)| {
+            let active = *key == sort;
+            RunColumn {
+                key: name,
+                href: format!(
+                    "/runs?sort={name}&dir={}",
+                    if active && descending { "asc" } else { "desc" }
+                ),
+                aria_sort: match (active, descending) {
+                    (false, _) => "none",
+                    (true, true) => "descending",
+                    (true, false) => "ascending",
+                },
+            }
+        })
+        .collect();
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     let page = RunsPage {
         layout: Layout::page("runs", &session),
-        runs: runs.iter().map(PrintedRun::from).collect(),
+        runs: printed,
         chart: charts::freed_per_run(&points),
+        columns,
+        errors,
     };
-    Ok(html(StatusCode::OK, &page))
+    Ok(html(status, &page))
 }
 
 #[derive(Template)]
@@ -357,6 +633,7 @@ struct RunPage {
 #[template(path = "fragments/run_live_alone.html")]
 struct RunLive {
     r: PrintedRun,
+    csrf: String,
 }
 
 async fn load_run(app: &Janitor, id: &str) -> Result<PrintedRun, PageError> {
@@ -366,7 +643,7 @@ async fn load_run(app: &Janitor, id: &str) -> Result<PrintedRun, PageError> {
         .await
         .map_err(PageError::internal)?
         .ok_or_else(not_found)?;
-    Ok(PrintedRun::from(&run))
+    Ok(PrintedRun::new(&run, app.clock().now_unix()))
 }
 
 async fn run_page(
@@ -381,10 +658,44 @@ async fn run_page(
     Ok(html(StatusCode::OK, &page))
 }
 
-async fn run_live(app: web::Data<Janitor>, id: web::Path<String>) -> Result<RunLive, PageError> {
+async fn run_live(
+    app: web::Data<Janitor>,
+    session: CurrentSession,
+    id: web::Path<String>,
+) -> Result<RunLive, PageError> {
     Ok(RunLive {
         r: load_run(&app, &id).await?,
+        csrf: session.0.csrf_token.clone(),
     })
+}
+
+/// "Cancel" on a queued job of a run's page: through the same path as the
+/// API's cancel; back to the run's page.
+async fn cancel_job(
+    app: web::Data<Janitor>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let (run, job) = path.into_inner();
+    let not_found = || PageError::NotFound(format!("There is no job {job} in run {run}."));
+    let run_id: i64 = run.parse().map_err(|_| not_found())?;
+    let job_id: i64 = job.parse().map_err(|_| not_found())?;
+    let view = jobs::run_view(&app.store, run_id)
+        .await
+        .map_err(PageError::internal)?
+        .ok_or_else(not_found)?;
+    if !view.jobs.iter().any(|j| j.id == job_id) {
+        return Err(not_found());
+    }
+    match jobs::cancel_job(&app.store, job_id).await {
+        // A job that started meanwhile is no longer queued: the run's page
+        // shows what it became.
+        Ok(_) | Err(jobs::CancelError::NotQueued { .. }) => {}
+        Err(jobs::CancelError::NotFound(_)) => return Err(not_found()),
+        Err(e) => return Err(PageError::internal(e)),
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", format!("/runs/{run_id}")))
+        .finish())
 }
 
 #[cfg(test)]
@@ -400,5 +711,95 @@ mod tests {
         assert_eq!(request.images.unwrap().len(), 1);
         let everyone = parse_confirmation(format!("owner=&images={id}").as_bytes()).unwrap();
         assert_eq!(everyone.owner, None, "an empty owner is no limit");
+    }
+
+    fn run(status_of_jobs: &[(&str, Option<&str>)], predicted: i64, freed: i64) -> RunView {
+        let jobs: Vec<jobs::JobView> = status_of_jobs
+            .iter()
+            .enumerate()
+            .map(|(i, (status, error))| jobs::JobView {
+                id: i as i64,
+                daemon: "gpu-host".into(),
+                image_id: format!("sha256:{}", "ab".repeat(32)),
+                image_refs: vec![],
+                owner: None,
+                status: (*status).into(),
+                attempts: 1,
+                error: error.map(str::to_owned),
+                bytes_freed: None,
+                started_at: Some(crate::clock::rfc3339(1_800_000_000)),
+                finished_at: None,
+            })
+            .collect();
+        let mut counts = jobs::JobCounts::default();
+        for j in &jobs {
+            match j.status.as_str() {
+                "queued" => counts.queued += 1,
+                "succeeded" => counts.succeeded += 1,
+                "skipped" => counts.skipped += 1,
+                _ => counts.failed += 1,
+            }
+        }
+        RunView {
+            id: 1,
+            trigger: "manual".into(),
+            status: if counts.queued > 0 {
+                "running"
+            } else {
+                "finished"
+            },
+            requested_by: "web".into(),
+            daemon: None,
+            min_age_hours: 24,
+            created_at: crate::clock::rfc3339(1_800_000_000),
+            bytes_predicted: predicted,
+            bytes_freed: freed,
+            counts,
+            approved: None,
+            left_out: vec![],
+            jobs,
+        }
+    }
+
+    #[test]
+    fn a_run_that_freed_less_says_which_images_made_the_difference() {
+        let r = run(
+            &[
+                ("succeeded", Some("already removed")),
+                ("succeeded", None),
+                ("skipped", Some("in use")),
+            ],
+            3_000_000,
+            1_000_000,
+        );
+        assert_eq!(
+            difference(&r).unwrap(),
+            "Freed 1.00 MB of the 3.00 MB predicted: 1 image was already removed by someone else; 1 image skipped (in use, or changed since the preview)."
+        );
+        assert_eq!(difference(&run(&[("succeeded", None)], 5, 5)), None);
+        assert_eq!(
+            difference(&run(&[("queued", None)], 5, 0)),
+            None,
+            "only a finished run is explained"
+        );
+    }
+
+    #[test]
+    fn a_daemon_that_does_not_answer_is_named_with_how_long_and_why() {
+        let r = run(&[("queued", Some("connection refused: is the Docker daemon running, and listening at this address?"))], 5, 0);
+        assert_eq!(
+            waiting_on(&r, 1_800_000_015),
+            vec!["gpu-host: no answer for 15 s, retrying (1 attempt; connection refused: is the Docker daemon running, and listening at this address?)".to_owned()]
+        );
+    }
+
+    #[test]
+    fn who_started_a_run_reads_as_words() {
+        assert_eq!(origin("manual", "web"), "Started from the web page");
+        assert_eq!(
+            origin("update", "update of llm2"),
+            "After the update of llm2"
+        );
+        assert_eq!(origin("schedule", "schedule"), "Scheduled");
     }
 }

@@ -59,6 +59,8 @@ struct DaemonsPage {
     layout: Layout,
     daemons: Vec<DaemonSummary>,
     fields: Vec<FormField>,
+    /// The add form's errors, summarised above it.
+    errors: FieldErrors,
     refresh: bool,
 }
 
@@ -180,6 +182,7 @@ async fn render_daemons_page(
             layout: Layout::page("daemons", session),
             daemons: daemons.iter().map(DaemonSummary::from).collect(),
             fields: add_form_fields(form, errors),
+            errors: errors.clone(),
             refresh: false,
         },
     ))

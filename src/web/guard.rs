@@ -32,6 +32,7 @@ const OPENAPI: &str = "/api/v1/openapi.json";
 /// Reachable without logging in.
 fn is_public(method: &Method, path: &str) -> bool {
     path.starts_with("/static/")
+        || path == "/favicon.ico"
         || path == HEALTH
         || (path == OPENAPI && method == Method::GET)
         || (path == "/login" && (method == Method::GET || method == Method::POST))

@@ -127,7 +127,7 @@ fn parse_query(q: &ImagesQuery) -> Result<ParsedQuery, FieldErrors> {
 /// One table row, ready to print.
 pub struct Row {
     pub daemon: String,
-    pub first_ref: String,
+    pub reference: format::Reference,
     pub more_refs: Vec<String>,
     pub short_id: String,
     pub id: String,
@@ -135,8 +135,11 @@ pub struct Row {
     pub status: &'static str,
     pub status_label: &'static str,
     pub removable: bool,
+    /// One line: what it is and what happens to it ("outdated 3 days ago · removable").
+    pub short_reason: format::Html,
+    /// The whole reason, behind the short one.
     pub reason: String,
-    pub created: String,
+    pub created: Option<format::When>,
     pub size: String,
     pub unique: String,
     pub containers: String,
@@ -154,12 +157,67 @@ fn status_label(s: Status) -> &'static str {
     }
 }
 
-impl From<&ImageObject> for Row {
-    fn from(i: &ImageObject) -> Self {
+/// The one line a row shows of its reason. PURE: the wording is tested.
+pub fn short_reason(i: &ImageObject, now: i64, min_age_hours: u32) -> format::Html {
+    let h = format::Html::new();
+    let since = i
+        .outdated_since
+        .as_deref()
+        .and_then(crate::clock::parse_rfc3339);
+    // "Removable" is the row's badge already.
+    let fate = if i.removable {
+        ""
+    } else if i.kept_previous {
+        "kept (keep_previous)"
+    } else {
+        ""
+    };
+    match (i.status, i.waits_until) {
+        (Status::Outdated, Some(at)) => h
+            .text("waits until ")
+            .when(&format::When::at(at, now))
+            .text(&format!(" · min age {min_age_hours} h")),
+        (Status::Outdated, None) => {
+            let h = match since {
+                Some(at) => h.text("outdated ").when(&format::When::ago(at, now)),
+                None => h.text("outdated"),
+            };
+            if fate.is_empty() {
+                h
+            } else {
+                h.text(" · ").text(fate)
+            }
+        }
+        (Status::Dangling, _) => h.text(if i.removable {
+            "dangling"
+        } else {
+            "dangling · kept (remove_dangling is off)"
+        }),
+        (Status::Pending, _) => h.text(&format!(
+            "pulled for {}, not used yet",
+            i.owner.as_deref().unwrap_or("?")
+        )),
+        (Status::Current, _) => h.text(&format!(
+            "current image of {}",
+            i.owner.as_deref().unwrap_or("?")
+        )),
+        (Status::Foreign, _) => h.text("not an ExApp's"),
+        // In use, protected: the first clause of the reason says it.
+        _ => h.text(first_clause(&i.reason)),
+    }
+}
+
+/// A reason up to its first "; " (the rest is behind "more").
+fn first_clause(reason: &str) -> &str {
+    reason.split("; ").next().unwrap_or(reason)
+}
+
+impl Row {
+    pub fn new(i: &ImageObject, now: i64, min_age_hours: u32) -> Self {
         let mut refs = i.repo_tags.iter().chain(&i.repo_digests).cloned();
         Self {
             daemon: i.daemon.clone(),
-            first_ref: refs.next().unwrap_or_else(|| "<none>".into()),
+            reference: format::Reference::new(&refs.next().unwrap_or_else(|| "<none>".into())),
             more_refs: refs.collect(),
             short_id: i.short_id().to_owned(),
             id: i.id.clone(),
@@ -167,8 +225,11 @@ impl From<&ImageObject> for Row {
             status: i.status.as_str(),
             status_label: status_label(i.status),
             removable: i.removable,
+            short_reason: short_reason(i, now, min_age_hours),
             reason: i.reason.clone(),
-            created: format::datetime_text(&i.created_at),
+            // A table reads "3 days ago"; the moment shows on hover.
+            created: crate::clock::parse_rfc3339(&i.created_at)
+                .map(|at| format::When::ago(at, now)),
             size: format::bytes(i.size_bytes),
             unique: format::bytes(i.frees()),
             containers: i.containers.join(", "),
@@ -210,6 +271,8 @@ pub struct Column {
     /// Hidden on a phone until asked for: image, owner, status and "frees
     /// alone" are what an admin decides on.
     pub optional: bool,
+    /// Right-aligned, as its figures are.
+    pub numeric: bool,
 }
 
 #[derive(Clone)]
@@ -296,7 +359,8 @@ async fn images_page(
     let report = app.report().await.map_err(PageError::internal)?;
     let mut images: Vec<&ImageObject> = report.matching(&parsed.filter).collect();
     sort(&mut images, parsed.sort, parsed.descending);
-    let (rows, more) = rows_from(&images, &parsed);
+    let moment = (app.clock().now_unix(), app.policy().await.min_age_hours);
+    let (rows, more) = rows_from(&images, &parsed, moment);
 
     // htmx asks for only the part it swaps: the next rows ("Show more"),
     // or the table when a filter or a sort changed.
@@ -341,14 +405,18 @@ fn htmx_target(req: &HttpRequest) -> Option<&str> {
 
 /// The rows from `parsed.offset` on, one page of them, and the link to the
 /// next page if there is more.
-fn rows_from(images: &[&ImageObject], parsed: &ParsedQuery) -> (Vec<Row>, Option<More>) {
+fn rows_from(
+    images: &[&ImageObject],
+    parsed: &ParsedQuery,
+    (now, min_age_hours): (i64, u32),
+) -> (Vec<Row>, Option<More>) {
     let total = images.len();
     let page_end = (parsed.offset + PAGE_SIZE).min(total);
     let rows = images
         .get(parsed.offset..page_end)
         .unwrap_or(&[])
         .iter()
-        .map(|i| Row::from(*i))
+        .map(|i| Row::new(i, now, min_age_hours))
         .collect();
     let more = (page_end < total).then(|| More {
         href: format!(
@@ -390,6 +458,7 @@ fn columns(parsed: &ParsedQuery) -> Vec<Column> {
                     (true, false) => "ascending",
                 },
                 optional: matches!(key, SortKey::Daemon | SortKey::Created | SortKey::Size),
+                numeric: matches!(key, SortKey::Size | SortKey::Unique),
             }
         })
         .collect()
@@ -461,6 +530,7 @@ async fn exapps_page(
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
     let report = app.report().await.map_err(PageError::internal)?;
+    let (now, min_age_hours) = (app.clock().now_unix(), app.policy().await.min_age_hours);
     let mut images: Vec<&ImageObject> = report.images.iter().collect();
     sort(&mut images, SortKey::Created, true);
     let mut groups: BTreeMap<(String, String), CurrentAndEarlier> = BTreeMap::new();
@@ -482,8 +552,14 @@ async fn exapps_page(
             appid,
             daemon,
             earlier_bytes: format::bytes(earlier.iter().map(|i| i.frees()).sum()),
-            current: current.into_iter().map(Row::from).collect(),
-            earlier: earlier.into_iter().map(Row::from).collect(),
+            current: current
+                .into_iter()
+                .map(|i| Row::new(i, now, min_age_hours))
+                .collect(),
+            earlier: earlier
+                .into_iter()
+                .map(|i| Row::new(i, now, min_age_hours))
+                .collect(),
         })
         .collect();
     let page = ExAppsPage {
@@ -491,4 +567,73 @@ async fn exapps_page(
         exapps,
     };
     Ok(html(StatusCode::OK, &page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn image(status: Status, removable: bool) -> ImageObject {
+        ImageObject {
+            daemon: "gpu".into(),
+            id: format!("sha256:{}", "ab".repeat(32)),
+            repo_tags: vec!["ghcr.io/nextcloud/llm2:1.0.0".into()],
+            repo_digests: vec![],
+            created_at: crate::clock::rfc3339(NOW - 86_400),
+            size_bytes: 1,
+            unique_bytes: Some(1),
+            owner: Some("llm2".into()),
+            owner_name: None,
+            owner_version: None,
+            status,
+            removable,
+            reason: "in use by backup; and more".into(),
+            containers: vec![],
+            outdated_since: Some(crate::clock::rfc3339(NOW - 3 * 86_400)),
+            waits_until: None,
+            kept_previous: false,
+        }
+    }
+
+    fn short(i: &ImageObject) -> String {
+        short_reason(i, NOW, 24).plain()
+    }
+
+    #[test]
+    fn a_removable_image_says_how_long_it_has_been_outdated() {
+        assert_eq!(short(&image(Status::Outdated, true)), "outdated 3 days ago");
+    }
+
+    #[test]
+    fn a_waiting_image_says_until_when_and_why() {
+        let mut waiting = image(Status::Outdated, false);
+        waiting.waits_until = Some(NOW + 7_200);
+        assert_eq!(
+            short(&waiting),
+            "waits until 2027-01-15 10:00 UTC (in 2 h) · min age 24 h"
+        );
+    }
+
+    #[test]
+    fn a_kept_image_names_keep_previous() {
+        let mut kept = image(Status::Outdated, false);
+        kept.kept_previous = true;
+        assert_eq!(short(&kept), "outdated 3 days ago · kept (keep_previous)");
+    }
+
+    #[test]
+    fn other_statuses_say_the_first_clause_of_their_reason() {
+        assert_eq!(short(&image(Status::InUse, false)), "in use by backup");
+        assert_eq!(
+            short(&image(Status::Current, false)),
+            "current image of llm2"
+        );
+        assert_eq!(
+            short(&image(Status::Pending, false)),
+            "pulled for llm2, not used yet"
+        );
+        assert_eq!(short(&image(Status::Foreign, false)), "not an ExApp's");
+    }
 }

@@ -1,5 +1,6 @@
-//! What every page's frame needs: the active navigation entry and, for a
-//! logged-in admin, the CSRF token that forms and htmx requests carry.
+//! What every page's frame needs: the active navigation entry, for a
+//! logged-in admin the CSRF token that forms and htmx requests carry, and
+//! the version for the footer.
 
 use super::guard::CurrentSession;
 
@@ -7,6 +8,8 @@ pub struct Layout {
     pub nav: &'static str,
     /// Empty when nobody is logged in (login and error pages).
     pub csrf: String,
+    /// What this build is (`crate::version::VERSION`), in the footer.
+    pub version: &'static str,
 }
 
 impl Layout {
@@ -14,6 +17,7 @@ impl Layout {
         Self {
             nav,
             csrf: session.0.csrf_token.clone(),
+            version: crate::version::VERSION,
         }
     }
 
@@ -21,6 +25,7 @@ impl Layout {
         Self {
             nav: "",
             csrf: String::new(),
+            version: crate::version::VERSION,
         }
     }
 

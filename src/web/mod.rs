@@ -16,6 +16,8 @@ mod json_body;
 mod layout;
 mod login;
 mod metrics;
+mod nextcloud_api;
+mod nextcloud_page;
 pub mod openapi;
 mod origin;
 mod overview;
@@ -82,6 +84,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(image_pages::routes)
         .configure(cleanup_pages::routes)
         .configure(settings::routes)
+        .configure(nextcloud_page::routes)
         .default_service(web::to(not_found));
 }
 

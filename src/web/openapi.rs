@@ -81,9 +81,10 @@ fn add_common_answers(doc: &mut Document) {
             .build()
     };
     for item in doc.paths.paths.values_mut() {
-        let operations: [&mut Option<Operation>; 4] = [
+        let operations: [&mut Option<Operation>; 5] = [
             &mut item.get,
             &mut item.post,
+            &mut item.put,
             &mut item.patch,
             &mut item.delete,
         ];

@@ -13,7 +13,7 @@ use askama_web::WebTemplate;
 
 use super::charts;
 use super::errors::{html, PageError};
-use super::format;
+use super::format::{self, Html, When};
 use super::guard::CurrentSession;
 use super::layout::Layout;
 use crate::daemons::{self, DaemonSummary};
@@ -36,7 +36,7 @@ pub struct Card {
     /// Render the last known contact and let the card refresh itself once.
     pub refresh: bool,
     pub inv: Option<InventoryView>,
-    pub scanned_at: Option<String>,
+    pub scanned_at: Option<When>,
     /// The last scan failed (the figures, if any, are from an older scan).
     pub scan_error: Option<String>,
 }
@@ -56,9 +56,11 @@ pub struct Headline {
     /// "X can be freed now from N images (M ExApps)", or that nothing can.
     pub now: String,
     /// "Y more after the 24 h minimum age, from …", when anything waits.
-    pub later: Option<String>,
+    pub later: Option<Html>,
     /// Why "Clean now" is off; None when there is something to remove.
-    pub blocked: Option<String>,
+    pub blocked: Option<Html>,
+    /// "Freed so far: 3.20 GB in 4 runs", once anything was freed.
+    pub freed: Option<String>,
     pub rows: Vec<ExAppRow>,
     /// Rendered by a rescan: htmx swaps it in out of band, next to the cards.
     pub oob: bool,
@@ -73,16 +75,14 @@ pub struct ExAppRow {
     pub removable_bytes: u64,
     pub removable_text: String,
     /// What keeps the rest: "waits until …", "1 kept (keep_previous)".
-    pub note: String,
+    pub note: Html,
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
+use format::count as plural;
 
-/// The headline's words for `s`. PURE, so the wording is tested directly.
-pub fn headline(s: &Summary, policy: &policy::Policy, halted: bool) -> Headline {
-    let now = if s.removable_images == 0 {
+/// The headline's words for `s` at `now`. PURE, so the wording is tested directly.
+pub fn headline(s: &Summary, policy: &policy::Policy, halted: bool, now: i64) -> Headline {
+    let freeable = if s.removable_images == 0 {
         "Nothing can be freed now.".to_owned()
     } else {
         let mut from = vec![plural(s.removable_exapps, "ExApp", "ExApps")];
@@ -97,48 +97,59 @@ pub fn headline(s: &Summary, policy: &policy::Policy, halted: bool) -> Headline 
         )
     };
     let later = s.waiting_from.map(|at| {
-        format!(
-            "{}{} after the {} h minimum age, from {} ({}).",
-            format::bytes(s.waiting_bytes),
-            if s.removable_images == 0 { "" } else { " more" },
-            policy.min_age_hours,
-            format::datetime(at),
-            plural(s.waiting_images, "image", "images"),
-        )
+        Html::new()
+            .text(&format!(
+                "{}{} after the {} h minimum age, from ",
+                format::bytes(s.waiting_bytes),
+                if s.removable_images == 0 { "" } else { " more" },
+                policy.min_age_hours,
+            ))
+            .when(&When::at(at, now))
+            .text(&format!(
+                " · {}.",
+                plural(s.waiting_images, "image", "images")
+            ))
     });
+    let says = |text: &str| Some(Html::new().text(text));
     let blocked = if halted {
-        Some("Nothing is removed while the settings cannot be read.".to_owned())
+        says("Nothing is removed while the settings cannot be read.")
     } else if s.removable_images > 0 {
         None
     } else if let Some(at) = s.waiting_from {
-        Some(format!(
-            "Nothing is removable yet: the first waiting image becomes removable on {}.",
-            format::datetime(at)
-        ))
+        Some(
+            Html::new()
+                .text("Nothing is removable yet: the first waiting image becomes removable on ")
+                .when(&When::at(at, now))
+                .text("."),
+        )
     } else if s.exapps.iter().any(|x| x.kept_images > 0) {
-        Some("Nothing is removable: keep_previous keeps every outdated image.".to_owned())
+        says("Nothing is removable: keep_previous keeps every outdated image.")
     } else {
-        Some("Nothing is removable: no image is outdated.".to_owned())
+        says("Nothing is removable: no image is outdated.")
     };
     let rows = s
         .exapps
         .iter()
         .map(|x| {
-            let mut note = Vec::new();
+            let mut note = Html::new();
             if let Some(at) = x.waiting_from {
-                note.push(format!(
-                    "{} {} until {}",
-                    x.waiting_images,
-                    if x.waiting_images == 1 {
-                        "waits"
-                    } else {
-                        "wait"
-                    },
-                    format::datetime(at)
-                ));
+                note = note
+                    .text(&format!(
+                        "{} {} until ",
+                        x.waiting_images,
+                        if x.waiting_images == 1 {
+                            "waits"
+                        } else {
+                            "wait"
+                        },
+                    ))
+                    .when(&When::at(at, now));
             }
             if x.kept_images > 0 {
-                note.push(format!("{} kept (keep_previous)", x.kept_images));
+                if x.waiting_from.is_some() {
+                    note = note.text(" · ");
+                }
+                note = note.text(&format!("{} kept (keep_previous)", x.kept_images));
             }
             ExAppRow {
                 owner: x.owner.clone(),
@@ -148,14 +159,15 @@ pub fn headline(s: &Summary, policy: &policy::Policy, halted: bool) -> Headline 
                 removable_images: x.removable_images,
                 removable_bytes: x.removable_bytes,
                 removable_text: format::bytes(x.removable_bytes),
-                note: note.join(" · "),
+                note,
             }
         })
         .collect();
     Headline {
-        now,
+        now: freeable,
         later,
         blocked,
+        freed: None,
         rows,
         oob: false,
     }
@@ -194,7 +206,9 @@ fn card(
         d: DaemonSummary::from(daemon),
         refresh,
         inv,
-        scanned_at: cached.and_then(|c| c.scanned_at).map(format::datetime),
+        scanned_at: cached
+            .and_then(|c| c.scanned_at)
+            .map(|at| When::at(at, now)),
         scan_error: cached
             .filter(|c| c.failed_last())
             .and_then(|c| c.error.clone()),
@@ -218,7 +232,37 @@ async fn cards(app: &Janitor, refresh: bool) -> Result<(Vec<Card>, Headline), Pa
         &policy,
         now,
     );
-    Ok((cards, headline(&summary, &policy, policy.halted)))
+    let mut h = headline(&summary, &policy, policy.halted, now);
+    h.freed = freed_so_far(app).await?;
+    Ok((cards, h))
+}
+
+/// "Freed so far: 3.20 GB in 4 runs", from the job history; None before
+/// anything was freed.
+async fn freed_so_far(app: &Janitor) -> Result<Option<String>, PageError> {
+    let bytes: i64 = app
+        .store
+        .job_totals()
+        .await
+        .map_err(PageError::internal)?
+        .iter()
+        .map(|(_, _, _, bytes)| *bytes)
+        .sum();
+    let runs: i64 = app
+        .store
+        .run_totals()
+        .await
+        .map_err(PageError::internal)?
+        .iter()
+        .map(|(_, n)| *n)
+        .sum();
+    Ok((bytes > 0).then(|| {
+        format!(
+            "Freed so far: {} in {}.",
+            format::bytes(u64::try_from(bytes).unwrap_or(0)),
+            plural(usize::try_from(runs).unwrap_or(0), "run", "runs")
+        )
+    }))
 }
 
 #[derive(Template)]
@@ -229,6 +273,10 @@ struct Overview {
     h: Headline,
     /// Why nothing is removed right now (the settings cannot be read).
     halted: Option<String>,
+    /// Nextcloud failed to answer: the janitor works from AppAPI's last lists.
+    nextcloud_stale: Option<String>,
+    /// AppAPI daemons waiting for the admin's answer.
+    nextcloud_proposed: usize,
 }
 
 async fn overview(
@@ -236,11 +284,20 @@ async fn overview(
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
     let (cards, h) = cards(&app, true).await?;
+    let nextcloud = crate::nextcloud_link::status(&app.store)
+        .await
+        .map_err(PageError::internal)?;
     let page = Overview {
         layout: Layout::page("overview", &session),
         cards,
         h,
         halted: app.current_settings().await.err().map(|e| e.to_string()),
+        nextcloud_stale: nextcloud.stale_note(),
+        nextcloud_proposed: nextcloud
+            .proposals
+            .iter()
+            .filter(|p| p.state == crate::nextcloud_link::ProposalState::Proposed)
+            .count(),
     };
     Ok(html(StatusCode::OK, &page))
 }
@@ -315,11 +372,11 @@ mod tests {
             waiting_from: Some(AT),
             ..Summary::default()
         };
-        let h = headline(&s, &Policy::default(), false);
+        let h = headline(&s, &Policy::default(), false, AT - 7_200);
         assert_eq!(h.now, "1.50 GB can be freed now from 3 images (2 ExApps).");
         assert_eq!(
-            h.later.as_deref(),
-            Some("400 MB more after the 24 h minimum age, from 2027-01-15 08:00 UTC (1 image).")
+            h.later.map(|l| l.plain()).as_deref(),
+            Some("400 MB more after the 24 h minimum age, from 2027-01-15 08:00 UTC (in 2 h) · 1 image.")
         );
         assert_eq!(h.blocked, None);
     }
@@ -332,17 +389,13 @@ mod tests {
             waiting_from: Some(AT),
             ..Summary::default()
         };
-        let h = headline(&waiting, &Policy::default(), false);
+        let h = headline(&waiting, &Policy::default(), false, AT - 7_200);
         assert_eq!(h.now, "Nothing can be freed now.");
-        assert!(h
-            .later
-            .as_deref()
-            .unwrap()
-            .starts_with("10 B after the 24 h"));
+        assert!(h.later.unwrap().plain().starts_with("10 B after the 24 h"));
         assert_eq!(
-            h.blocked.as_deref(),
+            h.blocked.map(|b| b.plain()).as_deref(),
             Some(
-                "Nothing is removable yet: the first waiting image becomes removable on 2027-01-15 08:00 UTC."
+                "Nothing is removable yet: the first waiting image becomes removable on 2027-01-15 08:00 UTC (in 2 h)."
             )
         );
         let kept = Summary {
@@ -354,8 +407,8 @@ mod tests {
             }],
             ..Summary::default()
         };
-        let h = headline(&kept, &Policy::default(), false);
-        assert_eq!(h.rows[0].note, "1 kept (keep_previous)");
+        let h = headline(&kept, &Policy::default(), false, AT);
+        assert_eq!(h.rows[0].note.plain(), "1 kept (keep_previous)");
         let both = Summary {
             exapps: vec![ExAppFigures {
                 owner: "llm2".into(),
@@ -368,18 +421,21 @@ mod tests {
             ..Summary::default()
         };
         assert_eq!(
-            headline(&both, &Policy::default(), false).rows[0].note,
-            "2 wait until 2027-01-15 08:00 UTC · 1 kept (keep_previous)"
+            headline(&both, &Policy::default(), false, AT - 3 * 86_400).rows[0]
+                .note
+                .plain(),
+            "2 wait until 2027-01-15 08:00 UTC (in 3 days) · 1 kept (keep_previous)"
         );
-        assert!(h.blocked.unwrap().contains("keep_previous"));
-        let none = headline(&Summary::default(), &Policy::default(), false);
+        assert!(h.blocked.unwrap().plain().contains("keep_previous"));
+        let none = headline(&Summary::default(), &Policy::default(), false, AT);
         assert_eq!(
-            none.blocked.as_deref(),
+            none.blocked.map(|b| b.plain()).as_deref(),
             Some("Nothing is removable: no image is outdated.")
         );
-        assert!(headline(&Summary::default(), &Policy::HALTED, true)
+        assert!(headline(&Summary::default(), &Policy::HALTED, true, AT)
             .blocked
             .unwrap()
+            .plain()
             .contains("settings cannot be read"));
     }
 }

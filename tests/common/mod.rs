@@ -12,6 +12,8 @@
 
 pub mod fixtures;
 pub mod harp;
+pub mod nextcloud;
+pub mod packaging;
 pub mod server;
 
 use std::net::TcpListener;

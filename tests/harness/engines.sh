@@ -2,7 +2,7 @@
 # Isolated Docker engines for exapp-janitor's integration tests.
 #
 #   engines.sh install      install what is missing (Debian packages, Engine 26.1 from Debian 13,
-#                           the HaRP agent's Python venv)
+#                           the HaRP agent's Python venv, schemathesis, cargo-deb)
 #   engines.sh start DIR    start three engines, a registry and a HaRP under DIR and write
 #                           DIR/env (shell exports)
 #   engines.sh restart-spare DIR   stop engine C and start it again
@@ -129,13 +129,33 @@ cmd_install() {
   # docker.io brings dockerd 20.10, containerd, runc and the docker CLI;
   # busybox-static runs real containers; openssl makes the TLS certificates;
   # chromium and chromium-driver run the browser tests; haproxy (2.6),
-  # python3-venv and gettext-base (envsubst) run HaRP.
+  # python3-venv and gettext-base (envsubst) run HaRP; docker-compose (1.29)
+  # checks and runs compose.yaml, and adduser the Debian package's scripts.
   apt_install docker.io busybox-static openssl ca-certificates curl iproute2 procps python3 chromium chromium-driver \
-    haproxy python3-venv gettext-base
+    haproxy python3-venv gettext-base docker-compose adduser
   install_engine26
   install_registry
   install_harp_venv
   install_schemathesis
+  install_cargo_deb
+}
+
+# cargo-deb (crates.io) builds the Debian package (tests/debian_package.rs).
+# Pinned, in a root of its own in the cache: nothing global.
+CARGO_DEB_VERSION=3.8.0
+CARGO_DEB_ROOT="$CACHE/cargo-deb-$CARGO_DEB_VERSION"
+install_cargo_deb() {
+  [ -x "$CARGO_DEB_ROOT/bin/cargo-deb" ] && return 0
+  log "installing cargo-deb $CARGO_DEB_VERSION (a minute or two of compiling)"
+  # Built as the caller, whose toolchain it is; moved into the cache whole,
+  # so that a build cut short leaves nothing that looks installed.
+  local tmp; tmp=$(mktemp -d)
+  cargo install --quiet --locked --root "$tmp/root" "cargo-deb@$CARGO_DEB_VERSION" \
+    || { rm -rf "$tmp"; die "cargo could not install cargo-deb $CARGO_DEB_VERSION"; }
+  as_root mkdir -p "$CACHE"
+  as_root rm -rf "$CARGO_DEB_ROOT"
+  as_root mv "$tmp/root" "$CARGO_DEB_ROOT"
+  rm -rf "$tmp"
 }
 
 # schemathesis (PyPI) fuzzes the JSON API against its own OpenAPI document
@@ -445,6 +465,7 @@ export EXAPP_JANITOR_TEST_TLS_CA='$ROOT/tls/ca.pem'
 export EXAPP_JANITOR_TEST_TLS_CERT='$ROOT/tls/cert.pem'
 export EXAPP_JANITOR_TEST_TLS_KEY='$ROOT/tls/key.pem'
 export EXAPP_JANITOR_TEST_SCHEMATHESIS='$SCHEMATHESIS_VENV/bin/st'
+export EXAPP_JANITOR_TEST_CARGO_DEB='$CARGO_DEB_ROOT/bin/cargo-deb'
 ENV
   if [ "$HARP_ENABLED" != 0 ]; then
     # HaRP (see tests/common/harp.rs): the URL is HaRP's address as AppAPI's
