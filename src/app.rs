@@ -41,9 +41,13 @@ fn spawn_nextcloud_refresh(app: Janitor) -> tokio::task::JoinHandle<()> {
             every.tick().await;
             match app.store.nextcloud().await {
                 Ok(Some(_)) => {
-                    let _ =
+                    let refreshed =
                         crate::nextcloud_link::refresh(&app.store, crate::nextcloud_link::TIMEOUT)
                             .await;
+                    if refreshed.is_ok() {
+                        // Statuses follow what AppAPI lists now.
+                        app.rescan_soon();
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot read the Nextcloud connection"),

@@ -138,13 +138,20 @@ impl Janitor {
         let updated = settings::update(&self.store, change, seen).await?;
         self.settings_changed.notify_waiters();
         if updated.patterns_changed {
-            let janitor = self.clone();
-            tokio::spawn(async move {
-                let options = janitor.scan_options().await;
-                let _ = crate::scan::scan_all(&janitor.store, &options).await;
-            });
+            self.rescan_soon();
         }
         Ok(updated.view)
+    }
+
+    /// Rescans every daemon in the background, so statuses follow a change
+    /// they depend on (protected patterns, what AppAPI lists). A daemon's
+    /// failure is recorded with its scan, as any scan's is.
+    pub fn rescan_soon(&self) {
+        let janitor = self.clone();
+        tokio::spawn(async move {
+            let options = janitor.scan_options().await;
+            let _ = crate::scan::scan_all(&janitor.store, &options).await;
+        });
     }
 
     /// The settings in force. Never the defaults in place of settings that

@@ -645,3 +645,143 @@ async fn serve_reads_app_apis_lists_at_start_and_never_logs_the_app_password() {
     let leaked = server.log_lines_containing(nc::ADMIN_PASSWORD);
     assert!(leaked.is_empty(), "the app password in the log: {leaked:?}");
 }
+
+/// An ExApp running on engine A with one outdated image, listed by AppAPI;
+/// the janitor connected to Nextcloud and scanning engine A (a daemon
+/// added by hand, so every ExApp AppAPI lists counts as installed on it).
+struct ListedExApp {
+    app: TestApp,
+    nextcloud: Nextcloud,
+    fx: fixtures::Fixtures,
+    id: String,
+    current: String,
+}
+
+impl ListedExApp {
+    async fn start(name: &str) -> Self {
+        let fx = fixtures::Fixtures::new(&engine_a_sock());
+        let (current, _old) = exapp(&fx, name, 1);
+        let id = appid(&fx, name);
+        let mut state = nc::State::default();
+        state
+            .exapps
+            .push(nc::exapp(&id, "An ExApp", "1.0.0", "docker_socket_proxy"));
+        let nextcloud = Nextcloud::start_with(state).await;
+        let app = spawn_app().await;
+        let (status, body) =
+            put_nextcloud(&app, &login(&nextcloud, nc::ADMIN, nc::ADMIN_PASSWORD)).await;
+        assert_eq!(status, 200, "{body}");
+        add_daemon(&app, "a", &engine_a_sock()).await;
+        let listed = Self {
+            app,
+            nextcloud,
+            fx,
+            id,
+            current,
+        };
+        assert_eq!(listed.status_of_current().await.0, "current");
+        listed
+    }
+
+    /// AppAPI removes the container (an update, or an uninstall).
+    fn remove_container(&self) {
+        self.fx
+            .docker(&["rm", "-f", &format!("nc_app_{}", self.id)]);
+    }
+
+    /// After a scan: the status and reason of the image the ExApp ran.
+    async fn status_of_current(&self) -> (String, String) {
+        let (status, body) = self.app.post_json("/api/v1/scan", &json!({})).await;
+        assert_eq!(status, 200, "{body}");
+        self.listed_status().await
+    }
+
+    /// Without a scan: what the inventory says now.
+    async fn listed_status(&self) -> (String, String) {
+        let images = self
+            .app
+            .get_json(&format!("/api/v1/images?daemon=a&owner={}", self.id))
+            .await;
+        let image = images
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| {
+                i["repo_tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == self.current.as_str())
+            })
+            .unwrap_or_else(|| panic!("{} in {images}", self.current))
+            .clone();
+        (
+            image["status"].as_str().unwrap().to_owned(),
+            image["reason"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn an_exapp_app_api_lists_keeps_its_image_while_its_container_is_gone() {
+    let listed = ListedExApp::start("updating").await;
+    listed.remove_container();
+    let (status, reason) = listed.status_of_current().await;
+    assert_eq!(status, "current", "{reason}");
+    assert!(reason.contains("as AppAPI lists it"), "{reason}");
+    let removable = listed
+        .app
+        .get_json(&format!(
+            "/api/v1/images?status=removable&owner={}",
+            listed.id
+        ))
+        .await;
+    assert!(
+        !removable.to_string().contains(&listed.current),
+        "{removable}"
+    );
+}
+
+#[tokio::test]
+async fn an_exapp_app_api_no_longer_lists_has_its_images_outdated_as_uninstalled() {
+    let listed = ListedExApp::start("uninstalled").await;
+    listed.remove_container();
+    let id = listed.id.clone();
+    listed.nextcloud.change(|s| s.exapps.retain(|e| e.0 != id));
+    let (status, body) = listed
+        .app
+        .post_json("/api/v1/nextcloud/refresh", &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The refresh rescans by itself: the statuses follow without a scan asked.
+    eventually(
+        Duration::from_secs(20),
+        "the rescan after the refresh",
+        async || listed.listed_status().await.0 == "outdated",
+    )
+    .await;
+    let (_, reason) = listed.listed_status().await;
+    assert!(
+        reason.contains(&format!(
+            "uninstalled from Nextcloud (AppAPI no longer lists {id})"
+        )),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn nextcloud_down_never_turns_a_listed_exapp_into_an_uninstalled_one() {
+    let listed = ListedExApp::start("unanswered").await;
+    listed.remove_container();
+    listed.nextcloud.stop().await;
+    let (status, body) = listed
+        .app
+        .post_json("/api/v1/nextcloud/refresh", &json!({}))
+        .await;
+    assert_eq!(status, 502, "{body}");
+    let (status, reason) = listed.status_of_current().await;
+    assert_eq!(
+        status, "current",
+        "the last good list still holds: {reason}"
+    );
+}

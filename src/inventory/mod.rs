@@ -138,6 +138,61 @@ pub struct History {
     pub repo_owners: HashMap<String, BTreeSet<AppId>>,
     /// When each owned image was first seen outdated (unix seconds).
     pub outdated_since: HashMap<ImageId, i64>,
+    /// Each ExApp's most recent current image (the last one a container of
+    /// it was seen to use).
+    pub latest_current: HashMap<AppId, ImageId>,
+}
+
+/// What AppAPI, through the Nextcloud connection, says about one daemon:
+/// from its last complete answer only (issue #20). Without it (no
+/// connection, or Nextcloud never answered) ownership rests on containers
+/// and history alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppApiView {
+    /// The ExApps AppAPI lists as installed on this daemon. An owned image
+    /// of any other ExApp is its image after an uninstall; an ExApp listed
+    /// here whose container is momentarily gone (an update recreating it)
+    /// keeps its current image.
+    pub installed: BTreeSet<AppId>,
+    /// AppAPI's registry mappings for this daemon: a reference in a mirror
+    /// belongs to whoever the original repository belongs to.
+    pub mirrors: Vec<RegistryMirror>,
+}
+
+/// One of AppAPI's `registries` mappings: images of `from` are pulled from
+/// `to`. Both are reference prefixes, compared on whole path components.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryMirror {
+    pub from: String,
+    pub to: String,
+}
+
+impl RegistryMirror {
+    /// `repository` with the prefix `a` replaced by `b`, if it starts so.
+    fn swap(repository: &str, a: &str, b: &str) -> Option<String> {
+        let a = a.trim_end_matches('/');
+        let b = b.trim_end_matches('/');
+        if a.is_empty() || b.is_empty() {
+            return None;
+        }
+        let rest = repository.strip_prefix(a)?;
+        if !(rest.is_empty() || rest.starts_with('/')) {
+            return None;
+        }
+        // A prefix written as `ghcr.io` and a repository normalised as
+        // `ghcr.io/…` compare alike; the result is normalised again.
+        reference::repository(&format!("{b}{rest}"))
+    }
+
+    /// The repositories `repository` stands for through this mapping, both ways.
+    fn equivalents(&self, repository: &str) -> impl Iterator<Item = String> {
+        [
+            Self::swap(repository, &self.to, &self.from),
+            Self::swap(repository, &self.from, &self.to),
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 /// One image with everything the janitor concluded about it.
@@ -203,8 +258,19 @@ pub fn classify(
     protected: &[ProtectedPattern],
     now: i64,
 ) -> Classification {
+    classify_with(snapshot, history, protected, None, now)
+}
+
+/// `classify`, with what AppAPI says about the daemon when it is known.
+pub fn classify_with(
+    snapshot: &Snapshot,
+    history: &History,
+    protected: &[ProtectedPattern],
+    appapi: Option<&AppApiView>,
+    now: i64,
+) -> Classification {
     let current = current_images(snapshot);
-    let lookups = Lookups::of(snapshot, history, &current, protected);
+    let lookups = Lookups::of(snapshot, history, &current, protected, appapi);
     let mut observations = Observations {
         current,
         ..Default::default()
@@ -241,6 +307,13 @@ struct Lookups<'a> {
     /// ExApps with a container now; an outdated image of any other ExApp
     /// says the ExApp may be uninstalled.
     apps_with_container: BTreeSet<&'a AppId>,
+    /// What AppAPI lists, when the janitor is connected to Nextcloud.
+    appapi: Option<&'a AppApiView>,
+    /// The remembered current image of each ExApp AppAPI lists that has no
+    /// container now: still its current image (an update between removing
+    /// the old container and creating the new one, or a container an admin
+    /// removed, which AppAPI recreates from it).
+    listed_without_container: HashMap<&'a ImageId, &'a AppId>,
     /// When each ExApp's newest current image was created.
     newest_current: HashMap<&'a AppId, i64>,
     /// How many images use each layer, for unique bytes.
@@ -254,22 +327,44 @@ impl<'a> Lookups<'a> {
         history: &History,
         current: &[CurrentImage],
         protected: &'a [ProtectedPattern],
+        appapi: Option<&'a AppApiView>,
     ) -> Self {
         let (image_owners, repo_owners) = merged_ownership(history, current);
         let mut users: HashMap<&ImageId, Vec<&ContainerInfo>> = HashMap::new();
         for c in &snapshot.containers {
             users.entry(&c.image_id).or_default().push(c);
         }
+        let apps_with_container: BTreeSet<&AppId> = snapshot
+            .containers
+            .iter()
+            .filter_map(|c| c.exapp.as_ref().map(|e| &e.appid))
+            .collect();
+        let latest: HashMap<&ImageId, &AppId> = appapi
+            .map(|view| {
+                view.installed
+                    .iter()
+                    .filter(|app| !apps_with_container.contains(app))
+                    .filter_map(|app| Some((history.latest_current.get(app)?, app)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut listed_without_container = HashMap::new();
+        let mut newest_current = newest_current_created(snapshot);
+        for image in &snapshot.images {
+            if let Some(app) = latest.get(&image.id) {
+                // Newer images of it are pulled for an update: pending.
+                newest_current.insert(*app, image.created);
+                listed_without_container.insert(&image.id, *app);
+            }
+        }
         Self {
             users,
             image_owners,
             repo_owners,
-            apps_with_container: snapshot
-                .containers
-                .iter()
-                .filter_map(|c| c.exapp.as_ref().map(|e| &e.appid))
-                .collect(),
-            newest_current: newest_current_created(snapshot),
+            apps_with_container,
+            appapi,
+            listed_without_container,
+            newest_current,
             layer_users: layers::layer_users(snapshot.images.iter().map(|i| i.layers.as_slice())),
             protected,
         }
@@ -318,7 +413,7 @@ fn classify_image(
     observations: &mut Observations,
 ) -> ClassifiedImage {
     let seen = see(image, lookups);
-    let status = status(&seen, &lookups.newest_current);
+    let status = status(&seen, lookups);
     let outdated_since = outdated_since(image, status, history, now, observations);
     let reason = reason(&seen, status, lookups, outdated_since.unwrap_or(now));
     let mut containers: Vec<String> = seen
@@ -355,7 +450,11 @@ fn see<'a>(image: &'a ImageInfo, lookups: &Lookups<'a>) -> Seen<'a> {
             .min()
             .cloned(),
         by_history: lookups.image_owners.get(&image.id).cloned(),
-        by_repository: repository_owner(image, &lookups.repo_owners),
+        by_repository: repository_owner(
+            image,
+            &lookups.repo_owners,
+            lookups.appapi.map_or(&[][..], |v| &v.mirrors[..]),
+        ),
     };
     Seen {
         image,
@@ -367,9 +466,14 @@ fn see<'a>(image: &'a ImageInfo, lookups: &Lookups<'a>) -> Seen<'a> {
 }
 
 /// DESIGN.md's statuses, first match wins.
-fn status(seen: &Seen, newest_current: &HashMap<&AppId, i64>) -> Status {
+fn status(seen: &Seen, lookups: &Lookups) -> Status {
     let owner = seen.ownership.owner();
-    if !seen.exapp_users.is_empty() {
+    let newest_current = &lookups.newest_current;
+    if !seen.exapp_users.is_empty()
+        || lookups
+            .listed_without_container
+            .contains_key(&seen.image.id)
+    {
         Status::Current
     } else if !seen.other_users.is_empty() {
         Status::InUse
@@ -423,6 +527,16 @@ fn outdated_since(
 fn reason(seen: &Seen, status: Status, lookups: &Lookups, outdated_since: i64) -> String {
     let owner = seen.ownership.owner();
     match status {
+        Status::Current if seen.exapp_users.is_empty() => {
+            let app = lookups
+                .listed_without_container
+                .get(&seen.image.id)
+                .map_or("?", |a| a.as_str());
+            format!(
+                "current image of {app} as AppAPI lists it; no {}{app} container exists now (being updated or recreated?)",
+                crate::domain::EXAPP_CONTAINER_PREFIX
+            )
+        }
         Status::Current => {
             let who: Vec<String> = seen
                 .exapp_users
@@ -465,6 +579,12 @@ fn reason(seen: &Seen, status: Status, lookups: &Lookups, outdated_since: i64) -
             };
             let gone = if lookups.apps_with_container.contains(app) {
                 String::new()
+            } else if let Some(view) = lookups.appapi {
+                if view.installed.contains(app) {
+                    String::new()
+                } else {
+                    format!("; uninstalled from Nextcloud (AppAPI no longer lists {app})")
+                }
             } else {
                 format!(
                     "; no {}{app} container exists (uninstalled?)",
@@ -543,9 +663,12 @@ fn merged_ownership(
 }
 
 /// The ExApp whose known repository holds one of the image's references.
+/// Through a registry mirror, the reference's repository is checked as the
+/// original's too (and the reason names the repository the image is in).
 fn repository_owner(
     image: &ImageInfo,
     repo_owners: &HashMap<String, BTreeSet<AppId>>,
+    mirrors: &[RegistryMirror],
 ) -> Option<(AppId, String)> {
     image
         .repo_tags
@@ -553,9 +676,14 @@ fn repository_owner(
         .chain(&image.repo_digests)
         .filter_map(|r| reference::repository(r))
         .filter_map(|repo| {
-            repo_owners
-                .get(&repo)
-                .and_then(|apps| apps.first())
+            let known = |candidate: &String| repo_owners.get(candidate).and_then(|a| a.first());
+            known(&repo)
+                .or_else(|| {
+                    mirrors
+                        .iter()
+                        .flat_map(|m| m.equivalents(&repo))
+                        .find_map(|alias| known(&alias))
+                })
                 .map(|app| (app.clone(), repo))
         })
         .min()

@@ -429,3 +429,162 @@ fn the_images_of_an_exapp_without_a_container_are_never_pending() {
     let inv = run(&snap, &history);
     assert_eq!(status_of(&inv, 3).status, Status::Outdated);
 }
+
+// What AppAPI lists (the Nextcloud connection, issue #20).
+
+fn listing(apps: &[&str]) -> AppApiView {
+    AppApiView {
+        installed: apps.iter().map(|a| app(a)).collect(),
+        mirrors: vec![],
+    }
+}
+
+fn run_listed(snapshot: &Snapshot, history: &History, view: &AppApiView) -> Classification {
+    classify_with(snapshot, history, &[], Some(view), NOW)
+}
+
+/// `pend` ran `:2` (and `:1` before it); its container is gone now, and
+/// `:3` was pulled: AppAPI between removing the old container and creating
+/// the new one.
+fn container_gone_mid_update() -> (Snapshot, History) {
+    let mut snap = update_in_progress();
+    snap.containers.clear();
+    let mut history = History::default();
+    for n in [1, 2] {
+        history.image_owners.insert(id(n), app("pend"));
+    }
+    history.latest_current.insert(app("pend"), id(2));
+    history
+        .repo_owners
+        .entry("ghcr.io/nextcloud/pend".into())
+        .or_default()
+        .insert(app("pend"));
+    (snap, history)
+}
+
+#[test]
+fn an_exapp_appapi_lists_keeps_its_current_image_while_its_container_is_gone() {
+    let (snap, history) = container_gone_mid_update();
+    let inv = run_listed(&snap, &history, &listing(&["pend"]));
+    let current = status_of(&inv, 2);
+    assert_eq!(current.status, Status::Current);
+    assert!(
+        current.reason.contains("as AppAPI lists it")
+            && current.reason.contains("no nc_app_pend container"),
+        "{}",
+        current.reason
+    );
+    assert!(!inv.observations.newly_outdated.contains(&id(2)));
+}
+
+#[test]
+fn an_image_pulled_while_the_listed_exapps_container_is_gone_is_pending() {
+    let (snap, history) = container_gone_mid_update();
+    let inv = run_listed(&snap, &history, &listing(&["pend"]));
+    assert_eq!(status_of(&inv, 3).status, Status::Pending);
+}
+
+#[test]
+fn the_older_images_of_a_listed_exapp_without_container_stay_outdated() {
+    let (snap, history) = container_gone_mid_update();
+    let inv = run_listed(&snap, &history, &listing(&["pend"]));
+    let older = status_of(&inv, 1);
+    assert_eq!(older.status, Status::Outdated);
+    assert!(
+        !older.reason.contains("uninstalled"),
+        "a listed ExApp is not uninstalled: {}",
+        older.reason
+    );
+}
+
+#[test]
+fn every_image_of_an_exapp_appapi_no_longer_lists_is_outdated_as_uninstalled() {
+    let (snap, history) = container_gone_mid_update();
+    let inv = run_listed(&snap, &history, &listing(&["other"]));
+    for n in [1, 2, 3] {
+        let img = status_of(&inv, n);
+        assert_eq!(img.status, Status::Outdated, "image {n}");
+        assert!(
+            img.reason
+                .contains("uninstalled from Nextcloud (AppAPI no longer lists pend)"),
+            "{}",
+            img.reason
+        );
+    }
+    // Outdated from that moment: the time starts now for the last current one.
+    assert!(inv.observations.newly_outdated.contains(&id(2)));
+}
+
+#[test]
+fn a_container_still_makes_its_image_current_whatever_appapi_lists() {
+    let inv = run_listed(&update_in_progress(), &History::default(), &listing(&[]));
+    assert_eq!(status_of(&inv, 2).status, Status::Current);
+}
+
+#[test]
+fn without_appapi_a_containerless_exapps_last_image_is_only_maybe_uninstalled() {
+    let (snap, history) = container_gone_mid_update();
+    let img = run(&snap, &history).images.remove(1);
+    assert_eq!(img.info.id, id(2));
+    assert_eq!(img.status, Status::Outdated);
+    assert!(img.reason.contains("(uninstalled?)"), "{}", img.reason);
+}
+
+fn mirrored(from: &str, to: &str) -> AppApiView {
+    AppApiView {
+        installed: [app("llm2")].into(),
+        mirrors: vec![RegistryMirror {
+            from: from.into(),
+            to: to.into(),
+        }],
+    }
+}
+
+/// `llm2` runs `:2` from the mirror; `:1` came from the original registry.
+fn running_from_a_mirror() -> Snapshot {
+    Snapshot {
+        images: vec![
+            image(2, &["mirror.local:5000/nextcloud/llm2:2"]),
+            image(1, &["ghcr.io/nextcloud/llm2:1"]),
+        ],
+        containers: vec![exapp(
+            "llm2",
+            2,
+            "mirror.local:5000/nextcloud/llm2:2",
+            "running",
+        )],
+    }
+}
+
+#[test]
+fn appapis_registry_mapping_makes_the_original_repository_the_exapps_too() {
+    let view = mirrored("ghcr.io", "mirror.local:5000");
+    let inv = run_listed(&running_from_a_mirror(), &History::default(), &view);
+    let old = status_of(&inv, 1);
+    assert_eq!(
+        (old.status, old.owner.clone()),
+        (Status::Outdated, Some(app("llm2")))
+    );
+    assert!(
+        old.reason.contains("in ghcr.io/nextcloud/llm2"),
+        "{}",
+        old.reason
+    );
+    // Without the mapping, the original repository is nobody's.
+    let inv = run_listed(
+        &running_from_a_mirror(),
+        &History::default(),
+        &listing(&["llm2"]),
+    );
+    assert_eq!(status_of(&inv, 1).status, Status::Foreign);
+}
+
+#[test]
+fn a_registry_mapping_matches_whole_path_components_only() {
+    let view = mirrored("ghcr.io/next", "mirror.local:5000/next");
+    let inv = run_listed(&running_from_a_mirror(), &History::default(), &view);
+    assert_eq!(status_of(&inv, 1).status, Status::Foreign);
+    let view = mirrored("ghcr.io/nextcloud", "mirror.local:5000/nextcloud");
+    let inv = run_listed(&running_from_a_mirror(), &History::default(), &view);
+    assert_eq!(status_of(&inv, 1).status, Status::Outdated);
+}

@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::AppId;
+use crate::inventory::{AppApiView, RegistryMirror};
 
 /// What the test found: Nextcloud's version and AppAPI's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -114,6 +115,38 @@ pub struct AppApiSnapshot {
 }
 
 impl AppApiSnapshot {
+    /// What this snapshot says about one janitor daemon, for classifying
+    /// its images. `linked` is the AppAPI daemon it was accepted as. An
+    /// unlinked daemon, or one AppAPI no longer lists, counts every ExApp
+    /// AppAPI lists anywhere as installed and uses no mirrors: it may
+    /// well be an AppAPI daemon the admin added by hand, and "installed"
+    /// is the side that keeps images. An ExApp whose daemon the apps list
+    /// did not name counts as installed on every daemon, for the same reason.
+    pub fn view_for(&self, linked: Option<&str>) -> AppApiView {
+        let daemon = linked.and_then(|name| self.daemons.iter().find(|d| d.name == name));
+        let installed = self
+            .exapps
+            .iter()
+            .filter(|e| match (daemon, e.daemon.as_deref()) {
+                (Some(d), Some(on)) => on == d.name,
+                _ => true,
+            })
+            .map(|e| e.id.clone())
+            .collect();
+        let mirrors = daemon
+            .map(|d| {
+                d.registries
+                    .iter()
+                    .map(|r| RegistryMirror {
+                        from: r.from.clone(),
+                        to: r.to.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        AppApiView { installed, mirrors }
+    }
+
     /// The ExApps AppAPI deployed to `daemon`, sorted.
     pub fn exapps_on(&self, daemon: &str) -> Vec<AppId> {
         let mut ids: Vec<AppId> = self
@@ -390,5 +423,63 @@ mod tests {
         let caps = json!({"version": {"string": "31.0.2"}, "capabilities": {"app_api": {"loglevel": 2, "version": "31.0.0"}}});
         assert_eq!(app_api_version(&caps).as_deref(), Some("31.0.0"));
         assert_eq!(app_api_version(&json!({"capabilities": {}})), None);
+    }
+    fn two_daemons() -> AppApiSnapshot {
+        let daemon = |name: &str, mirror: Option<(&str, &str)>| AppApiDaemon {
+            name: name.into(),
+            display_name: name.into(),
+            deploy_id: "docker-install".into(),
+            method: DeployMethod::Docker,
+            protocol: "http".into(),
+            host: "/var/run/docker.sock".into(),
+            harp_docker_port: None,
+            compute_device: None,
+            registries: mirror
+                .map(|(from, to)| RegistryMap {
+                    from: from.into(),
+                    to: to.into(),
+                })
+                .into_iter()
+                .collect(),
+        };
+        let exapp = |id: &str, on: Option<&str>| AppApiExApp {
+            id: AppId::parse(id).unwrap(),
+            name: id.into(),
+            version: "1.0.0".into(),
+            enabled: true,
+            daemon: on.map(Into::into),
+        };
+        AppApiSnapshot {
+            daemons: vec![
+                daemon("cpu", None),
+                daemon("gpu", Some(("ghcr.io", "mirror.local:5000"))),
+            ],
+            exapps: vec![
+                exapp("translate2", Some("cpu")),
+                exapp("llm2", Some("gpu")),
+                exapp("unplaced", None),
+            ],
+        }
+    }
+
+    fn installed(view: &AppApiView) -> Vec<&str> {
+        view.installed.iter().map(AppId::as_str).collect()
+    }
+
+    #[test]
+    fn a_linked_daemon_sees_its_own_exapps_and_mirrors_and_the_unplaced_ones() {
+        let view = two_daemons().view_for(Some("gpu"));
+        assert_eq!(installed(&view), ["llm2", "unplaced"]);
+        assert_eq!(view.mirrors.len(), 1);
+        assert_eq!(view.mirrors[0].to, "mirror.local:5000");
+    }
+
+    #[test]
+    fn an_unlinked_daemon_counts_every_listed_exapp_as_installed_and_has_no_mirrors() {
+        for linked in [None, Some("gone-from-appapi")] {
+            let view = two_daemons().view_for(linked);
+            assert_eq!(installed(&view), ["llm2", "translate2", "unplaced"]);
+            assert!(view.mirrors.is_empty());
+        }
     }
 }

@@ -42,6 +42,7 @@ use crate::inventory::{
     self, layers, ClassifiedImage, ContainerInfo, ExAppContainer, History, ImageInfo, Layer,
     Snapshot, Totals,
 };
+use crate::nextcloud::AppApiSnapshot;
 use crate::store::{CurrentRow, HistoryRows, Store, StoreError, StoredDaemon};
 
 /// Engine lookups (layers of new images, ExApp containers), at most this many at once.
@@ -293,7 +294,14 @@ async fn scan_with(
     };
     // Outdated images are stamped with this time: minimum ages count from it.
     let now = store.clock().now_unix();
-    let result = inventory::classify(&snapshot, &history, &options.protected, now);
+    let appapi = appapi_view(store, daemon).await?;
+    let result = inventory::classify_with(
+        &snapshot,
+        &history,
+        &options.protected,
+        appapi.as_ref(),
+        now,
+    );
 
     let obs = &result.observations;
     let current: Vec<CurrentRow> = obs
@@ -322,6 +330,30 @@ async fn scan_with(
         images: result.images,
         totals: result.totals,
     })
+}
+
+/// What AppAPI's last complete answer says about `daemon`; None when the
+/// janitor is not connected to Nextcloud or Nextcloud never answered. A
+/// refresh that failed leaves the last good answer in place, so "no
+/// answer" is never read as "every ExApp was uninstalled".
+async fn appapi_view(
+    store: &Store,
+    daemon: &StoredDaemon,
+) -> Result<Option<inventory::AppApiView>, ScanError> {
+    let Some(snapshot) = store
+        .nextcloud()
+        .await?
+        .and_then(|n| n.snapshot)
+        .and_then(|json| serde_json::from_str::<AppApiSnapshot>(&json).ok())
+    else {
+        return Ok(None);
+    };
+    let decisions = store.nextcloud_decisions().await?;
+    let linked = decisions
+        .iter()
+        .find(|d| d.accepted && d.janitor_daemon.as_deref() == Some(daemon.name.as_str()))
+        .map(|d| d.appapi_daemon.as_str());
+    Ok(Some(snapshot.view_for(linked)))
 }
 
 /// Everything the daemon lists, with the layers of each image (from the
@@ -493,9 +525,11 @@ async fn layers_of(
 
 fn history_from(rows: HistoryRows) -> History {
     let mut history = History::default();
-    // Rows come oldest first, so the latest ExApp to run an image wins.
+    // Rows come oldest first, so the latest ExApp to run an image wins,
+    // and the latest image an ExApp ran is its latest current image.
     for (appid, image_id, _) in rows.images {
         if let (Ok(app), Ok(id)) = (AppId::parse(&appid), ImageId::parse(&image_id)) {
+            history.latest_current.insert(app.clone(), id.clone());
             history.image_owners.insert(id, app);
         }
     }

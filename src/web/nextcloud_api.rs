@@ -77,6 +77,7 @@ async fn connect(app: web::Data<Janitor>, body: web::Bytes) -> Result<HttpRespon
     let input: ConnectInput = serde_json::from_value(serde_json::Value::Object(body))
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
     let view = link::connect(&app.store, &input, link::TIMEOUT).await?;
+    app.rescan_soon();
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -92,6 +93,7 @@ async fn connect(app: web::Data<Janitor>, body: web::Bytes) -> Result<HttpRespon
 #[delete("/nextcloud")]
 async fn disconnect(app: web::Data<Janitor>) -> Result<HttpResponse, ApiError> {
     link::disconnect(&app.store).await?;
+    app.rescan_soon();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -120,7 +122,9 @@ async fn test(app: web::Data<Janitor>) -> Result<HttpResponse, ApiError> {
 )]
 #[post("/nextcloud/refresh")]
 async fn refresh(app: web::Data<Janitor>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(link::refresh(&app.store, link::TIMEOUT).await?))
+    let view = link::refresh(&app.store, link::TIMEOUT).await?;
+    app.rescan_soon();
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Accepts an AppAPI daemon: adds the janitor daemon it describes, with

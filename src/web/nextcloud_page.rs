@@ -177,6 +177,10 @@ async fn connect(
             ..Outcome::from_error(e)?
         },
     };
+    if outcome.error.is_none() && outcome.fields.is_empty() {
+        // Statuses follow what AppAPI lists (or no longer says).
+        app.rescan_soon();
+    }
     respond(&app, &req, &session, outcome).await
 }
 
@@ -210,6 +214,10 @@ async fn refresh(
         },
         Err(e) => Outcome::from_error(e)?,
     };
+    if outcome.error.is_none() && outcome.fields.is_empty() {
+        // Statuses follow what AppAPI lists (or no longer says).
+        app.rescan_soon();
+    }
     respond(&app, &req, &session, outcome).await
 }
 
@@ -225,6 +233,10 @@ async fn disconnect(
         },
         Err(e) => Outcome::from_error(e)?,
     };
+    if outcome.error.is_none() && outcome.fields.is_empty() {
+        // Statuses follow what AppAPI lists (or no longer says).
+        app.rescan_soon();
+    }
     respond(&app, &req, &session, outcome).await
 }
 
