@@ -602,6 +602,21 @@ async fn image_objects_carry_the_owners_name_and_version_from_app_api() {
 }
 
 #[tokio::test]
+async fn the_pages_show_the_exapps_name_and_version_from_app_api() {
+    let listed = ListedExApp::start("labelled").await;
+    let label = "An ExApp 1.0.0";
+    for page in [
+        "/".to_owned(),
+        "/exapps".to_owned(),
+        format!("/images?owner={}", listed.id),
+    ] {
+        let (status, body) = listed.app.get_text(&page).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(body.contains(label), "{page} names the ExApp: {body}");
+    }
+}
+
+#[tokio::test]
 async fn serve_reads_app_apis_lists_at_start_and_never_logs_the_app_password() {
     let nextcloud = Nextcloud::start().await;
     let dir = tempfile::tempdir().unwrap();

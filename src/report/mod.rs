@@ -106,6 +106,24 @@ impl ImageObject {
     pub fn short_id(&self) -> &str {
         crate::domain::short_id(&self.id)
     }
+
+    /// "Local large language model 2.1.0": the owner as AppAPI names it,
+    /// for the pages (None when not connected or not listed).
+    pub fn owner_label(&self) -> Option<String> {
+        owner_label(self.owner_name.as_deref()?, self.owner_version.as_deref())
+    }
+}
+
+/// An ExApp's display name and version, as the pages show them.
+pub fn owner_label(name: &str, version: Option<&str>) -> Option<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return None;
+    }
+    Some(match version.map(str::trim).filter(|v| !v.is_empty()) {
+        Some(v) => format!("{name} {v}"),
+        None => name.to_owned(),
+    })
 }
 
 /// The `status` filter value for "removable now".

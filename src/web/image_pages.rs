@@ -132,6 +132,8 @@ pub struct Row {
     pub short_id: String,
     pub id: String,
     pub owner: String,
+    /// AppAPI's name and version of the owner, when connected to Nextcloud.
+    pub owner_label: Option<String>,
     pub status: &'static str,
     pub status_label: &'static str,
     pub removable: bool,
@@ -222,6 +224,7 @@ impl Row {
             short_id: i.short_id().to_owned(),
             id: i.id.clone(),
             owner: i.owner.clone().unwrap_or_default(),
+            owner_label: i.owner_label(),
             status: i.status.as_str(),
             status_label: status_label(i.status),
             removable: i.removable,
@@ -512,6 +515,8 @@ type CurrentAndEarlier<'a> = (Vec<&'a ImageObject>, Vec<&'a ImageObject>);
 /// One ExApp on one daemon: its current image and the earlier ones.
 pub struct ExAppView {
     pub appid: String,
+    /// AppAPI's name and version, when connected to Nextcloud.
+    pub label: Option<String>,
     pub daemon: String,
     pub current: Vec<Row>,
     pub earlier: Vec<Row>,
@@ -549,6 +554,7 @@ async fn exapps_page(
     let exapps = groups
         .into_iter()
         .map(|((appid, daemon), (current, earlier))| ExAppView {
+            label: current.iter().chain(&earlier).find_map(|i| i.owner_label()),
             appid,
             daemon,
             earlier_bytes: format::bytes(earlier.iter().map(|i| i.frees()).sum()),

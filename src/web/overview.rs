@@ -68,6 +68,8 @@ pub struct Headline {
 
 pub struct ExAppRow {
     pub owner: String,
+    /// AppAPI's name and version, when connected to Nextcloud.
+    pub label: Option<String>,
     pub outdated_images: usize,
     pub outdated_bytes: u64,
     pub outdated_text: String,
@@ -153,6 +155,7 @@ pub fn headline(s: &Summary, policy: &policy::Policy, halted: bool, now: i64) ->
             }
             ExAppRow {
                 owner: x.owner.clone(),
+                label: None,
                 outdated_images: x.outdated_images,
                 outdated_bytes: x.outdated_bytes,
                 outdated_text: format::bytes(x.outdated_bytes),
@@ -233,6 +236,12 @@ async fn cards(app: &Janitor, refresh: bool) -> Result<(Vec<Card>, Headline), Pa
         now,
     );
     let mut h = headline(&summary, &policy, policy.halted, now);
+    let names = crate::nextcloud_link::owner_names(&app.store).await;
+    for row in &mut h.rows {
+        row.label = names
+            .get(&row.owner)
+            .and_then(|(name, version)| crate::report::owner_label(name, Some(version)));
+    }
     h.freed = freed_so_far(app).await?;
     Ok((cards, h))
 }
