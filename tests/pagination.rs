@@ -353,3 +353,40 @@ async fn a_rescan_between_two_pages_neither_repeats_nor_skips_an_image() {
         "a new image after the cursor is listed"
     );
 }
+
+#[tokio::test]
+async fn a_parameter_given_twice_is_refused_in_json() {
+    let app = spawn_app().await;
+    let response = app.get("/api/v1/images?limit=1&limit=2").await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("a JSON error body");
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_paging() {
+    let app = spawn_app().await;
+    let doc = app.get_json("/api/v1/openapi.json").await;
+    let images = &doc["paths"]["/api/v1/images"]["get"];
+    let param = |name: &str| {
+        images["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no parameter {name}: {images}"))
+            .clone()
+    };
+    let limit = param("limit");
+    assert_eq!(
+        (&limit["schema"]["minimum"], &limit["schema"]["maximum"]),
+        (&json!(1), &json!(5000)),
+        "{limit}"
+    );
+    assert_eq!(param("cursor")["in"], "query");
+    let headers = &images["responses"]["200"]["headers"];
+    assert!(
+        headers["Link"].is_object() && headers["X-Next-Cursor"].is_object(),
+        "{headers}"
+    );
+}

@@ -295,12 +295,16 @@ async fn scan_now(app: web::Data<Janitor>) -> Result<HttpResponse, ApiError> {
     )
 )]
 #[get("/images")]
-async fn images(
-    app: web::Data<Janitor>,
-    request: HttpRequest,
-    query: web::Query<ImageFilterInput>,
-    paging: web::Query<PageInput>,
-) -> Result<HttpResponse, ApiError> {
+async fn images(app: web::Data<Janitor>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    // Read here rather than by extractors, whose refusal (a parameter given
+    // twice, say) would be actix's plain text instead of the API's JSON.
+    let unreadable = |e: serde_urlencoded::de::Error| {
+        ApiError::BadRequest(format!("cannot read the query string: {e}"))
+    };
+    let query: ImageFilterInput =
+        serde_urlencoded::from_str(request.query_string()).map_err(unreadable)?;
+    let paging: PageInput =
+        serde_urlencoded::from_str(request.query_string()).map_err(unreadable)?;
     let (filter, paging) = match (ImageFilter::parse(&query), PageRequest::parse(&paging)) {
         (Ok(filter), Ok(paging)) => (filter, paging),
         (filter, paging) => {
