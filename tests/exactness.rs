@@ -518,7 +518,7 @@ async fn unreadable_settings_stop_every_removal_until_they_are_saved_again() {
     assert_eq!(status, 503);
     let (_, overview) = app.get_text("/").await;
     assert!(overview.contains(r#"id="halted""#), "{overview}");
-    let images = app.get_json("/api/v1/images").await;
+    let images = app.get_json("/api/v1/images?limit=5000").await;
     assert!(
         images
             .as_array()

@@ -21,7 +21,7 @@ async fn scan(app: &TestApp) -> Vec<Value> {
     let (status, body) = app.post_json("/api/v1/scan", &json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body[0]["ok"], true, "{body}");
-    app.get_json("/api/v1/images")
+    app.get_json("/api/v1/images?limit=5000")
         .await
         .as_array()
         .unwrap()

@@ -4,7 +4,7 @@ use std::convert::Infallible;
 
 use actix_web::body::SizedStream;
 use actix_web::error::JsonPayloadError;
-use actix_web::{delete, get, patch, post, web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -19,7 +19,7 @@ use crate::jobs::{
     self, CancelError, CleanupError, CleanupRequest, CleanupRequestInput, JobView, Preview,
     RunView, Trigger,
 };
-use crate::report::{self, ImageFilter, ImageFilterInput, ImageObject};
+use crate::report::{ImageFilter, ImageFilterInput, ImageObject, PageInput, PageRequest};
 use crate::scan;
 use crate::settings::{self, SettingsError, SettingsView};
 
@@ -273,36 +273,79 @@ async fn scan_now(app: web::Data<Janitor>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(body))
 }
 
-/// The images of the last scan of each daemon, filtered.
+/// The images of the last scan of each daemon, filtered, one page at a time
+/// in the order of daemon name then image ID. The `Link` header (`rel="next"`)
+/// and `X-Next-Cursor` say how to get the next page; the last page has neither.
 #[utoipa::path(
     tag = "images",
-    params(ImageFilterInput),
+    params(ImageFilterInput, PageInput),
     responses(
-        (status = 200, description = "The matching images", body = Vec<ImageObject>),
+        (
+            status = 200,
+            description = "A page of the matching images, ordered by daemon name then image ID",
+            body = Vec<ImageObject>,
+            headers(
+                ("Link" = String, description = "`</api/v1/images?…&cursor=…>; rel=\"next\"`: the next page, \
+                    with the request's other query parameters. Absent on the last page."),
+                ("X-Next-Cursor" = String, description = "The `cursor` of the next page. Absent on the last page."),
+            ),
+        ),
         (status = 400, description = "The query string cannot be read", body = ApiErrorBody),
-        (status = 422, description = "A filter value is invalid", body = ApiErrorBody),
+        (status = 422, description = "A filter value, the limit or the cursor is invalid", body = ApiErrorBody),
     )
 )]
 #[get("/images")]
-async fn images(
-    app: web::Data<Janitor>,
-    query: web::Query<ImageFilterInput>,
-) -> Result<HttpResponse, ApiError> {
-    let filter = ImageFilter::parse(&query).map_err(ApiError::Invalid)?;
+async fn images(app: web::Data<Janitor>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    // Read here rather than by extractors, whose refusal (a parameter given
+    // twice, say) would be actix's plain text instead of the API's JSON.
+    let unreadable = |e: serde_urlencoded::de::Error| {
+        ApiError::BadRequest(format!("cannot read the query string: {e}"))
+    };
+    let query: ImageFilterInput =
+        serde_urlencoded::from_str(request.query_string()).map_err(unreadable)?;
+    let paging: PageInput =
+        serde_urlencoded::from_str(request.query_string()).map_err(unreadable)?;
+    let (filter, paging) = match (ImageFilter::parse(&query), PageRequest::parse(&paging)) {
+        (Ok(filter), Ok(paging)) => (filter, paging),
+        (filter, paging) => {
+            let mut errors = FieldErrors::new();
+            for found in [filter.err(), paging.err()].into_iter().flatten() {
+                for (field, message) in found.iter() {
+                    errors.add(field, message);
+                }
+            }
+            return Err(ApiError::Invalid(errors));
+        }
+    };
     let report = app
         .report()
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    if filter == ImageFilter::default() {
-        // Every client shares one serialised copy, sent in slices of it:
-        // actix copies a body chunk into the connection's write buffer, so
-        // one 1 MB chunk would be copied once per client in flight.
-        return Ok(HttpResponse::Ok()
-            .content_type(actix_web::http::header::ContentType::json())
-            .body(shared_body(report.json())));
+    let page = report.page(&filter, &paging);
+    let mut response = HttpResponse::Ok();
+    response.content_type(actix_web::http::header::ContentType::json());
+    if let Some(next) = &page.next {
+        let cursor = next.encode();
+        response.insert_header((
+            actix_web::http::header::LINK,
+            next_link(request.path(), request.query_string(), &cursor),
+        ));
+        response.insert_header(("X-Next-Cursor", cursor));
     }
-    let matching: Vec<&report::ImageObject> = report.matching(&filter).collect();
-    Ok(HttpResponse::Ok().json(matching))
+    // A shared first page is sent in slices of it: actix copies a body
+    // chunk into the connection's write buffer, so one 1 MB chunk would be
+    // copied once per client in flight.
+    Ok(response.body(shared_body(page.json)))
+}
+
+/// `<path?query>; rel="next"`: the request's query parameters but `cursor`,
+/// in their order, then the next page's cursor.
+fn next_link(path: &str, query: &str, cursor: &str) -> String {
+    let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    pairs.retain(|(name, _)| name != "cursor");
+    pairs.push(("cursor".into(), cursor.into()));
+    let query = serde_urlencoded::to_string(&pairs).expect("text pairs encode");
+    format!("<{path}?{query}>; rel=\"next\"")
 }
 
 /// A body that hands out `bytes` in zero-copy slices, with its length known.

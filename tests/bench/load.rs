@@ -180,8 +180,9 @@ fn main() {
             .await
             .unwrap();
         let scan_time = started.elapsed();
+        // Every image: the default page holds 500.
         let images: Vec<serde_json::Value> = http
-            .get(format!("{base}/api/v1/images"))
+            .get(format!("{base}/api/v1/images?limit=5000"))
             .bearer_auth(TOKEN)
             .send()
             .await

@@ -667,7 +667,7 @@ where
 
 /// The image object of `reference` in `GET /api/v1/images`.
 pub async fn image(app: &TestApp, reference: &str) -> Value {
-    let images = app.get_json("/api/v1/images").await;
+    let images = app.get_json("/api/v1/images?limit=5000").await;
     images
         .as_array()
         .unwrap()
