@@ -24,6 +24,15 @@ async fn put_nextcloud(app: &TestApp, body: &Value) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `value` is a text starting with `start` (an error in words).
+#[track_caller]
+fn starts_with(value: &Value, start: &str) {
+    assert!(
+        value.as_str().is_some_and(|text| text.starts_with(start)),
+        "{value} does not start with {start:?}"
+    );
+}
+
 fn login(nextcloud: &Nextcloud, user: &str, password: &str) -> Value {
     json!({"url": nextcloud.url, "user": user, "app_password": password})
 }
@@ -112,13 +121,7 @@ async fn a_wrong_password_is_refused_in_words_and_changes_nothing() {
     )
     .await;
     assert_eq!(status, 502, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("wrong app password"),
-        "{body}"
-    );
+    starts_with(&body["error"], "wrong app password");
     let view = app.get_json("/api/v1/nextcloud").await;
     assert_eq!(view["connected"], false, "nothing was stored: {view}");
 }
@@ -129,13 +132,7 @@ async fn a_user_who_is_not_an_admin_is_refused_in_words() {
     let app = spawn_app().await;
     let (status, body) = put_nextcloud(&app, &login(&nextcloud, nc::USER, nc::USER_PASSWORD)).await;
     assert_eq!(status, 502, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("this user is not an admin"),
-        "{body}"
-    );
+    starts_with(&body["error"], "this user is not an admin");
     assert_eq!(app.get_json("/api/v1/nextcloud").await["connected"], false);
 }
 
@@ -150,13 +147,7 @@ async fn a_nextcloud_without_app_api_is_refused_in_words() {
     let (status, body) =
         put_nextcloud(&app, &login(&nextcloud, nc::ADMIN, nc::ADMIN_PASSWORD)).await;
     assert_eq!(status, 502, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("AppAPI is not installed"),
-        "{body}"
-    );
+    starts_with(&body["error"], "AppAPI is not installed");
 }
 
 #[tokio::test]
@@ -186,26 +177,14 @@ async fn nextcloud_down_keeps_the_last_snapshot_and_says_so() {
     nextcloud.stop().await;
     let (status, body) = app.post_json("/api/v1/nextcloud/refresh", &json!({})).await;
     assert_eq!(status, 502, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("Nextcloud did not answer"),
-        "{body}"
-    );
+    starts_with(&body["error"], "Nextcloud did not answer");
     let view = app.get_json("/api/v1/nextcloud").await;
     assert_eq!(
         exapp_ids(&view),
         ["context_chat_backend", "llm2"],
         "no answer is not 'no ExApps': {view}"
     );
-    assert!(
-        view["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("Nextcloud did not answer"),
-        "{view}"
-    );
+    starts_with(&view["error"], "Nextcloud did not answer");
     assert_eq!(
         harp_exapps(&app).await,
         before,
@@ -231,22 +210,10 @@ async fn a_revoked_password_keeps_the_last_snapshot_and_says_so() {
     });
     let (status, body) = app.post_json("/api/v1/nextcloud/refresh", &json!({})).await;
     assert_eq!(status, 502, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("wrong app password"),
-        "{body}"
-    );
+    starts_with(&body["error"], "wrong app password");
     let view = app.get_json("/api/v1/nextcloud").await;
     assert_eq!(exapp_ids(&view), ["context_chat_backend", "llm2"], "{view}");
-    assert!(
-        view["error"]
-            .as_str()
-            .unwrap()
-            .starts_with("wrong app password"),
-        "{view}"
-    );
+    starts_with(&view["error"], "wrong app password");
     let (status, body) = app.post_json("/api/v1/nextcloud/test", &json!({})).await;
     assert_eq!(status, 502, "{body}");
 }
@@ -269,13 +236,7 @@ async fn an_accepted_harp_proposal_adds_a_harp_daemon_whose_exapps_follow_app_ap
         .iter()
         .find(|d| d["name"] == "harp_proxy_docker")
         .unwrap_or_else(|| panic!("no HaRP daemon in {daemons}"));
-    assert!(
-        harp["endpoint"]
-            .as_str()
-            .unwrap()
-            .starts_with("harp+http://appapi-harp:8780"),
-        "{harp}"
-    );
+    starts_with(&harp["endpoint"], "harp+http://appapi-harp:8780");
     assert_eq!(
         harp["harp_docker_port"], 24001,
         "from AppAPI's settings: {harp}"
@@ -293,6 +254,59 @@ async fn an_accepted_harp_proposal_adds_a_harp_daemon_whose_exapps_follow_app_ap
     let (status, body) = app.post_json("/api/v1/nextcloud/refresh", &json!({})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(harp_exapps(&app).await, ["llm2", "stt_whisper2"]);
+}
+
+/// An accepted HaRP proposal against the harness's real HaRP: AppAPI's
+/// HaRP address and docker-engine-port, the key the admin gives, and the
+/// ExApps AppAPI deployed there are all the janitor needs to see the images.
+#[tokio::test]
+async fn an_accepted_harp_proposal_sees_the_exapps_images_through_the_real_harp() {
+    let h = common::harp::harp();
+    let fx = fixtures::Fixtures::new(&engine_a_sock());
+    let (current, _) = exapp(&fx, "behind_harp", 0);
+    let id = appid(&fx, "behind_harp");
+    let mut state = nc::State::default();
+    state.daemons = vec![nc::harp_daemon("harp_proxy_docker", h.port_a)];
+    state.daemons[0]["host"] = json!(h.url.trim_start_matches("http://"));
+    state.exapps = vec![nc::exapp(&id, "Behind HaRP", "1.0.0", "harp_proxy_docker")];
+    let nextcloud = Nextcloud::start_with(state).await;
+    let app = spawn_app_with(|app| app.daemon_timeout = Duration::from_secs(15)).await;
+    let (status, body) =
+        put_nextcloud(&app, &login(&nextcloud, nc::ADMIN, nc::ADMIN_PASSWORD)).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/v1/nextcloud/proposals/harp_proxy_docker/accept",
+            &json!({"harp_key": h.key}),
+        )
+        .await;
+    assert_eq!(status, 200, "accept: {body}");
+    let (status, body) = app.post_json("/api/v1/scan", &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let images = app
+        .get_json(&format!(
+            "/api/v1/images?daemon=harp_proxy_docker&owner={id}"
+        ))
+        .await;
+    let status_of = |reference: &str| {
+        images
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| {
+                i["repo_tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r == reference)
+            })
+            .map(|i| (i["status"].clone(), i["owner_name"].clone()))
+    };
+    assert_eq!(
+        status_of(&current),
+        Some((json!("current"), json!("Behind HaRP"))),
+        "{images}"
+    );
 }
 
 #[tokio::test]

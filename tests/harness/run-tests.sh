@@ -12,11 +12,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 # The order-sensitive binaries: they stop engine C, clean whole daemons at a
-# minimum age of 0, or measure a whole engine's disk use, so what they see
+# minimum age of 0, or measure (or page through) a whole engine, so what they see
 # would depend on what other binaries did on the same engines before them.
 # Fresh engines of their own cost a few seconds each. Set the variable to
 # change the list; empty runs everything on one set of engines.
-default_alone="browser cleanup cleanup_bytes cleanup_paths daemons_api exactness faults update"
+default_alone="browser cleanup cleanup_bytes cleanup_paths daemons_api exactness faults pagination update"
 alone=${EXAPP_JANITOR_TEST_ALONE-$default_alone}
 for name in $alone; do
   if [ ! -f "tests/$name.rs" ]; then
