@@ -265,10 +265,13 @@ async fn an_accepted_harp_proposal_sees_the_exapps_images_through_the_real_harp(
     let fx = fixtures::Fixtures::new(&engine_a_sock());
     let (current, _) = exapp(&fx, "behind_harp", 0);
     let id = appid(&fx, "behind_harp");
-    let mut state = nc::State::default();
-    state.daemons = vec![nc::harp_daemon("harp_proxy_docker", h.port_a)];
-    state.daemons[0]["host"] = json!(h.url.trim_start_matches("http://"));
-    state.exapps = vec![nc::exapp(&id, "Behind HaRP", "1.0.0", "harp_proxy_docker")];
+    let mut daemon = nc::harp_daemon("harp_proxy_docker", h.port_a);
+    daemon["host"] = json!(h.url.trim_start_matches("http://"));
+    let state = nc::State {
+        daemons: vec![daemon],
+        exapps: vec![nc::exapp(&id, "Behind HaRP", "1.0.0", "harp_proxy_docker")],
+        ..Default::default()
+    };
     let nextcloud = Nextcloud::start_with(state).await;
     let app = spawn_app_with(|app| app.daemon_timeout = Duration::from_secs(15)).await;
     let (status, body) =
