@@ -87,6 +87,11 @@ fn read_secret_file(flag: &str, path: &std::path::Path) -> Result<String, CliErr
     std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))
 }
 
+/// What AppAPI lists changes statuses at a daemon's next scan (a running
+/// server rescans after its own refreshes, not after the CLI's).
+const FOLLOW: &str =
+    "statuses follow at each daemon's next scan; `exapp-janitor scan` shows them now";
+
 pub async fn run(app: &Janitor, command: NextcloudCommand) -> Result<(), CliError> {
     let timeout = link::TIMEOUT;
     match command {
@@ -107,6 +112,7 @@ pub async fn run(app: &Janitor, command: NextcloudCommand) -> Result<(), CliErro
                 view.app_api_version.as_deref().unwrap_or("?")
             );
             print_view(&view);
+            println!("{FOLLOW}");
             Ok(())
         }
         NextcloudCommand::Test => {
@@ -117,6 +123,7 @@ pub async fn run(app: &Janitor, command: NextcloudCommand) -> Result<(), CliErro
         NextcloudCommand::Refresh => {
             let view = link::refresh(&app.store, timeout).await?;
             print_view(&view);
+            println!("{FOLLOW}");
             Ok(())
         }
         NextcloudCommand::Status { json } => {
@@ -167,6 +174,7 @@ pub async fn run(app: &Janitor, command: NextcloudCommand) -> Result<(), CliErro
         NextcloudCommand::Disconnect => {
             link::disconnect(&app.store).await?;
             println!("disconnected from Nextcloud");
+            println!("{FOLLOW}");
             Ok(())
         }
     }
