@@ -16,7 +16,7 @@ use crate::config::GlobalConfig;
 use crate::domain::{PublicUrl, Settings, TrustedProxies};
 use crate::policy::Policy;
 use crate::report::{Report, ReportCache};
-use crate::scan::{CachedScan, ClientCache, InventoryCache, ScanGate, ScanOptions};
+use crate::scan::{CachedScan, ClientCache, InventoryCache, ScanGate, ScanLimit, ScanOptions};
 use crate::settings::{self, SettingsError, SettingsView};
 use crate::store::{Store, StoreError};
 
@@ -54,6 +54,8 @@ pub struct Janitor {
     pub clients: Arc<ClientCache>,
     /// One scan per daemon at a time in this process.
     pub scans: Arc<ScanGate>,
+    /// At most this many daemons scanned at once in this process (`--scan-concurrency`).
+    pub scan_limit: ScanLimit,
     /// Every daemon's image objects, shared until an input changes.
     pub reports: Arc<ReportCache>,
     /// Proxies whose forwarding headers are believed: the client's address
@@ -88,6 +90,7 @@ impl Janitor {
             metrics_public: false,
             clients: Arc::default(),
             scans: Arc::default(),
+            scan_limit: ScanLimit::new(config.scan_concurrency()),
             reports: Arc::default(),
             trusted_proxies: TrustedProxies::default(),
             public_url: None,
@@ -124,6 +127,7 @@ impl Janitor {
             protected: self.protected_patterns().await,
             clients: Some(self.clients.clone()),
             gate: Some(self.scans.clone()),
+            limit: self.scan_limit.clone(),
         }
     }
 

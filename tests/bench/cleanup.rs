@@ -159,6 +159,7 @@ fn main() {
             data_dir: dir.path().to_owned(),
             daemon_timeout_secs: 30,
             scan_timeout_secs: 600,
+            scan_concurrency: 8,
             job_lease_secs: 30,
             removal_timeout_secs: 600,
             job_max_attempts: 8,
