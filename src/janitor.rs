@@ -56,6 +56,9 @@ pub struct Janitor {
     pub scans: Arc<ScanGate>,
     /// At most this many daemons scanned at once in this process (`--scan-concurrency`).
     pub scan_limit: ScanLimit,
+    /// The multi-threaded runtime the janitor was opened on, for scans
+    /// (`ScanOptions::runtime`); None on a current-thread runtime.
+    pub runtime: Option<tokio::runtime::Handle>,
     /// Every daemon's image objects, shared until an input changes.
     pub reports: Arc<ReportCache>,
     /// Proxies whose forwarding headers are believed: the client's address
@@ -91,6 +94,9 @@ impl Janitor {
             clients: Arc::default(),
             scans: Arc::default(),
             scan_limit: ScanLimit::new(config.scan_concurrency()),
+            runtime: tokio::runtime::Handle::try_current()
+                .ok()
+                .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread),
             reports: Arc::default(),
             trusted_proxies: TrustedProxies::default(),
             public_url: None,
@@ -128,6 +134,7 @@ impl Janitor {
             clients: Some(self.clients.clone()),
             gate: Some(self.scans.clone()),
             limit: self.scan_limit.clone(),
+            runtime: self.runtime.clone(),
         }
     }
 

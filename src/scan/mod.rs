@@ -93,13 +93,19 @@ pub struct ScanOptions {
     pub gate: Option<Arc<ScanGate>>,
     /// How many daemons this process scans at once, whoever asks.
     pub limit: ScanLimit,
+    /// The process's multi-threaded runtime, where `scan_each` runs each
+    /// daemon's scan as a task of its own: parsing, classifying and storing
+    /// 100 inventories then use every CPU, and a scan asked for by a request
+    /// does not hold up the web worker thread it came in on. None: the
+    /// caller's task polls every scan (tests on a current-thread runtime).
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 /// At most this many daemon scans at once in a process (`--scan-concurrency`),
 /// shared by every caller: `scan_all`, a cleanup's preview, the watcher and
 /// the worker. A scan waits for a permit before its timeout starts, and
 /// waiters get permits in the order they asked (tokio's semaphore is fair),
-/// so `scan_all` starts the daemons in their order.
+/// so `scan_all` starts the daemons in about their order.
 #[derive(Debug, Clone)]
 pub struct ScanLimit {
     permits: Arc<tokio::sync::Semaphore>,
@@ -269,15 +275,74 @@ async fn scan_daemon_limited(
     outcome
 }
 
+/// What a scan of several daemons says of each that it scanned: not the
+/// inventory, which is stored (and read through `InventoryCache`). Holding
+/// 100 inventories until the last daemon is done would keep them all in
+/// memory at once, however few scans run at a time.
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    pub images: usize,
+    pub totals: Totals,
+    pub notes: Vec<String>,
+}
+
+impl Scanned {
+    fn of(inventory: DaemonInventory) -> Self {
+        Self {
+            images: inventory.images.len(),
+            totals: inventory.totals,
+            notes: inventory.notes,
+        }
+    }
+}
+
 /// Scans every daemon, `options.limit` at a time, results in the daemons'
 /// order; one daemon's failure is only its own.
 pub async fn scan_all(
     store: &Store,
     options: &ScanOptions,
-) -> Result<Vec<(StoredDaemon, Result<DaemonInventory, ScanError>)>, StoreError> {
+) -> Result<Vec<(StoredDaemon, Result<Scanned, ScanError>)>, StoreError> {
     let daemons = store.list_daemons().await?;
-    let results = join_all(daemons.iter().map(|d| scan_daemon(store, d, options))).await;
+    let results = scan_each(store, &daemons, options).await;
     Ok(daemons.into_iter().zip(results).collect())
+}
+
+/// Scans these daemons (`scan_daemon` each), `options.limit` at a time,
+/// each on `options.runtime` when there is one; results in their order.
+pub async fn scan_each(
+    store: &Store,
+    daemons: &[StoredDaemon],
+    options: &ScanOptions,
+) -> Vec<Result<Scanned, ScanError>> {
+    let Some(runtime) = &options.runtime else {
+        return join_all(
+            daemons
+                .iter()
+                .map(|d| async { scan_daemon(store, d, options).await.map(Scanned::of) }),
+        )
+        .await;
+    };
+    let tasks: Vec<_> = daemons
+        .iter()
+        .map(|d| {
+            let (store, daemon, options) = (store.clone(), d.clone(), options.clone());
+            // A caller that goes away (a request whose client hung up) leaves
+            // the scan to finish: it is stored, and the gate hands it on.
+            runtime.spawn(async move {
+                scan_daemon(&store, &daemon, &options)
+                    .await
+                    .map(Scanned::of)
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(
+            task.await
+                .unwrap_or_else(|e| Err(ScanError::Shared(format!("the scan stopped: {e}")))),
+        );
+    }
+    results
 }
 
 async fn scan_inner(

@@ -428,6 +428,7 @@ fn options(clients: &Arc<ClientCache>) -> ScanOptions {
         // Every measured scan is a scan of its own.
         gate: None,
         limit: ScanLimit::default(),
+        runtime: None,
     }
 }
 

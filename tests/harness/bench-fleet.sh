@@ -46,6 +46,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+trap 'echo "bench-fleet.sh: failed at line $LINENO; the server log ends:" >&2; tail -n 5 "$work/server.log" >&2 2>/dev/null || true' ERR
 
 urls=()
 for arg in "$@"; do
@@ -190,7 +191,7 @@ for phase in during after; do
   if [ "$phase" = during ]; then
     kill "$scanner_pid"; wait "$scanner_pid" 2>/dev/null || true; scanner_pid=
     # A scan the loop had started runs on in the server: let it end.
-    api -X POST -o /dev/null "$base/api/v1/scan"
+    api -X POST -o /dev/null "$base/api/v1/scan" || echo "POST /api/v1/scan after the load failed: $?"
     rss_log+=", after the load during scans $(mib VmRSS)"
   fi
 done

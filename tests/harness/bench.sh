@@ -50,8 +50,10 @@ source="commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${dirty:
 sections=${EXAPP_JANITOR_BENCH_SECTIONS:-library process fleet}
 has() { [[ " $sections " == *" $1 "* ]]; }
 built=$(cargo bench --locked --bench scan --bench cleanup --bench load --no-run --message-format=json)
-# The release binary, for the whole-process benchmarks.
-cargo build --locked --release --bin exapp-janitor
+# The release binary, for the whole-process benchmarks: built with the
+# benchmarks (the load benchmark runs it), with the same features (a plain
+# `cargo build --release` would build every dependency again without the
+# dev-dependencies' features).
 janitor_bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/exapp-janitor
 executable() {
   python3 -c '
