@@ -74,11 +74,24 @@ fn tarball(seed: &str) -> Vec<u8> {
 fn fixture(engine: &str, name: &str, n: usize) -> Vec<String> {
     let repo = format!("ghcr.io/bench-cleanup/{name}");
     let current = format!("{repo}:current");
-    docker(engine, &["import", "-", &current], Some(&tarball(&current)));
     let container = format!("nc_app_{name}");
     let _ = Command::new("docker")
         .args(["-H", engine, "rm", "-f", &container])
         .output();
+    let refs: Vec<String> = (0..n).map(|i| format!("{repo}:0.{i}")).collect();
+    // Four importers at a time: the fixture is not what is measured.
+    std::thread::scope(|s| {
+        for chunk in refs.chunks(n.div_ceil(4).max(1)) {
+            s.spawn(move || {
+                for r in chunk {
+                    docker(engine, &["import", "-", r], Some(&tarball(r)));
+                }
+            });
+        }
+    });
+    // The current version last: an image created after the ExApp's current
+    // one is a pending update ("pulled, not used yet"), never outdated.
+    docker(engine, &["import", "-", &current], Some(&tarball(&current)));
     docker(
         engine,
         &[
@@ -93,17 +106,6 @@ fn fixture(engine: &str, name: &str, n: usize) -> Vec<String> {
         ],
         None,
     );
-    let refs: Vec<String> = (0..n).map(|i| format!("{repo}:0.{i}")).collect();
-    // Four importers at a time: the fixture is not what is measured.
-    std::thread::scope(|s| {
-        for chunk in refs.chunks(n.div_ceil(4).max(1)) {
-            s.spawn(move || {
-                for r in chunk {
-                    docker(engine, &["import", "-", r], Some(&tarball(r)));
-                }
-            });
-        }
-    });
     refs
 }
 
@@ -316,8 +318,11 @@ async fn time_run(engine: &str, refs: &[String], n: usize) -> (Duration, i64, i6
     // (Older outdated images of the fixture's ExApp, left by an interrupted
     // earlier run, may be removed too.)
     if removed < n || left != 0 {
+        let reasons: Vec<&str> = run.left_out.iter().map(|l| l.reason.as_str()).collect();
         fail(format!(
-            "the run removed {removed} images for {n}; {left} are left"
+            "the run removed {removed} images for {n}; {left} are left; jobs {:?}; left out: {reasons:?}; job errors: {:?}",
+            run.counts,
+            run.jobs.iter().filter_map(|j| j.error.as_deref()).take(3).collect::<Vec<_>>()
         ));
     }
     (elapsed, run.bytes_freed, run.bytes_predicted)

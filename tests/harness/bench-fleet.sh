@@ -204,6 +204,8 @@ printf '%-7s %-48s %8s %8s %8s %7s  %s\n' phase endpoint "p50 ms" "p99 ms" "req/
 for r in "${results[@]}"; do
   IFS='|' read -r phase what p50 p99 rps errors <<< "$r"
   v=$(verdict "$p99" 100); [ "$errors" -eq 0 ] || v=MISSED
+  # wrk counts only the requests that finished within the run.
+  [ "$rps" != 0 ] || { v="MISSED: no request finished within $secs s"; p50='>'$((secs * 1000)) p99=$p50; }
   printf '%-7s %-48s %8s %8s %8s %7s  %s\n' "$phase" "$what" "$p50" "$p99" "$rps" "$errors" "$v"
 done
 echo
