@@ -343,7 +343,7 @@ async fn scan_command(app: &Janitor, json: bool) -> Result<(), CliError> {
     for (daemon, result) in &results {
         match result {
             Ok(scan) => {
-                eprintln!("scanned {}: {} images", daemon.name, scan.images.len());
+                eprintln!("scanned {}: {} images", daemon.name, scan.images);
                 for note in &scan.notes {
                     eprintln!("  {}: {note}", daemon.name);
                 }
@@ -366,7 +366,10 @@ async fn scan_command(app: &Janitor, json: bool) -> Result<(), CliError> {
         &crate::nextcloud_link::owner_names(&app.store).await,
     );
     if json {
-        println!("{}", serde_json::to_string_pretty(&images).map_err(failed)?);
+        // Straight to stdout: 100,000 image objects are some 100 MB of text.
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        serde_json::to_writer_pretty(&mut out, &images).map_err(failed)?;
+        writeln!(out).and_then(|()| out.flush()).map_err(failed)?;
     } else {
         print_image_table(&images).map_err(failed)?;
     }

@@ -42,6 +42,18 @@ pub struct GlobalConfig {
     )]
     pub scan_timeout_secs: u64,
 
+    /// Daemons scanned at once (1–64). A scan mostly waits for its Engine,
+    /// so more than the CPUs pays; without a bound, a fleet of 100 daemons
+    /// would hold 100 inventories in memory at the same time.
+    #[arg(
+        long,
+        global = true,
+        env = "EXAPP_JANITOR_SCAN_CONCURRENCY",
+        default_value_t = crate::scan::DEFAULT_SCAN_CONCURRENCY as u64,
+        value_parser = clap::value_parser!(u64).range(1..=crate::scan::MAX_SCAN_CONCURRENCY as u64)
+    )]
+    pub scan_concurrency: u64,
+
     /// Seconds a claimed cleanup job stays claimed without a heartbeat; after
     /// a crash its job returns to the queue this long after the last one.
     #[arg(
@@ -83,6 +95,11 @@ impl GlobalConfig {
 
     pub fn scan_timeout(&self) -> Duration {
         Duration::from_secs(self.scan_timeout_secs)
+    }
+
+    /// How many daemons are scanned at once (clap checked the range).
+    pub fn scan_concurrency(&self) -> usize {
+        usize::try_from(self.scan_concurrency).unwrap_or(crate::scan::DEFAULT_SCAN_CONCURRENCY)
     }
 
     pub fn job_lease(&self) -> Duration {

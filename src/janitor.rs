@@ -16,7 +16,7 @@ use crate::config::GlobalConfig;
 use crate::domain::{PublicUrl, Settings, TrustedProxies};
 use crate::policy::Policy;
 use crate::report::{Report, ReportCache};
-use crate::scan::{CachedScan, ClientCache, InventoryCache, ScanGate, ScanOptions};
+use crate::scan::{CachedScan, ClientCache, InventoryCache, ScanGate, ScanLimit, ScanOptions};
 use crate::settings::{self, SettingsError, SettingsView};
 use crate::store::{Store, StoreError};
 
@@ -54,6 +54,11 @@ pub struct Janitor {
     pub clients: Arc<ClientCache>,
     /// One scan per daemon at a time in this process.
     pub scans: Arc<ScanGate>,
+    /// At most this many daemons scanned at once in this process (`--scan-concurrency`).
+    pub scan_limit: ScanLimit,
+    /// The multi-threaded runtime the janitor was opened on, for scans
+    /// (`ScanOptions::runtime`); None on a current-thread runtime.
+    pub runtime: Option<tokio::runtime::Handle>,
     /// Every daemon's image objects, shared until an input changes.
     pub reports: Arc<ReportCache>,
     /// Proxies whose forwarding headers are believed: the client's address
@@ -88,6 +93,10 @@ impl Janitor {
             metrics_public: false,
             clients: Arc::default(),
             scans: Arc::default(),
+            scan_limit: ScanLimit::new(config.scan_concurrency()),
+            runtime: tokio::runtime::Handle::try_current()
+                .ok()
+                .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread),
             reports: Arc::default(),
             trusted_proxies: TrustedProxies::default(),
             public_url: None,
@@ -124,6 +133,8 @@ impl Janitor {
             protected: self.protected_patterns().await,
             clients: Some(self.clients.clone()),
             gate: Some(self.scans.clone()),
+            limit: self.scan_limit.clone(),
+            runtime: self.runtime.clone(),
         }
     }
 

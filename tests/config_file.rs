@@ -129,6 +129,55 @@ fn a_value_outside_its_flags_limits_is_bad_input() {
 }
 
 #[test]
+fn scan_concurrency_outside_1_to_64_is_bad_input_from_a_flag_the_environment_or_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for bad in ["0", "65", "-1", "many"] {
+        let flag = run(cli(&data)
+            .env_remove("EXAPP_JANITOR_SCAN_CONCURRENCY")
+            .arg(format!("--scan-concurrency={bad}"))
+            .args(["daemon", "list"]));
+        let env = run(cli(&data)
+            .env("EXAPP_JANITOR_SCAN_CONCURRENCY", bad)
+            .args(["daemon", "list"]));
+        for (how, out) in [("flag", flag), ("environment", env)] {
+            assert_eq!(out.status.code(), Some(2), "{how} {bad}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert!(
+                err.contains(&format!("invalid value '{bad}'"))
+                    && err.contains("--scan-concurrency"),
+                "{how} {bad}: {err}"
+            );
+        }
+    }
+    let config = write_config(dir.path(), "scan_concurrency = 65\n");
+    let out = run(cli(&data)
+        .env_remove("EXAPP_JANITOR_SCAN_CONCURRENCY")
+        .arg("--config")
+        .arg(&config)
+        .args(["daemon", "list"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`scan_concurrency`") && err.contains("65 is not in 1..=64"),
+        "{err}"
+    );
+    assert!(!has_database(&data), "nothing created on bad input");
+
+    // The limits themselves are accepted, from the file too.
+    let config = write_config(dir.path(), "scan_concurrency = 64\n");
+    for args in [
+        &["--scan-concurrency", "1", "daemon", "list"][..],
+        &["--config", config.to_str().unwrap(), "daemon", "list"][..],
+    ] {
+        let out = run(cli(&data)
+            .env_remove("EXAPP_JANITOR_SCAN_CONCURRENCY")
+            .args(args));
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
 fn a_missing_or_broken_file_is_bad_input_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let out =

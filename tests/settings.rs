@@ -297,6 +297,7 @@ async fn two_servers_on_one_data_dir_make_one_scheduled_run() {
         data_dir: app.data_dir.clone(),
         daemon_timeout_secs: TEST_DAEMON_TIMEOUT.as_secs(),
         scan_timeout_secs: 60,
+        scan_concurrency: 8,
         job_lease_secs: 5,
         removal_timeout_secs: 600,
         job_max_attempts: 8,

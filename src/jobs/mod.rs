@@ -202,12 +202,7 @@ pub async fn preview(
         .cloned()
         .collect();
     let options = app.scan_options().await;
-    let scanned = futures_util::future::join_all(
-        chosen
-            .iter()
-            .map(|d| scan::scan_daemon(&app.store, d, &options)),
-    )
-    .await;
+    let scanned = scan::scan_each(&app.store, &chosen, &options).await;
     let mut ok = Vec::new();
     let mut daemon_errors = Vec::new();
     for (daemon, result) in chosen.into_iter().zip(scanned) {

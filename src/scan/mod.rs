@@ -1,6 +1,7 @@
 //! Scanning: a daemon's snapshot plus the stored history and layer cache
 //! become its inventory, and what the scan observed is recorded. Daemons are
-//! scanned concurrently, each within its own timeout.
+//! scanned concurrently, at most `ScanLimit` at once in a process, each
+//! within its own timeout.
 //!
 //! The types along the way, in the order a scan makes them:
 //!
@@ -48,6 +49,12 @@ use crate::store::{CurrentRow, HistoryRows, Store, StoreError, StoredDaemon};
 /// Engine lookups (layers of new images, ExApp containers), at most this many at once.
 const LAYER_FETCH_CONCURRENCY: usize = 8;
 
+/// Daemons scanned at once unless `--scan-concurrency` says otherwise: a
+/// scan mostly waits for its Engine, so a few per CPU of a small machine.
+pub const DEFAULT_SCAN_CONCURRENCY: usize = 8;
+/// The most `--scan-concurrency` accepts.
+pub const MAX_SCAN_CONCURRENCY: usize = 64;
+
 /// A daemon's inventory: what one successful scan found there, every image
 /// classified; stored as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +91,56 @@ pub struct ScanOptions {
     pub clients: Option<Arc<ClientCache>>,
     /// One scan per daemon at a time in this process (None: no limit).
     pub gate: Option<Arc<ScanGate>>,
+    /// How many daemons this process scans at once, whoever asks.
+    pub limit: ScanLimit,
+    /// The process's multi-threaded runtime, where `scan_each` runs each
+    /// daemon's scan as a task of its own: parsing, classifying and storing
+    /// 100 inventories then use every CPU, and a scan asked for by a request
+    /// does not hold up the web worker thread it came in on. None: the
+    /// caller's task polls every scan (tests on a current-thread runtime).
+    pub runtime: Option<tokio::runtime::Handle>,
+}
+
+/// At most this many daemon scans at once in a process (`--scan-concurrency`),
+/// shared by every caller: `scan_all`, a cleanup's preview, the watcher and
+/// the worker. A scan waits for a permit before its timeout starts, and
+/// waiters get permits in the order they asked (tokio's semaphore is fair),
+/// so `scan_all` starts the daemons in about their order.
+#[derive(Debug, Clone)]
+pub struct ScanLimit {
+    permits: Arc<tokio::sync::Semaphore>,
+    max: usize,
+}
+
+impl ScanLimit {
+    /// `max` at least 1 (0 would never scan).
+    pub fn new(max: usize) -> Self {
+        let max = max.max(1);
+        Self {
+            permits: Arc::new(tokio::sync::Semaphore::new(max)),
+            max,
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Runs `work` once a permit is free.
+    pub async fn run<F: std::future::Future>(&self, work: F) -> F::Output {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        work.await
+    }
+}
+
+impl Default for ScanLimit {
+    fn default() -> Self {
+        Self::new(DEFAULT_SCAN_CONCURRENCY)
+    }
 }
 
 /// One scan per daemon at a time. A caller that arrives while a scan runs
@@ -171,6 +228,17 @@ async fn scan_daemon_now(
     daemon: &StoredDaemon,
     options: &ScanOptions,
 ) -> Result<DaemonInventory, ScanError> {
+    options
+        .limit
+        .run(scan_daemon_limited(store, daemon, options))
+        .await
+}
+
+async fn scan_daemon_limited(
+    store: &Store,
+    daemon: &StoredDaemon,
+    options: &ScanOptions,
+) -> Result<DaemonInventory, ScanError> {
     // The scan's duration is the daemon's (monotonic); its time stamps are the clock's.
     let started = Instant::now();
     let snapshot_started_ms = store.clock().now_ms();
@@ -207,14 +275,74 @@ async fn scan_daemon_now(
     outcome
 }
 
-/// Scans every daemon at once; one daemon's failure is only its own.
+/// What a scan of several daemons says of each that it scanned: not the
+/// inventory, which is stored (and read through `InventoryCache`). Holding
+/// 100 inventories until the last daemon is done would keep them all in
+/// memory at once, however few scans run at a time.
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    pub images: usize,
+    pub totals: Totals,
+    pub notes: Vec<String>,
+}
+
+impl Scanned {
+    fn of(inventory: DaemonInventory) -> Self {
+        Self {
+            images: inventory.images.len(),
+            totals: inventory.totals,
+            notes: inventory.notes,
+        }
+    }
+}
+
+/// Scans every daemon, `options.limit` at a time, results in the daemons'
+/// order; one daemon's failure is only its own.
 pub async fn scan_all(
     store: &Store,
     options: &ScanOptions,
-) -> Result<Vec<(StoredDaemon, Result<DaemonInventory, ScanError>)>, StoreError> {
+) -> Result<Vec<(StoredDaemon, Result<Scanned, ScanError>)>, StoreError> {
     let daemons = store.list_daemons().await?;
-    let results = join_all(daemons.iter().map(|d| scan_daemon(store, d, options))).await;
+    let results = scan_each(store, &daemons, options).await;
     Ok(daemons.into_iter().zip(results).collect())
+}
+
+/// Scans these daemons (`scan_daemon` each), `options.limit` at a time,
+/// each on `options.runtime` when there is one; results in their order.
+pub async fn scan_each(
+    store: &Store,
+    daemons: &[StoredDaemon],
+    options: &ScanOptions,
+) -> Vec<Result<Scanned, ScanError>> {
+    let Some(runtime) = &options.runtime else {
+        return join_all(
+            daemons
+                .iter()
+                .map(|d| async { scan_daemon(store, d, options).await.map(Scanned::of) }),
+        )
+        .await;
+    };
+    let tasks: Vec<_> = daemons
+        .iter()
+        .map(|d| {
+            let (store, daemon, options) = (store.clone(), d.clone(), options.clone());
+            // A caller that goes away (a request whose client hung up) leaves
+            // the scan to finish: it is stored, and the gate hands it on.
+            runtime.spawn(async move {
+                scan_daemon(&store, &daemon, &options)
+                    .await
+                    .map(Scanned::of)
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(
+            task.await
+                .unwrap_or_else(|e| Err(ScanError::Shared(format!("the scan stopped: {e}")))),
+        );
+    }
+    results
 }
 
 async fn scan_inner(
@@ -561,5 +689,76 @@ mod reference_tests {
         assert!(!names_a_reference(&format!("sha256:{}", "ab".repeat(32))));
         assert!(!names_a_reference("0123456789ab"));
         assert!(!names_a_reference(""));
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::ScanLimit;
+
+    /// Twenty "scans" through a limit of 3, each holding its permit a
+    /// while: never more than 3 run, 3 do run together, and the results
+    /// come back in the order asked.
+    #[tokio::test]
+    async fn no_more_scans_run_at_once_than_the_limit() {
+        for max in [1, 3, 8] {
+            let limit = ScanLimit::new(max);
+            let running = Arc::new(AtomicUsize::new(0));
+            let most = Arc::new(AtomicUsize::new(0));
+            let work = (0..20).map(|i| {
+                let (limit, running, most) = (limit.clone(), running.clone(), most.clone());
+                async move {
+                    limit
+                        .run(async {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            i
+                        })
+                        .await
+                }
+            });
+            let order = futures_util::future::join_all(work).await;
+            assert_eq!(order, (0..20).collect::<Vec<_>>());
+            assert_eq!(most.load(Ordering::SeqCst), max, "limit {max}");
+        }
+    }
+
+    /// Callers on other tasks share the one limit (the watcher, the worker
+    /// and `scan_all` each ask on their own).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_limit_holds_across_tasks() {
+        let limit = ScanLimit::new(2);
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let (limit, running, most) = (limit.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    limit
+                        .run(async {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            running.fetch_sub(1, Ordering::SeqCst);
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_limit_of_zero_is_one() {
+        assert_eq!(ScanLimit::new(0).max(), 1);
     }
 }

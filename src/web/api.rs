@@ -256,7 +256,7 @@ async fn scan_now(app: web::Data<Janitor>) -> Result<HttpResponse, ApiError> {
                 daemon: daemon.name.to_string(),
                 ok: true,
                 error: None,
-                images: scan.images.len(),
+                images: scan.images,
                 total_bytes: scan.totals.total_bytes,
                 notes: scan.notes.clone(),
             },

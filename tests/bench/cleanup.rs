@@ -1,7 +1,10 @@
 //! Cleanup benchmark (not a test): a run removing N outdated images of one
-//! ExApp (default 300), against a shell loop of `docker rmi` over an
-//! identical fixture on the same engine, in the same run. Prints both and
-//! the ratio. Goal: the run is no slower than the loop (ratio ≤ 1.1).
+//! ExApp (default 300), against a shell loop of `docker rmi` (one per image)
+//! and against one `docker rmi` naming every reference, each over an
+//! identical fixture on the same engine, in the same run, repeated
+//! (`EXAPP_JANITOR_BENCH_CLEANUP_REPS`, default 3) in rotated order. Prints
+//! median, min and max of each and the ratios. Goal: the run is no slower
+//! than the loop (ratio of medians ≤ 1.1).
 //!
 //! ```sh
 //! EXAPP_JANITOR_BENCH_ENGINE=unix:///tmp/engines/a/docker.sock \
@@ -71,11 +74,24 @@ fn tarball(seed: &str) -> Vec<u8> {
 fn fixture(engine: &str, name: &str, n: usize) -> Vec<String> {
     let repo = format!("ghcr.io/bench-cleanup/{name}");
     let current = format!("{repo}:current");
-    docker(engine, &["import", "-", &current], Some(&tarball(&current)));
     let container = format!("nc_app_{name}");
     let _ = Command::new("docker")
         .args(["-H", engine, "rm", "-f", &container])
         .output();
+    let refs: Vec<String> = (0..n).map(|i| format!("{repo}:0.{i}")).collect();
+    // Four importers at a time: the fixture is not what is measured.
+    std::thread::scope(|s| {
+        for chunk in refs.chunks(n.div_ceil(4).max(1)) {
+            s.spawn(move || {
+                for r in chunk {
+                    docker(engine, &["import", "-", r], Some(&tarball(r)));
+                }
+            });
+        }
+    });
+    // The current version last: an image created after the ExApp's current
+    // one is a pending update ("pulled, not used yet"), never outdated.
+    docker(engine, &["import", "-", &current], Some(&tarball(&current)));
     docker(
         engine,
         &[
@@ -90,17 +106,6 @@ fn fixture(engine: &str, name: &str, n: usize) -> Vec<String> {
         ],
         None,
     );
-    let refs: Vec<String> = (0..n).map(|i| format!("{repo}:0.{i}")).collect();
-    // Four importers at a time: the fixture is not what is measured.
-    std::thread::scope(|s| {
-        for chunk in refs.chunks(n.div_ceil(4).max(1)) {
-            s.spawn(move || {
-                for r in chunk {
-                    docker(engine, &["import", "-", r], Some(&tarball(r)));
-                }
-            });
-        }
-    });
     refs
 }
 
@@ -131,10 +136,101 @@ fn main() {
         None,
     );
     println!("engine: Docker Engine {version}");
-    println!("removing {n} outdated images of one ExApp, twice (identical fixtures)");
+    let reps: usize = std::env::var("EXAPP_JANITOR_BENCH_CLEANUP_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(3);
+    println!(
+        "removing {n} outdated images of one ExApp, three ways, {reps} times each, interleaved \
+         (an identical fixture for every removal)"
+    );
 
-    // The loop an admin would write.
-    let refs = fixture(&engine, "rmi_loop", n);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    let mut bytes = Vec::new();
+    for rep in 0..reps {
+        // Rotated, so no way always goes first (after a fixture build) or last.
+        for k in 0..3 {
+            let way = (rep + k) % 3;
+            let t = match way {
+                0 => time_loop(&engine, &fixture(&engine, "rmi_loop", n)),
+                1 => time_one_rmi(&engine, &fixture(&engine, "rmi_all", n)),
+                _ => {
+                    let refs = fixture(&engine, "janitor_run", n);
+                    let (t, freed, predicted) = runtime.block_on(time_run(&engine, &refs, n));
+                    bytes.push((freed, predicted));
+                    t
+                }
+            };
+            times[way].push(t);
+        }
+    }
+
+    let [loop_t, one_t, run_t] = times.map(|t| stats(&t));
+    println!();
+    println!(
+        "{:<36} {:>9} {:>9} {:>9} {:>11}",
+        "seconds", "median", "min", "max", "per image"
+    );
+    for (what, st) in [
+        ("docker rmi loop (one per image)", &loop_t),
+        ("docker rmi with all references", &one_t),
+        ("janitor run (preview+queue+jobs)", &run_t),
+    ] {
+        println!(
+            "{:<36} {:>9.2} {:>9.2} {:>9.2} {:>8.1} ms",
+            what,
+            st.median,
+            st.min,
+            st.max,
+            st.median * 1000.0 / n as f64
+        );
+    }
+    let ratio = run_t.median / loop_t.median;
+    let ratio_one = run_t.median / one_t.median;
+    println!();
+    println!(
+        "ratio run / loop: {ratio:.2} (medians; goal ≤ 1.10: {})",
+        if ratio <= 1.1 { "met" } else { "NOT met" }
+    );
+    println!(
+        "ratio run / one docker rmi with all references: {ratio_one:.2} (medians; no goal: \
+         the floor, one CLI process and one connection)"
+    );
+    let equal = bytes.iter().all(|(f, p)| f == p);
+    println!(
+        "bytes freed {:?}, predicted {:?}: {}",
+        bytes.iter().map(|b| b.0).collect::<Vec<_>>(),
+        bytes.iter().map(|b| b.1).collect::<Vec<_>>(),
+        if equal { "equal" } else { "DIFFERENT" }
+    );
+}
+
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stats(samples: &[Duration]) -> Stats {
+    let mut s: Vec<f64> = samples.iter().map(Duration::as_secs_f64).collect();
+    s.sort_by(f64::total_cmp);
+    let mid = s.len() / 2;
+    let median = if s.len() % 2 == 0 {
+        (s[mid - 1] + s[mid]) / 2.0
+    } else {
+        s[mid]
+    };
+    Stats {
+        median,
+        min: s[0],
+        max: s[s.len() - 1],
+    }
+}
+
+/// The loop an admin would write: one `docker rmi` per image.
+fn time_loop(engine: &str, refs: &[String]) -> Duration {
     let started = Instant::now();
     let script = refs
         .iter()
@@ -145,101 +241,89 @@ fn main() {
         .args(["-e", "-c", &script])
         .status()
         .unwrap();
-    let loop_time = started.elapsed();
+    let t = started.elapsed();
     if !status.success() {
         fail("the docker rmi loop failed");
     }
+    t
+}
 
-    // The janitor: preview (a scan), enqueue, and the worker until finished.
-    let refs = fixture(&engine, "janitor_run", n);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (run_time, removed, freed, predicted) = runtime.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let config = GlobalConfig {
-            data_dir: dir.path().to_owned(),
-            daemon_timeout_secs: 30,
-            scan_timeout_secs: 600,
-            job_lease_secs: 30,
-            removal_timeout_secs: 600,
-            job_max_attempts: 8,
-        };
-        let app = Janitor::open(&config).await.unwrap_or_else(|e| fail(e));
-        let input = NewDaemonInput {
-            name: "bench".into(),
-            endpoint: engine.clone(),
-            ..Default::default()
-        };
-        daemons::add(&app.store, &input)
-            .await
-            .unwrap_or_else(|e| fail(e));
-        // A first scan, as the server would have done long before: the
-        // layer cache is warm, as it is for an admin pressing "Clean now".
-        exapp_janitor::scan::scan_all(&app.store, &app.scan_options().await)
-            .await
-            .unwrap_or_else(|e| fail(e));
-        let request = CleanupRequest {
-            min_age_hours: Some(0),
-            owner: Some(exapp_janitor::domain::AppId::parse("janitor_run").unwrap()),
-            ..Default::default()
-        };
-        let worker = Worker::new(app.clone()).spawn();
-        let started = Instant::now();
-        let run = jobs::start_run(&app, Trigger::Manual, "bench", &request, app.policy().await)
-            .await
-            .unwrap_or_else(|e| fail(e));
-        let run = loop {
-            let view = jobs::run_view(&app.store, run.id).await.unwrap().unwrap();
-            if view.finished() {
-                break view;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        let elapsed = started.elapsed();
-        worker.abort();
-        (
-            elapsed,
-            run.counts.succeeded,
-            run.bytes_freed,
-            run.bytes_predicted,
-        )
-    });
+/// One `docker rmi` naming every reference: one CLI process, one connection.
+fn time_one_rmi(engine: &str, refs: &[String]) -> Duration {
+    let started = Instant::now();
+    let status = Command::new("docker")
+        .args(["-H", engine, "rmi"])
+        .args(refs)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    let t = started.elapsed();
+    if !status.success() {
+        fail("docker rmi with all references failed");
+    }
+    t
+}
+
+/// The janitor: preview (a scan), enqueue, and the worker until finished.
+/// Returns the time, the bytes freed and the bytes predicted.
+async fn time_run(engine: &str, refs: &[String], n: usize) -> (Duration, i64, i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = GlobalConfig {
+        data_dir: dir.path().to_owned(),
+        daemon_timeout_secs: 30,
+        scan_timeout_secs: 600,
+        scan_concurrency: 8,
+        job_lease_secs: 30,
+        removal_timeout_secs: 600,
+        job_max_attempts: 8,
+    };
+    let app = Janitor::open(&config).await.unwrap_or_else(|e| fail(e));
+    let input = NewDaemonInput {
+        name: "bench".into(),
+        endpoint: engine.to_owned(),
+        ..Default::default()
+    };
+    daemons::add(&app.store, &input)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    // A first scan, as the server would have done long before: the
+    // layer cache is warm, as it is for an admin pressing "Clean now".
+    exapp_janitor::scan::scan_all(&app.store, &app.scan_options().await)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    let request = CleanupRequest {
+        min_age_hours: Some(0),
+        owner: Some(exapp_janitor::domain::AppId::parse("janitor_run").unwrap()),
+        ..Default::default()
+    };
+    let worker = Worker::new(app.clone()).spawn();
+    let started = Instant::now();
+    let run = jobs::start_run(&app, Trigger::Manual, "bench", &request, app.policy().await)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    let run = loop {
+        let view = jobs::run_view(&app.store, run.id).await.unwrap().unwrap();
+        if view.finished() {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let elapsed = started.elapsed();
+    worker.abort();
+    let removed = run.counts.succeeded;
     let left = refs
         .iter()
-        .filter(|r| !docker(&engine, &["images", "-q", r], None).is_empty())
+        .filter(|r| !docker(engine, &["images", "-q", r], None).is_empty())
         .count();
     // (Older outdated images of the fixture's ExApp, left by an interrupted
     // earlier run, may be removed too.)
     if removed < n || left != 0 {
+        let reasons: Vec<&str> = run.left_out.iter().map(|l| l.reason.as_str()).collect();
         fail(format!(
-            "the run removed {removed} images for {n}; {left} are left"
+            "the run removed {removed} images for {n}; {left} are left; jobs {:?}; left out: {reasons:?}; job errors: {:?}",
+            run.counts,
+            run.jobs.iter().filter_map(|j| j.error.as_deref()).take(3).collect::<Vec<_>>()
         ));
     }
-
-    let ratio = run_time.as_secs_f64() / loop_time.as_secs_f64();
-    println!();
-    println!("{:<34} {:>10} {:>14}", "", "total", "per image");
-    for (what, t) in [
-        ("docker rmi loop (shell)", loop_time),
-        ("janitor run (preview+queue+jobs)", run_time),
-    ] {
-        println!(
-            "{:<34} {:>8.2} s {:>11.1} ms",
-            what,
-            t.as_secs_f64(),
-            t.as_secs_f64() * 1000.0 / n as f64
-        );
-    }
-    println!();
-    println!(
-        "ratio run / loop: {ratio:.2}  (goal ≤ 1.10: {})",
-        if ratio <= 1.1 { "met" } else { "NOT met" }
-    );
-    println!(
-        "bytes freed {freed}, predicted {predicted}: {}",
-        if freed == predicted {
-            "equal"
-        } else {
-            "DIFFERENT"
-        }
-    );
+    (elapsed, run.bytes_freed, run.bytes_predicted)
 }

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use exapp_janitor::daemons;
 use exapp_janitor::domain::NewDaemonInput;
-use exapp_janitor::scan::{self, ClientCache, DaemonInventory, ScanOptions};
+use exapp_janitor::scan::{self, ClientCache, DaemonInventory, ScanLimit, ScanOptions};
 use exapp_janitor::store::{Store, StoredDaemon};
 use serde::Deserialize;
 
@@ -427,6 +427,8 @@ fn options(clients: &Arc<ClientCache>) -> ScanOptions {
         clients: Some(clients.clone()),
         // Every measured scan is a scan of its own.
         gate: None,
+        limit: ScanLimit::default(),
+        runtime: None,
     }
 }
 

@@ -245,6 +245,7 @@ pub async fn spawn_unlogged_with(configure: impl FnOnce(&mut Janitor)) -> TestAp
         data_dir: data_dir.clone(),
         daemon_timeout_secs: TEST_DAEMON_TIMEOUT.as_secs(),
         scan_timeout_secs: 60,
+        scan_concurrency: 8,
         job_lease_secs: 5,
         removal_timeout_secs: 600,
         job_max_attempts: 8,
