@@ -12,16 +12,17 @@ use common::*;
 use serde_json::{json, Value};
 
 async fn put_nextcloud(app: &TestApp, body: &Value) -> (u16, Value) {
-    let response = app
-        .http
-        .put(app.url("/api/v1/nextcloud"))
-        .bearer_auth(&app.api_token)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    app.put_json("/api/v1/nextcloud", body).await
+}
+
+/// The proposal of AppAPI's daemon `name` in a view of the connection.
+fn proposal<'a>(view: &'a Value, name: &str) -> &'a Value {
+    view["proposals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["appapi_daemon"] == name)
+        .unwrap_or_else(|| panic!("no proposal for {name} in {view}"))
 }
 
 /// `value` is a text starting with `start` (an error in words).
@@ -222,12 +223,7 @@ async fn a_revoked_password_keeps_the_last_snapshot_and_says_so() {
 async fn an_accepted_harp_proposal_adds_a_harp_daemon_whose_exapps_follow_app_api() {
     let (app, nextcloud) = connected().await;
     let view = accept_harp(&app).await;
-    let proposal = view["proposals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["appapi_daemon"] == "harp_proxy_docker")
-        .unwrap();
+    let proposal = proposal(&view, "harp_proxy_docker");
     assert_eq!(proposal["state"], "accepted", "{proposal}");
     let daemons = app.get_json("/api/v1/daemons").await;
     let harp = daemons
@@ -359,12 +355,7 @@ async fn a_refused_proposal_adds_nothing_and_stays_refused() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(app.daemon_names().await, before, "nothing was added");
     let view = app.get_json("/api/v1/nextcloud").await;
-    let p = view["proposals"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["appapi_daemon"] == "harp_proxy_docker")
-        .unwrap();
+    let p = proposal(&view, "harp_proxy_docker");
     assert_eq!(p["state"], "refused", "{p}");
     let (status, body) = app
         .post_json(
@@ -380,12 +371,7 @@ async fn manual_and_kubernetes_daemons_are_shown_as_not_managed_with_the_reason(
     let (app, _nextcloud) = connected().await;
     let view = app.get_json("/api/v1/nextcloud").await;
     for name in ["manual_install", "k8s"] {
-        let p = view["proposals"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["appapi_daemon"] == name)
-            .unwrap();
+        let p = proposal(&view, name);
         assert_eq!(p["state"], "not_managed", "{p}");
         assert!(
             p["note"].as_str().unwrap().starts_with("not managed: "),

@@ -324,9 +324,24 @@ impl TestApp {
 
     /// POST a JSON body to the API with the token.
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send_json(reqwest::Method::POST, path, body).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send_json(reqwest::Method::PUT, path, body).await
+    }
+
+    /// A JSON request with the API token: the status and the JSON answer
+    /// (null when there is none).
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+    ) -> (u16, Value) {
         let response = self
             .http
-            .post(self.url(path))
+            .request(method, self.url(path))
             .bearer_auth(&self.api_token)
             .json(body)
             .send()
@@ -391,16 +406,8 @@ impl TestApp {
     }
 
     pub async fn patch_settings(&self, body: &Value) -> (u16, Value) {
-        let response = self
-            .http
-            .patch(self.url("/api/v1/settings"))
-            .bearer_auth(&self.api_token)
-            .json(body)
-            .send()
+        self.send_json(reqwest::Method::PATCH, "/api/v1/settings", body)
             .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Polls a run until it has finished (or panics after `limit`).
