@@ -269,7 +269,8 @@ async fn an_accepted_harp_proposal_sees_the_exapps_images_through_the_real_harp(
         ..Default::default()
     };
     let nextcloud = Nextcloud::start_with(state).await;
-    let app = spawn_app_with(|app| app.daemon_timeout = Duration::from_secs(15)).await;
+    // As tests/harp.rs: HaRP's Python agent can be slow under the suite's load.
+    let app = spawn_app_with(|app| app.daemon_timeout = Duration::from_secs(30)).await;
     let (status, body) =
         put_nextcloud(&app, &login(&nextcloud, nc::ADMIN, nc::ADMIN_PASSWORD)).await;
     assert_eq!(status, 200, "{body}");

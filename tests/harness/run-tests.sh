@@ -105,7 +105,8 @@ done
 failed=()
 start_engines
 phase "engines"
-cargo test --locked "${together[@]}" || failed+=("the shared engines' binaries")
+# --no-fail-fast: one failing binary must not hide how the others fare.
+cargo test --locked --no-fail-fast "${together[@]}" || failed+=("the shared engines' binaries")
 stop_engines
 phase "tests on shared engines"
 
