@@ -113,8 +113,12 @@ async fn run_to_the_end(app: &TestApp, run: &Value) -> Value {
 
 /// The image objects of `daemon` owned by `appid`, by ID.
 async fn owned(app: &TestApp, daemon: &str, appid: &str) -> Vec<Value> {
-    let (status, _) = app.post_json("/api/v1/scan", &json!({})).await;
-    assert_eq!(status, 200);
+    let (status, scans) = app.post_json("/api/v1/scan", &json!({})).await;
+    assert_eq!(status, 200, "{scans}");
+    // A failed scan keeps the last inventory: say so rather than compare it.
+    for scan in scans.as_array().unwrap() {
+        assert_eq!(scan["ok"], true, "the scan failed: {scan}");
+    }
     let images = app
         .get_json(&format!("/api/v1/images?daemon={daemon}&owner={appid}"))
         .await;
