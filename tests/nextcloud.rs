@@ -289,18 +289,7 @@ async fn an_accepted_harp_proposal_sees_the_exapps_images_through_the_real_harp(
         ))
         .await;
     let status_of = |reference: &str| {
-        images
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| {
-                i["repo_tags"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|r| r == reference)
-            })
-            .map(|i| (i["status"].clone(), i["owner_name"].clone()))
+        tagged(&images, reference).map(|i| (i["status"].clone(), i["owner_name"].clone()))
     };
     assert_eq!(
         status_of(&current),
@@ -721,19 +710,8 @@ impl ListedExApp {
             .app
             .get_json(&format!("/api/v1/images?daemon=a&owner={}", self.id))
             .await;
-        let image = images
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| {
-                i["repo_tags"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|r| r == self.current.as_str())
-            })
-            .unwrap_or_else(|| panic!("{} in {images}", self.current))
-            .clone();
+        let image = tagged(&images, &self.current)
+            .unwrap_or_else(|| panic!("{} in {images}", self.current));
         (
             image["status"].as_str().unwrap().to_owned(),
             image["reason"].as_str().unwrap().to_owned(),

@@ -673,20 +673,21 @@ where
     }
 }
 
+/// The image object tagged `reference` in an array of image objects.
+pub fn tagged<'a>(images: &'a Value, reference: &str) -> Option<&'a Value> {
+    images.as_array().unwrap().iter().find(|i| {
+        i["repo_tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == reference)
+    })
+}
+
 /// The image object of `reference` in `GET /api/v1/images`.
 pub async fn image(app: &TestApp, reference: &str) -> Value {
     let images = app.get_json("/api/v1/images?limit=5000").await;
-    images
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| {
-            i["repo_tags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|t| t == reference)
-        })
+    tagged(&images, reference)
         .cloned()
         .unwrap_or_else(|| panic!("no image {reference}: {images}"))
 }
