@@ -11,8 +11,8 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
 use crate::docker::{
-    harp_error, ContainerEvent, DaemonClient, DockerError, EngineInfo, HarpClient, HarpRemoval,
-    LayerData, ListedContainer, ListedImage, LiveImage, Removed, RunState,
+    harp_error, Children, ContainerEvent, DaemonClient, DockerError, EngineInfo, HarpClient,
+    HarpRemoval, LayerData, ListedContainer, ListedImage, LiveImage, Removed, RunState,
 };
 use crate::domain::{AppId, Endpoint, ImageId};
 use crate::store::StoredDaemon;
@@ -222,10 +222,10 @@ impl Backend {
         }
     }
 
-    /// Images built on top of this one (`listing`).
-    pub async fn children_of(&self, id: &ImageId) -> Result<Vec<String>, DockerError> {
+    /// Every image built on another, by parent (`listing`).
+    pub async fn children_by_parent(&self) -> Result<Children, DockerError> {
         match self {
-            Backend::Engine(c) => c.children_of(id).await,
+            Backend::Engine(c) => c.children_by_parent().await,
             Backend::Harp(_) => Err(DockerError::Unsupported(HARP_LISTS_NOTHING)),
         }
     }

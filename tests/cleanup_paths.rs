@@ -150,7 +150,7 @@ async fn scan(app: &TestApp) -> Value {
 /// `GET /api/v1/images` of one daemon, after a rescan.
 async fn images(app: &TestApp, daemon: &str) -> Value {
     scan(app).await;
-    app.get_json(&format!("/api/v1/images?daemon={daemon}"))
+    app.get_json(&format!("/api/v1/images?daemon={daemon}&limit=5000"))
         .await
 }
 
@@ -426,7 +426,9 @@ async fn cleans_up_through(daemon: Value, engine: String) {
 
     let scanned = scan(&app).await;
     assert_eq!(scanned.as_array().unwrap().len(), 1, "{scanned}");
-    let listed = app.get_json("/api/v1/images?daemon=remote").await;
+    let listed = app
+        .get_json("/api/v1/images?daemon=remote&limit=5000")
+        .await;
     let image = with_tag(&listed, old);
     assert_eq!(image["status"], "outdated", "{image}");
     assert_eq!(image["owner"], exapp.appid.as_str(), "{image}");

@@ -417,6 +417,46 @@ async fn a_parent_of_another_image_is_skipped_before_any_tag_is_taken_off() {
     fx.docker(&["rmi", &current, &old]);
 }
 
+#[tokio::test]
+async fn a_parent_whose_child_the_same_run_removed_first_is_removed_too() {
+    let _shared = ENGINES.read().await;
+    let engine = engine_a_sock();
+    let app = spawn_app_with_daemons(&[("d", engine.clone())]).await;
+    let fx = Fixtures::new(&engine);
+    let base = fx.unique("busybox:1");
+    fx.busybox(&base);
+    let repo = format!("ghcr.io/{}/family", fx.unique("nc"));
+    let (parent, child, current) = (
+        format!("{repo}:1"),
+        format!("{repo}:2"),
+        format!("{repo}:3"),
+    );
+    fx.build(&parent, &base, 1000);
+    fx.build(&child, &parent, 2000);
+    fx.build(&current, &base, 3000);
+    let container = format!("nc_app_{}", appid(&fx, "family"));
+    fx.run(&container, &current);
+    let run = start(
+        &app,
+        json!({"min_age_hours": 0, "daemon": "d", "owner": appid(&fx, "family")}),
+    )
+    .await;
+    // The child's job comes first (newest first): when the parent's job
+    // looks, the batch's listing of who is built on whom is out of date.
+    assert!(job_id(&run, &child) < job_id(&run, &parent), "{run}");
+    app.start_worker();
+    let run = app
+        .wait_for_run(run["id"].as_i64().unwrap(), RUN_LIMIT)
+        .await;
+    for tag in [&child, &parent] {
+        let j = job_for(&run, tag);
+        assert_eq!(j["status"], "succeeded", "{j}");
+        assert!(!fx.has(tag), "{tag} is still there");
+    }
+    assert!(fx.has(&current));
+    fx.docker(&["rm", "-f", &container]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_after_untagging_puts_the_tags_back() {
     let _shared = ENGINES.read().await;

@@ -75,8 +75,17 @@ impl DaemonClient {
 
     /// `GET /containers/json?all=1`: every container in every state.
     pub async fn list_containers(&self) -> Result<Vec<ListedContainer>, DockerError> {
+        self.list_containers_where(None).await
+    }
+
+    /// `list_containers` with Docker's `filters` (e.g. `ancestor`).
+    pub(super) async fn list_containers_where(
+        &self,
+        filters: Option<std::collections::HashMap<String, Vec<String>>>,
+    ) -> Result<Vec<ListedContainer>, DockerError> {
         let options = ListContainersOptions {
             all: true,
+            filters,
             ..Default::default()
         };
         let listed = within(self.timeout(), self.docker().list_containers(Some(options))).await?;

@@ -11,7 +11,7 @@ mod transport;
 pub use events::{ContainerEvent, RunState};
 pub use harp::{harp_error, harp_removes, HarpClient, HarpRemoval};
 pub use listing::{LayerData, ListedContainer, ListedImage};
-pub use removal::{LiveImage, Removed};
+pub use removal::{Children, LiveImage, Removed};
 pub use transport::{Size, MESSAGE_MAX_CHARS};
 
 use std::time::Duration;

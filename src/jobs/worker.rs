@@ -205,6 +205,7 @@ impl Worker {
         let mut batch = Batch {
             daemon,
             client: None,
+            family: remove::Family::default(),
         };
         let mut did_work = false;
         while !self.stopping.load(Ordering::SeqCst) {
@@ -404,6 +405,7 @@ impl Worker {
             &settings.protected_patterns,
             &sizes,
             self.app.removal_timeout,
+            &mut batch.family,
             &guard,
         )
         .await;
@@ -440,6 +442,8 @@ struct Batch {
     /// None when the daemon was removed meanwhile.
     daemon: Option<StoredDaemon>,
     client: Option<Backend>,
+    /// Which images are built on which, shared by the batch's jobs.
+    family: remove::Family,
 }
 
 /// A claimed job's lease, renewed in the background while the job runs.
