@@ -10,7 +10,9 @@
 //! EXAPP_JANITOR_BENCH_ENGINE=unix:///tmp/engines/a/docker.sock \
 //!     SQLX_OFFLINE=true cargo bench --bench cleanup
 //! ```
-//! `EXAPP_JANITOR_BENCH_IMAGES` sets N. `tests/harness/bench.sh` runs it
+//! `EXAPP_JANITOR_BENCH_IMAGES` sets N; `EXAPP_JANITOR_BENCH_IMAGE_MB` gives
+//! every image a layer of that many MB (default 0: a few KB; realistic
+//! ExApp versions are tens of MB each, e.g. N=30 with 50 MB). `tests/harness/bench.sh` runs it
 //! against both test engines.
 
 use std::process::{Command, Stdio};
@@ -53,13 +55,21 @@ fn docker(engine: &str, args: &[&str], stdin: Option<&[u8]>) -> String {
 }
 
 /// A tar holding one small file that differs per `seed`: a distinct image.
-fn tarball(seed: &str) -> Vec<u8> {
+/// With `mb` > 0, also `mb` MB of data in files of 1 MB (what an ExApp
+/// version's own layer holds: tens of MB, in many files).
+fn tarball(seed: &str, mb: usize) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("version"),
         format!("{seed}\n{}", "x".repeat(4096)),
     )
     .unwrap();
+    let block: Vec<u8> = (0..1 << 20)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    for i in 0..mb {
+        std::fs::write(dir.path().join(format!("data-{i:03}")), &block).unwrap();
+    }
     let out = Command::new("tar")
         .arg("-C")
         .arg(dir.path())
@@ -70,8 +80,9 @@ fn tarball(seed: &str) -> Vec<u8> {
 }
 
 /// An ExApp (a created `nc_app_*` container on the current version) and `n`
-/// outdated versions of its repository. Returns the outdated references.
-fn fixture(engine: &str, name: &str, n: usize) -> Vec<String> {
+/// outdated versions of its repository, each `mb` MB. Returns the outdated
+/// references.
+fn fixture(engine: &str, name: &str, n: usize, mb: usize) -> Vec<String> {
     let repo = format!("ghcr.io/bench-cleanup/{name}");
     let current = format!("{repo}:current");
     let container = format!("nc_app_{name}");
@@ -84,14 +95,14 @@ fn fixture(engine: &str, name: &str, n: usize) -> Vec<String> {
         for chunk in refs.chunks(n.div_ceil(4).max(1)) {
             s.spawn(move || {
                 for r in chunk {
-                    docker(engine, &["import", "-", r], Some(&tarball(r)));
+                    docker(engine, &["import", "-", r], Some(&tarball(r, mb)));
                 }
             });
         }
     });
     // The current version last: an image created after the ExApp's current
     // one is a pending update ("pulled, not used yet"), never outdated.
-    docker(engine, &["import", "-", &current], Some(&tarball(&current)));
+    docker(engine, &["import", "-", &current], Some(&tarball(&current, mb)));
     docker(
         engine,
         &[
@@ -126,6 +137,11 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
+    // Realistic sizes (issue 18): each image's own layer this many MB.
+    let mb: usize = std::env::var("EXAPP_JANITOR_BENCH_IMAGE_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let version = docker(
         &engine,
         &[
@@ -142,8 +158,13 @@ fn main() {
         .filter(|r| *r > 0)
         .unwrap_or(3);
     println!(
-        "removing {n} outdated images of one ExApp, three ways, {reps} times each, interleaved \
-         (an identical fixture for every removal)"
+        "removing {n} outdated images of one ExApp ({}), three ways, {reps} times each, \
+         interleaved (an identical fixture for every removal)",
+        if mb == 0 {
+            "a few KB each".to_owned()
+        } else {
+            format!("a layer of {mb} MB each")
+        }
     );
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -154,10 +175,10 @@ fn main() {
         for k in 0..3 {
             let way = (rep + k) % 3;
             let t = match way {
-                0 => time_loop(&engine, &fixture(&engine, "rmi_loop", n)),
-                1 => time_one_rmi(&engine, &fixture(&engine, "rmi_all", n)),
+                0 => time_loop(&engine, &fixture(&engine, "rmi_loop", n, mb)),
+                1 => time_one_rmi(&engine, &fixture(&engine, "rmi_all", n, mb)),
                 _ => {
-                    let refs = fixture(&engine, "janitor_run", n);
+                    let refs = fixture(&engine, "janitor_run", n, mb);
                     let (t, freed, predicted) = runtime.block_on(time_run(&engine, &refs, n));
                     bytes.push((freed, predicted));
                     t
