@@ -7,7 +7,8 @@
 #   on engine A (Engine 20.10, API 1.41), part b on engine B (Engine 26.1,
 #   API 1.45), 1,000 images and 100 containers each; on each, the scan
 #   benchmark (cold and warm scan against `docker system df -v`) and the
-#   cleanup benchmark;
+#   cleanup benchmark, with tiny images (300) and with realistic ones (30 of
+#   50 MB);
 # * the scan benchmark's scaling mode on engine C (a spare Engine 20.10): the
 #   fixture grown to 250, 500, 1,000 and 2,000 images on one daemon, a scan
 #   measured at each size;
@@ -91,6 +92,10 @@ for engine in A B; do
   EXAPP_JANITOR_BENCH_ENGINE=${!var} EXAPP_JANITOR_BENCH_PART=$part "$bench" --bench
   echo
   EXAPP_JANITOR_BENCH_ENGINE=${!var} "$cleanup_bench" --bench
+  echo
+  # Realistic sizes: 30 versions of 50 MB each (1.5 GB per fixture).
+  EXAPP_JANITOR_BENCH_ENGINE=${!var} EXAPP_JANITOR_BENCH_IMAGES=30 EXAPP_JANITOR_BENCH_IMAGE_MB=50 \
+    "$cleanup_bench" --bench
 done
 
 # Engine C holds nothing yet: the scaling steps grow the fixture on it.
