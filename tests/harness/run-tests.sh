@@ -49,6 +49,21 @@ phase() {
 
 # Engines started for one phase and stopped after it (or on any exit).
 root=
+# After a failed phase: the engines' and HaRP's logs go to target/test-logs/
+# (stop_engines removes the root) and their last lines to the output, which
+# is all a CI run leaves.
+keep_logs() {
+  [ -n "$root" ] || return 0
+  local dest
+  dest=target/test-logs/$1
+  mkdir -p "$dest"
+  (cd "$root" && find . -maxdepth 2 -name '*.log' -size +0 -print0 | xargs -0r cp --parents -t "$OLDPWD/$dest")
+  for f in "$dest"/harp/agent.log "$dest"/harp/haproxy.log "$dest"/harp/bridge.log; do
+    [ -s "$f" ] || continue
+    echo "run-tests: last lines of $f:" >&2
+    tail -n 40 "$f" >&2
+  done
+}
 stop_engines() {
   if [ -n "$root" ]; then
     bash tests/harness/engines.sh stop "$root"
@@ -106,7 +121,7 @@ failed=()
 start_engines
 phase "engines"
 # --no-fail-fast: one failing binary must not hide how the others fare.
-cargo test --locked --no-fail-fast "${together[@]}" || failed+=("the shared engines' binaries")
+cargo test --locked --no-fail-fast "${together[@]}" || { failed+=("the shared engines' binaries"); keep_logs shared; }
 stop_engines
 phase "tests on shared engines"
 
@@ -116,9 +131,9 @@ for name in $alone; do
   # images at once on two cores left a call unanswered for 15-30 s in two
   # CI runs. Four at a time, on a HaRP of their own, keep what they test.
   if [ "$name" = harp ]; then
-    RUST_TEST_THREADS=${EXAPP_JANITOR_TEST_HARP_THREADS:-4} cargo test --locked --test "$name" || failed+=("$name")
+    RUST_TEST_THREADS=${EXAPP_JANITOR_TEST_HARP_THREADS:-4} cargo test --locked --test "$name" || { failed+=("$name"); keep_logs "$name"; }
   else
-    cargo test --locked --test "$name" || failed+=("$name")
+    cargo test --locked --test "$name" || { failed+=("$name"); keep_logs "$name"; }
   fi
   stop_engines
   phase "tests alone: $name"
