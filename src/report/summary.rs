@@ -85,12 +85,14 @@ impl DaemonShare {
         let mut s = Summary::default();
         let mut removable_owners = BTreeSet::new();
         // What a set of this daemon's images frees together.
+        let uses = layers::LayerUse::of(images.iter().map(|i| i.info.layers.as_slice()));
         let frees = |in_set: &dyn Fn(&ClassifiedImage, &Decision) -> bool| {
-            layers::reclaimable(
+            uses.reclaimable(
                 images
                     .iter()
                     .zip(decisions)
-                    .map(|(i, d)| (i.info.layers.as_slice(), in_set(i, d))),
+                    .filter(|(i, d)| in_set(i, d))
+                    .map(|(i, _)| i.info.layers.as_slice()),
             )
         };
         let now_bytes = frees(&|_, d| d.removable);
