@@ -181,12 +181,21 @@ impl Janitor {
     pub async fn report(&self) -> Result<Arc<Report>, StoreError> {
         let daemons = self.store.list_daemons().await?;
         let scans = self.last_scans().await?;
+        Ok(self.report_of(&daemons, &scans).await)
+    }
+
+    /// The report of exactly these daemons and scans (the overview shows
+    /// the scans' times and errors next to the report's figures).
+    pub async fn report_of(
+        &self,
+        daemons: &[crate::store::StoredDaemon],
+        scans: &HashMap<i64, Arc<CachedScan>>,
+    ) -> Arc<Report> {
         let now = self.clock().now_unix();
         let names = crate::nextcloud_link::owner_names(&self.store).await;
-        Ok(self
-            .reports
-            .get_named(&daemons, &scans, self.policy().await, names, now)
-            .await)
+        self.reports
+            .get_named(daemons, scans, self.policy().await, names, now)
+            .await
     }
 
     /// The removal policy from the settings in force; `Policy::HALTED`

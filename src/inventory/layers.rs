@@ -158,6 +158,46 @@ pub fn reclaimable<'a>(images: impl IntoIterator<Item = (&'a [Layer], bool)>) ->
         .sum()
 }
 
+/// `reclaimable` for many sets of one daemon's images: how many images use
+/// each layer is counted once, so each set costs only its own images (the
+/// overview asks for one set per ExApp; a pass over every image per set
+/// made a fleet's report slow to build).
+pub struct LayerUse<'a> {
+    users: HashMap<&'a str, u32>,
+}
+
+impl<'a> LayerUse<'a> {
+    /// Every image of the daemon, by its layers.
+    pub fn of(images: impl IntoIterator<Item = &'a [Layer]>) -> Self {
+        let mut users: HashMap<&str, u32> = HashMap::new();
+        for image in images {
+            for layer in image {
+                *users.entry(layer.chain_id.as_str()).or_default() += 1;
+            }
+        }
+        Self { users }
+    }
+
+    /// What removing the set frees: as `reclaimable`, a layer counts once
+    /// when every image using it is in the set.
+    pub fn reclaimable(&self, set: impl IntoIterator<Item = &'a [Layer]>) -> u64 {
+        let mut in_set: HashMap<&str, (u64, u32)> = HashMap::new();
+        for image in set {
+            for layer in image {
+                in_set
+                    .entry(layer.chain_id.as_str())
+                    .or_insert((layer.size, 0))
+                    .1 += 1;
+            }
+        }
+        in_set
+            .iter()
+            .filter(|(id, (_, n))| self.users.get(*id) == Some(n))
+            .map(|(_, (size, _))| size)
+            .sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +309,31 @@ mod tests {
             "the whole daemon frees every distinct layer once"
         );
         assert_eq!(reclaimable([(old.as_slice(), false)]), 0);
+    }
+
+    #[test]
+    fn layer_use_frees_what_reclaimable_frees_for_every_set() {
+        let images = [
+            vec![layer("base", 100), layer("a", 5)],
+            vec![layer("base", 100), layer("b", 7)],
+            vec![layer("base", 100), layer("b", 7), layer("c", 11)],
+            vec![layer("d", 13)],
+        ];
+        let uses = LayerUse::of(images.iter().map(Vec::as_slice));
+        for mask in 0u32..16 {
+            let in_set = |i: usize| mask & (1 << i) != 0;
+            let expected = reclaimable(
+                images
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| (l.as_slice(), in_set(i))),
+            );
+            let set = images
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| in_set(*i))
+                .map(|(_, l)| l.as_slice());
+            assert_eq!(uses.reclaimable(set), expected, "set {mask:04b}");
+        }
     }
 }

@@ -1,22 +1,33 @@
 //! The image objects of every daemon, built once and shared by every request
 //! until something they depend on changes: a daemon's inventory (not just
-//! its scan generation: a rescan that found nothing new changes nothing), the daemons themselves, the policy, or the moment a waiting
-//! outdated image comes of age. Under load every request of the Images page
-//! and `GET /api/v1/images` then reads the same objects, and the API's
+//! its scan generation: a rescan that found nothing new changes nothing), the
+//! daemons themselves, the policy, or the moment a waiting outdated image
+//! comes of age. Under load every request of the Images page and
+//! `GET /api/v1/images` then reads the same objects, and the API's
 //! unfiltered first page is one shared buffer instead of a fresh copy per
-//! client. The API's order, (daemon name, image ID), is sorted once here, so
-//! a page after a cursor is found by binary search, not by a sort or a scan
-//! of every image per request.
+//! client.
+//!
+//! A report is assembled from one part per daemon, each built once per
+//! (daemon, inventory generation, policy, names): a rescan of all daemons
+//! stores them one by one, and each store rebuilds 1 % of a fleet of 100,
+//! not all of it, while requests wait on the cache. A part holds, next to
+//! its image objects, the overview's figures for that daemon and its share
+//! of the headline, so the overview too costs a sum per request. The API's
+//! order, (daemon name, image ID), is each part's images sorted by ID once,
+//! parts taken by name, so a page after a cursor is found by binary search.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+use super::disk::{disk_parts, Part};
 use super::page::{Cursor, PageRequest, DEFAULT_LIMIT};
-use super::{image_objects, name_owners, ImageFilter, ImageObject, OwnerNames};
+use super::summary::{self, DaemonShare, Summary};
+use super::{ImageFilter, ImageObject, OwnerNames};
+use crate::inventory::{layers, Status};
 use crate::policy::{self, Policy};
-use crate::scan::CachedScan;
+use crate::scan::{CachedScan, DaemonInventory};
 use crate::store::StoredDaemon;
 
 /// What a report was built from; a report answers only for the same key.
@@ -27,7 +38,7 @@ struct Key {
     daemons: Vec<(i64, String, Option<i64>)>,
     policy: Policy,
     /// AppAPI's ExApp names and versions (Nextcloud connection, issue #20).
-    names: OwnerNames,
+    names: Arc<OwnerNames>,
 }
 
 impl Key {
@@ -46,8 +57,161 @@ impl Key {
                 })
                 .collect(),
             policy,
-            names,
+            names: Arc::new(names),
         }
+    }
+}
+
+/// What one daemon's part was built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PartKey {
+    name: String,
+    /// Not a HaRP daemon: shared layers are known.
+    sizes_exact: bool,
+    inventory_generation: i64,
+    policy: Policy,
+    names: Arc<OwnerNames>,
+}
+
+/// The overview's figures for one daemon's last inventory, the policy
+/// applied: pure data (the web layer words them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonFigures {
+    pub images: usize,
+    pub total_bytes: u64,
+    pub outdated_images: usize,
+    /// What removing every outdated image would free.
+    pub outdated_bytes: u64,
+    pub removable_images: usize,
+    /// What a cleanup of this daemon frees now.
+    pub removable_bytes: u64,
+    /// The disk bar: bytes per part, each layer once.
+    pub disk: Vec<(Part, u64)>,
+    /// This daemon's share of the headline.
+    pub share: DaemonShare,
+}
+
+impl DaemonFigures {
+    /// The figures of `scan` under `decisions` (the policy's, on its images).
+    pub fn of(scan: &DaemonInventory, decisions: &[policy::Decision]) -> Self {
+        let removable = scan
+            .images
+            .iter()
+            .zip(decisions)
+            .map(|(i, d)| (i.info.layers.as_slice(), d.removable));
+        Self {
+            images: scan.totals.images,
+            total_bytes: scan.totals.total_bytes,
+            outdated_images: scan
+                .images
+                .iter()
+                .filter(|i| i.status == Status::Outdated)
+                .count(),
+            outdated_bytes: scan.totals.outdated_reclaimable,
+            removable_images: decisions.iter().filter(|d| d.removable).count(),
+            removable_bytes: layers::reclaimable(removable),
+            disk: disk_parts(&scan.images, decisions),
+            share: DaemonShare::of(&scan.images, decisions),
+        }
+    }
+}
+
+/// One daemon's image objects and figures, as of one moment.
+#[derive(Debug)]
+pub struct DaemonPart {
+    daemon_id: i64,
+    key: PartKey,
+    /// In inventory order.
+    images: Vec<ImageObject>,
+    /// Indices into `images`, by image ID (the API's order within a daemon).
+    by_id: Vec<u32>,
+    owners: BTreeSet<String>,
+    pub figures: DaemonFigures,
+    built_at: i64,
+    /// When a decision would change with time alone (see `policy::next_change`).
+    valid_until: Option<i64>,
+}
+
+impl DaemonPart {
+    fn build(daemon: &StoredDaemon, key: PartKey, scan: &DaemonInventory, now: i64) -> Self {
+        let decisions = policy::decide(&key.policy, &scan.images, now);
+        let mut images: Vec<ImageObject> = scan
+            .images
+            .iter()
+            .zip(&decisions)
+            .map(|(image, decision)| {
+                ImageObject::new(&daemon.name, key.sizes_exact, image, decision)
+            })
+            .collect();
+        super::name_owners(&mut images, &key.names);
+        let owners = images.iter().filter_map(|i| i.owner.clone()).collect();
+        let mut by_id: Vec<u32> = (0..images.len() as u32).collect();
+        by_id.sort_unstable_by(|&a, &b| images[a as usize].id.cmp(&images[b as usize].id));
+        Self {
+            daemon_id: daemon.id,
+            figures: DaemonFigures::of(scan, &decisions),
+            valid_until: policy::next_change(&key.policy, &scan.images, now),
+            key,
+            images,
+            by_id,
+            owners,
+            built_at: now,
+        }
+    }
+
+    fn answers(&self, key: &PartKey, now: i64) -> bool {
+        self.key == *key && now >= self.built_at && self.valid_until.is_none_or(|t| now < t)
+    }
+
+    fn name(&self) -> &str {
+        &self.key.name
+    }
+
+    /// Its images in the API's order from just after image ID `after`.
+    fn after_id<'a>(&'a self, after: Option<&str>) -> impl Iterator<Item = &'a ImageObject> + 'a {
+        let start = after.map_or(0, |id| {
+            self.by_id
+                .partition_point(|&i| self.images[i as usize].id.as_str() <= id)
+        });
+        self.by_id[start..]
+            .iter()
+            .map(|&i| &self.images[i as usize])
+    }
+}
+
+/// Every daemon's image objects, daemon by daemon (daemon order, then
+/// inventory order).
+#[derive(Debug, Default)]
+pub struct ImageObjects {
+    parts: Vec<Arc<DaemonPart>>,
+    len: usize,
+}
+
+impl ImageObjects {
+    pub fn iter(&self) -> impl Iterator<Item = &ImageObject> {
+        self.parts.iter().flat_map(|p| p.images.iter())
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::ops::Index<usize> for ImageObjects {
+    type Output = ImageObject;
+
+    fn index(&self, mut index: usize) -> &ImageObject {
+        for part in &self.parts {
+            match part.images.get(index) {
+                Some(image) => return image,
+                None => index -= part.images.len(),
+            }
+        }
+        panic!("image object {index} past the end");
     }
 }
 
@@ -55,17 +219,19 @@ impl Key {
 #[derive(Debug)]
 pub struct Report {
     /// All image objects, in daemon order then inventory order.
-    pub images: Vec<ImageObject>,
-    /// Indices into `images` in the API's order: by daemon name, then image ID.
-    api_order: Vec<u32>,
+    pub images: ImageObjects,
+    /// Indices into `images.parts` by daemon name (the API's order).
+    by_name: Vec<u32>,
     /// Every ExApp that owns an image, sorted.
     pub owners: Vec<String>,
     key: Key,
     built_at: i64,
-    /// When a decision would change with time alone (see `policy::next_change`).
+    /// The earliest of its parts' ends.
     valid_until: Option<i64>,
     /// The API's unfiltered first page at the default limit, serialised once.
     head_json: OnceLock<Bytes>,
+    /// The overview's headline figures, summed once from the parts.
+    summary: OnceLock<Summary>,
 }
 
 /// One page of `GET /api/v1/images`.
@@ -78,33 +244,53 @@ pub struct Page {
 }
 
 impl Report {
-    fn build(
+    /// Assembles the report for `key` from the daemons' parts: those in
+    /// `parts` that still answer are kept, the others built (and put there).
+    fn assemble(
         key: Key,
         daemons: &[StoredDaemon],
         scans: &HashMap<i64, Arc<CachedScan>>,
+        parts: &mut HashMap<i64, Arc<DaemonPart>>,
         now: i64,
     ) -> Self {
-        let mut images = image_objects(daemons, scans, &key.policy, &ImageFilter::default(), now);
-        name_owners(&mut images, &key.names);
-        let owners: BTreeSet<&String> = images.iter().filter_map(|i| i.owner.as_ref()).collect();
+        let mut kept = Vec::new();
+        for daemon in daemons {
+            let Some(cached) = scans.get(&daemon.id) else {
+                continue;
+            };
+            let Some(scan) = cached.inventory.as_ref() else {
+                continue;
+            };
+            let part_key = PartKey {
+                name: daemon.name.to_string(),
+                // Without a listing (HaRP), shared layers are unknown.
+                sizes_exact: daemon.endpoint.harp().is_none(),
+                inventory_generation: cached.inventory_generation,
+                policy: key.policy,
+                names: key.names.clone(),
+            };
+            let part = match parts.get(&daemon.id).filter(|p| p.answers(&part_key, now)) {
+                Some(part) => part.clone(),
+                None => Arc::new(DaemonPart::build(daemon, part_key, scan, now)),
+            };
+            kept.push(part);
+        }
+        *parts = kept.iter().map(|p| (p.daemon_id, p.clone())).collect();
+        let owners: BTreeSet<&String> = kept.iter().flat_map(|p| &p.owners).collect();
         let owners = owners.into_iter().cloned().collect();
-        let valid_until = daemons
-            .iter()
-            .filter_map(|d| scans.get(&d.id).and_then(|c| c.inventory.as_ref()))
-            .filter_map(|scan| policy::next_change(&key.policy, &scan.images, now))
-            .min();
-        let mut api_order: Vec<u32> = (0..images.len() as u32).collect();
-        api_order.sort_unstable_by(|&a, &b| {
-            api_key(&images[a as usize]).cmp(&api_key(&images[b as usize]))
-        });
+        let valid_until = kept.iter().filter_map(|p| p.valid_until).min();
+        let mut by_name: Vec<u32> = (0..kept.len() as u32).collect();
+        by_name.sort_unstable_by(|&a, &b| kept[a as usize].name().cmp(kept[b as usize].name()));
+        let len = kept.iter().map(|p| p.images.len()).sum();
         Self {
-            images,
-            api_order,
+            images: ImageObjects { parts: kept, len },
+            by_name,
             owners,
             key,
             built_at: now,
             valid_until,
             head_json: OnceLock::new(),
+            summary: OnceLock::new(),
         }
     }
 
@@ -119,54 +305,94 @@ impl Report {
         self.key.daemons.iter().map(|(_, name, _)| name.as_str())
     }
 
+    /// The overview's figures for a daemon; None when it has no inventory.
+    pub fn figures(&self, daemon_id: i64) -> Option<&DaemonFigures> {
+        self.images
+            .parts
+            .iter()
+            .find(|p| p.daemon_id == daemon_id)
+            .map(|p| &p.figures)
+    }
+
+    /// The headline's figures across every daemon (as `summary::summarize`).
+    pub fn summary(&self) -> &Summary {
+        self.summary
+            .get_or_init(|| summary::merge(self.images.parts.iter().map(|p| &p.figures.share)))
+    }
+
     /// The image objects that pass `filter`, in report order.
     pub fn matching<'a>(
         &'a self,
         filter: &'a ImageFilter,
     ) -> impl Iterator<Item = &'a ImageObject> + 'a {
-        self.images.iter().filter(move |i| filter.matches(i))
+        self.images
+            .parts
+            .iter()
+            .filter(move |p| {
+                filter
+                    .daemon
+                    .as_ref()
+                    .is_none_or(|d| d.as_str() == p.name())
+            })
+            .flat_map(|p| p.images.iter())
+            .filter(move |i| filter.matches(i))
     }
 
     /// The image objects in the API's order, by daemon name then image ID.
-    pub fn in_api_order(&self) -> impl ExactSizeIterator<Item = &ImageObject> {
-        self.api_order.iter().map(|&i| &self.images[i as usize])
+    pub fn in_api_order(&self) -> impl Iterator<Item = &ImageObject> {
+        self.api_from(None, None)
+    }
+
+    /// The API's order, only daemon `daemon` if given, strictly after the
+    /// key `after`: the parts and the start within a part are found by
+    /// binary search, whether or not the cursor's image still exists.
+    fn api_from<'a>(
+        &'a self,
+        daemon: Option<&'a str>,
+        after: Option<(&'a str, &'a str)>,
+    ) -> impl Iterator<Item = &'a ImageObject> + 'a {
+        let parts = &self.images.parts;
+        let name = |i: &u32| parts[*i as usize].name();
+        let (mut start, mut end) = (0, self.by_name.len());
+        if let Some(d) = daemon {
+            start = self.by_name.partition_point(|i| name(i) < d);
+            end = self.by_name.partition_point(|i| name(i) <= d);
+        }
+        if let Some((d, _)) = after {
+            start = start.max(self.by_name.partition_point(|i| name(i) < d));
+        }
+        self.by_name[start..end.max(start)]
+            .iter()
+            .flat_map(move |&i| {
+                let part = &parts[i as usize];
+                let from = after.filter(|(d, _)| *d == part.name()).map(|(_, id)| id);
+                part.after_id(from)
+            })
     }
 
     /// The page of the image objects that pass `filter`, in the API's order,
-    /// strictly after the request's cursor: every image of the page's
-    /// daemon range is looked at only from the cursor's position on (found
-    /// by binary search, whether or not its image still exists), and only
-    /// the page is serialised, except for the unfiltered first page at the
-    /// default limit, which every client shares.
+    /// strictly after the request's cursor; only the page is serialised,
+    /// except for the unfiltered first page at the default limit, which
+    /// every client shares.
     pub fn page(&self, filter: &ImageFilter, request: &PageRequest) -> Page {
         let limit = request.limit.get();
-        let total = self.api_order.len();
+        let total = self.images.len();
         if *filter == ImageFilter::default()
             && request.after.is_none()
             && total.min(limit) == total.min(DEFAULT_LIMIT)
         {
-            let next = (total > limit).then(|| Cursor::after(self.at(limit - 1)));
+            let next = (total > limit).then(|| {
+                Cursor::after(self.in_api_order().nth(limit - 1).expect("more than limit"))
+            });
             return Page {
                 json: self.head_json().clone(),
                 next,
             };
         }
-        let mut range = &self.api_order[..];
-        if let Some(daemon) = &filter.daemon {
-            let daemon = daemon.as_str();
-            let start =
-                range.partition_point(|&i| self.images[i as usize].daemon.as_str() < daemon);
-            let end = range.partition_point(|&i| self.images[i as usize].daemon.as_str() <= daemon);
-            range = &range[start..end];
-        }
-        if let Some(after) = &request.after {
-            let start =
-                range.partition_point(|&i| api_key(&self.images[i as usize]) <= after.key());
-            range = &range[start..];
-        }
-        let mut matching = range
-            .iter()
-            .map(|&i| &self.images[i as usize])
+        let daemon = filter.daemon.as_ref().map(|d| d.as_str());
+        let after = request.after.as_ref().map(Cursor::key);
+        let mut matching = self
+            .api_from(daemon, after)
             .filter(|image| filter.matches(image));
         let page: Vec<&ImageObject> = matching.by_ref().take(limit).collect();
         let next = match page.last() {
@@ -181,10 +407,6 @@ impl Report {
         }
     }
 
-    fn at(&self, position: usize) -> &ImageObject {
-        &self.images[self.api_order[position] as usize]
-    }
-
     fn head_json(&self) -> &Bytes {
         self.head_json.get_or_init(|| {
             let head: Vec<&ImageObject> = self.in_api_order().take(DEFAULT_LIMIT).collect();
@@ -193,17 +415,20 @@ impl Report {
     }
 }
 
-/// The API's order of image objects.
-fn api_key(image: &ImageObject) -> (&str, &str) {
-    (&image.daemon, &image.id)
-}
-
-/// The latest report, rebuilt when it no longer answers.
+/// The latest report and the daemons' parts it was assembled from, rebuilt
+/// when it no longer answers.
 #[derive(Debug, Default)]
 pub struct ReportCache {
     // A tokio mutex: requests arriving during a rebuild wait for it instead
-    // of building the same report again.
-    current: tokio::sync::Mutex<Option<Arc<Report>>>,
+    // of building the same report again (a rebuild builds only the parts
+    // that changed).
+    current: tokio::sync::Mutex<Cached>,
+}
+
+#[derive(Debug, Default)]
+struct Cached {
+    report: Option<Arc<Report>>,
+    parts: HashMap<i64, Arc<DaemonPart>>,
 }
 
 impl ReportCache {
@@ -228,13 +453,27 @@ impl ReportCache {
         names: OwnerNames,
         now: i64,
     ) -> Arc<Report> {
-        let key = Key::of(daemons, scans, policy, names);
+        let mut key = Key::of(daemons, scans, policy, names);
         let mut current = self.current.lock().await;
-        if let Some(report) = current.as_ref().filter(|r| r.answers(&key, now)) {
-            return report.clone();
+        if let Some(report) = current.report.as_ref() {
+            if report.answers(&key, now) {
+                return report.clone();
+            }
+            // The same names as before: the parts compare them by pointer
+            // first, so unchanged parts are not compared map by map.
+            if report.key.names == key.names {
+                key.names = report.key.names.clone();
+            }
         }
-        let report = Arc::new(Report::build(key, daemons, scans, now));
-        *current = Some(report.clone());
+        let cached = &mut *current;
+        let report = Arc::new(Report::assemble(
+            key,
+            daemons,
+            scans,
+            &mut cached.parts,
+            now,
+        ));
+        cached.report = Some(report.clone());
         report
     }
 }
@@ -482,5 +721,144 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&second.json).unwrap();
         assert_eq!(json[0]["id"], id(3));
         assert!(second.next.is_none(), "alpha's image is not zeta's");
+    }
+
+    /// Daemon 1 and 2 with their own inventories at `generations`.
+    fn fleet(generations: [i64; 2]) -> HashMap<i64, Arc<CachedScan>> {
+        let mut all = HashMap::new();
+        for (id, generation) in [1, 2].into_iter().zip(generations) {
+            let one = scans(
+                generation,
+                vec![
+                    image(id as u8, Status::Current, None),
+                    image(10 + generation as u8, Status::Outdated, Some(30)),
+                ],
+            );
+            all.insert(id, one[&1].clone());
+        }
+        all
+    }
+
+    fn part(report: &Report, daemon_id: i64) -> Arc<DaemonPart> {
+        report
+            .images
+            .parts
+            .iter()
+            .find(|p| p.daemon_id == daemon_id)
+            .unwrap()
+            .clone()
+    }
+
+    #[tokio::test]
+    async fn a_rescan_of_one_daemon_rebuilds_only_that_daemons_part() {
+        let cache = ReportCache::default();
+        let daemons = [daemon(1, "one"), daemon(2, "two")];
+        let before = cache
+            .get(&daemons, &fleet([1, 1]), Policy::default(), NOW)
+            .await;
+        let after = cache
+            .get(&daemons, &fleet([1, 2]), Policy::default(), NOW + 1)
+            .await;
+        assert!(!Arc::ptr_eq(&before, &after), "a new report");
+        assert!(Arc::ptr_eq(&part(&before, 1), &part(&after, 1)));
+        assert!(!Arc::ptr_eq(&part(&before, 2), &part(&after, 2)));
+        assert_eq!(after.images.len(), 4);
+        assert!(after.images.iter().any(|i| i.id == id(12)));
+    }
+
+    #[tokio::test]
+    async fn a_new_policy_rebuilds_every_part() {
+        let cache = ReportCache::default();
+        let daemons = [daemon(1, "one"), daemon(2, "two")];
+        let inventories = fleet([1, 1]);
+        let before = cache
+            .get(&daemons, &inventories, Policy::default(), NOW)
+            .await;
+        let no_wait = Policy {
+            min_age_hours: 0,
+            ..Policy::default()
+        };
+        let after = cache.get(&daemons, &inventories, no_wait, NOW).await;
+        for daemon_id in [1, 2] {
+            assert!(!Arc::ptr_eq(
+                &part(&before, daemon_id),
+                &part(&after, daemon_id)
+            ));
+        }
+        assert_eq!(after.summary().removable_images, 2);
+    }
+
+    #[tokio::test]
+    async fn the_overview_figures_equal_those_computed_directly() {
+        let cache = ReportCache::default();
+        let daemons = [daemon(1, "one"), daemon(2, "two")];
+        let inventories = fleet([1, 3]);
+        let policy = Policy {
+            min_age_hours: 0,
+            ..Policy::default()
+        };
+        let report = cache.get(&daemons, &inventories, policy, NOW).await;
+        let scans: Vec<&DaemonInventory> = [1, 2]
+            .iter()
+            .map(|id| inventories[id].inventory.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            *report.summary(),
+            summary::summarize(scans.iter().map(|s| s.images.as_slice()), &policy, NOW)
+        );
+        for (daemon_id, scan) in [1, 2].into_iter().zip(scans) {
+            let decisions = policy::decide(&policy, &scan.images, NOW);
+            let f = report.figures(daemon_id).unwrap();
+            assert_eq!(f.disk, disk_parts(&scan.images, &decisions));
+            assert_eq!(f.removable_images, 1);
+            assert_eq!(
+                f.removable_bytes,
+                layers::reclaimable(
+                    scan.images
+                        .iter()
+                        .zip(&decisions)
+                        .map(|(i, d)| (i.info.layers.as_slice(), d.removable))
+                )
+            );
+            assert_eq!(f.outdated_images, 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_run_across_parts_in_daemon_name_order() {
+        let cache = ReportCache::default();
+        // IDs against names: the API still goes by name.
+        let daemons = [daemon(1, "zeta"), daemon(2, "alpha")];
+        let report = cache
+            .get(&daemons, &fleet([1, 1]), Policy::default(), NOW)
+            .await;
+        let one = PageRequest {
+            limit: crate::report::PageLimit::parse("1").unwrap(),
+            after: None,
+        };
+        let mut seen = Vec::new();
+        let mut request = one.clone();
+        loop {
+            let (ids, next) = first_page(&report, &request);
+            seen.extend(ids);
+            match next {
+                Some(cursor) => {
+                    request = PageRequest {
+                        after: Some(cursor),
+                        ..one.clone()
+                    }
+                }
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                format!("alpha/{}", id(2)),
+                format!("alpha/{}", id(11)),
+                format!("zeta/{}", id(1)),
+                format!("zeta/{}", id(11)),
+            ]
+        );
     }
 }

@@ -2,10 +2,11 @@
 //! filtered: what `scan --json`, `GET /api/v1/images` and the Images page show.
 
 mod cache;
+pub mod disk;
 pub mod page;
 pub mod summary;
 
-pub use cache::{Page, Report, ReportCache};
+pub use cache::{DaemonFigures, ImageObjects, Page, Report, ReportCache};
 pub use page::{Cursor, PageInput, PageLimit, PageRequest};
 
 use std::collections::HashMap;

@@ -60,25 +60,46 @@ pub fn summarize<'a>(
     policy: &Policy,
     now: i64,
 ) -> Summary {
-    let mut s = Summary::default();
-    let mut apps: BTreeMap<String, ExAppFigures> = BTreeMap::new();
-    let mut removable_owners = BTreeSet::new();
-    for images in daemons {
-        let decisions = policy::decide(policy, images, now);
+    let shares: Vec<DaemonShare> = daemons
+        .into_iter()
+        .map(|images| DaemonShare::of(images, &policy::decide(policy, images, now)))
+        .collect();
+    merge(&shares)
+}
+
+/// One daemon's part of the summary, kept with the daemon's image objects
+/// (`report::ReportCache`), so that a rescan of one daemon recomputes only
+/// its share and the headline is a sum.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaemonShare {
+    /// This daemon's figures; `removable_exapps` and the ExApps' order are
+    /// only known across daemons (`merge`).
+    figures: Summary,
+    /// ExApps owning a removable image here.
+    removable_owners: BTreeSet<String>,
+}
+
+impl DaemonShare {
+    /// The share of a daemon's images, given the policy's decisions on them.
+    pub fn of(images: &[ClassifiedImage], decisions: &[Decision]) -> Self {
+        let mut s = Summary::default();
+        let mut removable_owners = BTreeSet::new();
         // What a set of this daemon's images frees together.
+        let uses = layers::LayerUse::of(images.iter().map(|i| i.info.layers.as_slice()));
         let frees = |in_set: &dyn Fn(&ClassifiedImage, &Decision) -> bool| {
-            layers::reclaimable(
+            uses.reclaimable(
                 images
                     .iter()
-                    .zip(&decisions)
-                    .map(|(i, d)| (i.info.layers.as_slice(), in_set(i, d))),
+                    .zip(decisions)
+                    .filter(|(i, d)| in_set(i, d))
+                    .map(|(i, _)| i.info.layers.as_slice()),
             )
         };
         let now_bytes = frees(&|_, d| d.removable);
-        s.removable_bytes += now_bytes;
-        s.waiting_bytes +=
+        s.removable_bytes = now_bytes;
+        s.waiting_bytes =
             frees(&|_, d| d.removable || d.waits_until.is_some()).saturating_sub(now_bytes);
-        for (image, decision) in images.iter().zip(&decisions) {
+        for (image, decision) in images.iter().zip(decisions) {
             if decision.removable {
                 s.removable_images += 1;
                 match &image.owner {
@@ -101,15 +122,13 @@ pub fn summarize<'a>(
         for owner in outdated_owners {
             let of_owner =
                 |i: &ClassifiedImage| i.owner.as_ref().is_some_and(|o| o.as_str() == owner);
-            let app = apps
-                .entry(owner.to_owned())
-                .or_insert_with(|| ExAppFigures {
-                    owner: owner.to_owned(),
-                    ..ExAppFigures::default()
-                });
-            app.outdated_bytes += frees(&|i, _| of_owner(i) && i.status == Status::Outdated);
-            app.removable_bytes += frees(&|i, d| of_owner(i) && d.removable);
-            for (image, decision) in images.iter().zip(&decisions).filter(|(i, _)| of_owner(i)) {
+            let mut app = ExAppFigures {
+                owner: owner.to_owned(),
+                ..ExAppFigures::default()
+            };
+            app.outdated_bytes = frees(&|i, _| of_owner(i) && i.status == Status::Outdated);
+            app.removable_bytes = frees(&|i, d| of_owner(i) && d.removable);
+            for (image, decision) in images.iter().zip(decisions).filter(|(i, _)| of_owner(i)) {
                 app.outdated_images += usize::from(image.status == Status::Outdated);
                 app.removable_images += usize::from(decision.removable);
                 app.kept_images += usize::from(decision.kept_previous);
@@ -117,6 +136,48 @@ pub fn summarize<'a>(
                     app.waiting_images += 1;
                     app.waiting_from = earliest(app.waiting_from, at);
                 }
+            }
+            s.exapps.push(app);
+        }
+        Self {
+            figures: s,
+            removable_owners,
+        }
+    }
+}
+
+/// The summary of every daemon from their shares: bytes add up (layers are
+/// never shared across daemons), an ExApp's figures add up across daemons.
+pub fn merge<'a>(shares: impl IntoIterator<Item = &'a DaemonShare>) -> Summary {
+    let mut s = Summary::default();
+    let mut apps: BTreeMap<&str, ExAppFigures> = BTreeMap::new();
+    let mut removable_owners: BTreeSet<&str> = BTreeSet::new();
+    for share in shares {
+        let f = &share.figures;
+        s.removable_bytes += f.removable_bytes;
+        s.removable_images += f.removable_images;
+        s.removable_unowned += f.removable_unowned;
+        s.waiting_bytes += f.waiting_bytes;
+        s.waiting_images += f.waiting_images;
+        if let Some(at) = f.waiting_from {
+            s.waiting_from = earliest(s.waiting_from, at);
+        }
+        removable_owners.extend(share.removable_owners.iter().map(String::as_str));
+        for x in &f.exapps {
+            let app = apps
+                .entry(x.owner.as_str())
+                .or_insert_with(|| ExAppFigures {
+                    owner: x.owner.clone(),
+                    ..ExAppFigures::default()
+                });
+            app.outdated_images += x.outdated_images;
+            app.outdated_bytes += x.outdated_bytes;
+            app.removable_images += x.removable_images;
+            app.removable_bytes += x.removable_bytes;
+            app.waiting_images += x.waiting_images;
+            app.kept_images += x.kept_images;
+            if let Some(at) = x.waiting_from {
+                app.waiting_from = earliest(app.waiting_from, at);
             }
         }
     }

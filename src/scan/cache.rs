@@ -41,6 +41,10 @@ impl CachedScan {
 #[derive(Debug, Default)]
 pub struct InventoryCache {
     entries: Mutex<HashMap<i64, Arc<CachedScan>>>,
+    /// Held while stale entries are read and parsed: during a rescan every
+    /// request finds the daemon just stored stale, and without it each of
+    /// 32 concurrent requests read and parsed the same inventory.
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl InventoryCache {
@@ -49,8 +53,8 @@ impl InventoryCache {
         &self,
         store: &Store,
     ) -> Result<HashMap<i64, Arc<CachedScan>>, StoreError> {
-        let versions = store.scan_versions().await?;
-        let stale: Vec<(i64, Option<String>)> = {
+        let mut versions = store.scan_versions().await?;
+        let stale = |versions: &[(i64, i64, Option<String>)]| -> Vec<(i64, Option<String>)> {
             let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             versions
                 .iter()
@@ -60,8 +64,20 @@ impl InventoryCache {
                 .map(|(id, _, sha)| (*id, sha.clone()))
                 .collect()
         };
-        let mut loaded = Vec::with_capacity(stale.len());
-        for (daemon_id, sha) in stale {
+        let mut stale_ids = stale(&versions);
+        // Only one request reads what changed; the others wait for it, then
+        // look again (the versions too: a scan may have stored since) and
+        // find it loaded.
+        let _loading = if stale_ids.is_empty() {
+            None
+        } else {
+            let guard = self.loading.lock().await;
+            versions = store.scan_versions().await?;
+            stale_ids = stale(&versions);
+            Some(guard)
+        };
+        let mut loaded = Vec::with_capacity(stale_ids.len());
+        for (daemon_id, sha) in stale_ids {
             let previous = self.get(daemon_id);
             // The stored digest says whether the inventory this cache holds
             // is still the stored one: then only the times are read.
@@ -251,5 +267,32 @@ mod tests {
         assert!(failed.failed_last());
         assert_eq!(failed.inventory_generation, first.inventory_generation);
         assert_eq!(failed.inventory.as_ref().unwrap().totals.images, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_requests_parse_a_changed_inventory_once() {
+        let (_dir, store, id) = store_with_daemon().await;
+        let cache = Arc::new(InventoryCache::default());
+        store
+            .save_scan(id, 100, 5, &inventory(3), 100)
+            .await
+            .unwrap();
+        let requests: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, store) = (cache.clone(), store.clone());
+                tokio::spawn(async move { cache.current(&store).await.unwrap()[&id].clone() })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for request in requests {
+            seen.push(request.await.unwrap());
+        }
+        let first = seen[0].inventory.as_ref().unwrap();
+        for scan in &seen {
+            assert!(
+                Arc::ptr_eq(scan.inventory.as_ref().unwrap(), first),
+                "every request got the one parsed inventory"
+            );
+        }
     }
 }

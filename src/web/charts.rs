@@ -2,97 +2,30 @@
 //! bytes freed per run. Each comes with its numbers as text, and each part
 //! has a pattern as well as a colour, so colour is never the only cue.
 
-use std::collections::HashMap;
-
 use super::format;
-use crate::inventory::{ClassifiedImage, Status};
-use crate::policy::Decision;
 
-/// The parts of a daemon's disk, most needed first. An outdated image that
-/// is not removable is either kept by `keep_previous` or waiting out
-/// `min_age_hours`: two different reasons, so two parts — the admin acts on
-/// one with a setting and on the other by waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Part {
-    Current,
-    InUse,
-    Other,
-    Kept,
-    Waiting,
-    Removable,
-}
+pub use crate::report::disk::Part;
 
-impl Part {
-    const ALL: [Part; 6] = [
-        Part::Current,
-        Part::InUse,
-        Part::Other,
-        Part::Kept,
-        Part::Waiting,
-        Part::Removable,
-    ];
-
-    fn of(image: &ClassifiedImage, decision: &Decision) -> Self {
-        match image.status {
-            _ if decision.removable => Part::Removable,
-            Status::Current => Part::Current,
-            Status::InUse => Part::InUse,
-            Status::Outdated if decision.kept_previous => Part::Kept,
-            Status::Outdated if decision.waits_until.is_some() => Part::Waiting,
-            // An outdated image while the settings cannot be read is neither.
-            Status::Outdated
-            | Status::Protected
-            | Status::Pending
-            | Status::Foreign
-            | Status::Dangling => Part::Other,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Part::Current => "current",
-            Part::InUse => "in use",
-            Part::Other => "other",
-            Part::Kept => "kept (keep_previous)",
-            Part::Waiting => "waiting (min age)",
-            Part::Removable => "outdated, removable",
-        }
-    }
-
-    fn class(self) -> &'static str {
-        match self {
-            Part::Current => "current",
-            Part::InUse => "in-use",
-            Part::Other => "other",
-            Part::Kept => "kept",
-            Part::Waiting => "waiting",
-            Part::Removable => "removable",
-        }
+fn label(part: Part) -> &'static str {
+    match part {
+        Part::Current => "current",
+        Part::InUse => "in use",
+        Part::Other => "other",
+        Part::Kept => "kept (keep_previous)",
+        Part::Waiting => "waiting (min age)",
+        Part::Removable => "outdated, removable",
     }
 }
 
-/// Bytes per part: each layer once, under the most-needed image using it
-/// (a layer the current image needs is "current" even if old images share it).
-pub fn disk_parts(images: &[ClassifiedImage], decisions: &[Decision]) -> Vec<(Part, u64)> {
-    let mut owner: HashMap<&str, (Part, u64)> = HashMap::new();
-    for (image, decision) in images.iter().zip(decisions) {
-        let part = Part::of(image, decision);
-        for layer in &image.info.layers {
-            let entry = owner
-                .entry(layer.chain_id.as_str())
-                .or_insert((part, layer.size));
-            entry.0 = entry.0.min(part);
-        }
+fn class(part: Part) -> &'static str {
+    match part {
+        Part::Current => "current",
+        Part::InUse => "in-use",
+        Part::Other => "other",
+        Part::Kept => "kept",
+        Part::Waiting => "waiting",
+        Part::Removable => "removable",
     }
-    Part::ALL
-        .iter()
-        .map(|p| {
-            (
-                *p,
-                owner.values().filter(|(q, _)| q == p).map(|(_, s)| s).sum(),
-            )
-        })
-        .collect()
 }
 
 pub struct Segment {
@@ -123,8 +56,8 @@ pub fn bar(parts: &[(Part, u64)]) -> Bar {
                 *bytes as f64 * 100.0 / total as f64
             };
             let s = Segment {
-                label: part.label(),
-                class: part.class(),
+                label: label(*part),
+                class: class(*part),
                 bytes: format::bytes(*bytes),
                 percent: format!("{share:.0} %"),
                 x: format!("{x:.3}"),
@@ -217,7 +150,10 @@ pub fn freed_per_run(runs: &[(i64, String, i64)]) -> RunsChart {
 mod tests {
     use super::*;
     use crate::domain::ImageId;
+    use crate::inventory::{ClassifiedImage, Status};
     use crate::inventory::{ImageInfo, Layer};
+    use crate::policy::Decision;
+    use crate::report::disk::disk_parts;
 
     fn image(n: u8, status: Status, layers: &[(&str, u64)]) -> ClassifiedImage {
         ClassifiedImage {

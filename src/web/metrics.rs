@@ -12,9 +12,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::errors::PageError;
 use crate::daemons;
-use crate::inventory::layers;
 use crate::janitor::Janitor;
-use crate::policy;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics));
@@ -94,8 +92,9 @@ impl DaemonGauges {
     async fn read(app: &Janitor) -> Result<Self, PageError> {
         let daemons = daemons::list(&app.store).await?;
         let scans = app.last_scans().await.map_err(PageError::internal)?;
-        let policy = app.policy().await;
-        let now = app.clock().now_unix();
+        // The reclaimable bytes as the overview has them: computed once per
+        // inventory and policy, not per scrape.
+        let report = app.report_of(&daemons, &scans).await;
         let g = Self::default();
         for d in &daemons {
             let label = DaemonLabel {
@@ -129,15 +128,11 @@ impl DaemonGauges {
             }
             // What a cleanup now would free: the removable set, decided as
             // a run would decide it.
-            let decisions = policy::decide(&policy, &scan.images, now);
-            let removable = scan
-                .images
-                .iter()
-                .zip(&decisions)
-                .map(|(i, d)| (i.info.layers.as_slice(), d.removable));
-            g.reclaimable
-                .get_or_create(&label)
-                .set(i64::try_from(layers::reclaimable(removable)).unwrap_or(i64::MAX));
+            if let Some(f) = report.figures(d.id) {
+                g.reclaimable
+                    .get_or_create(&label)
+                    .set(i64::try_from(f.removable_bytes).unwrap_or(i64::MAX));
+            }
         }
         Ok(g)
     }

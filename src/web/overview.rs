@@ -17,10 +17,10 @@ use super::format::{self, Html, When};
 use super::guard::CurrentSession;
 use super::layout::Layout;
 use crate::daemons::{self, DaemonSummary};
-use crate::inventory::{layers, Status};
 use crate::janitor::Janitor;
 use crate::policy;
-use crate::report::summary::{self, Summary};
+use crate::report::summary::Summary;
+use crate::report::Report;
 use crate::scan::{self, CachedScan};
 use crate::store::StoredDaemon;
 
@@ -176,34 +176,24 @@ pub fn headline(s: &Summary, policy: &policy::Policy, halted: bool, now: i64) ->
     }
 }
 
+/// A daemon's card: its figures from `report` (built once per inventory,
+/// policy and names), its scan's time and error from `scans`, worded at `now`.
 fn card(
     daemon: &StoredDaemon,
     scans: &HashMap<i64, Arc<CachedScan>>,
-    policy: &policy::Policy,
+    report: &Report,
     refresh: bool,
     now: i64,
 ) -> Card {
     let cached = scans.get(&daemon.id);
-    let inv = cached.and_then(|c| c.inventory.as_ref()).map(|scan| {
-        let decisions = policy::decide(policy, &scan.images, now);
-        let removable = scan
-            .images
-            .iter()
-            .zip(&decisions)
-            .map(|(i, d)| (i.info.layers.as_slice(), d.removable));
-        InventoryView {
-            bar: charts::bar(&charts::disk_parts(&scan.images, &decisions)),
-            images: scan.totals.images,
-            total: format::bytes(scan.totals.total_bytes),
-            outdated_count: scan
-                .images
-                .iter()
-                .filter(|i| i.status == Status::Outdated)
-                .count(),
-            outdated_bytes: format::bytes(scan.totals.outdated_reclaimable),
-            removable_count: decisions.iter().filter(|d| d.removable).count(),
-            removable_bytes: format::bytes(layers::reclaimable(removable)),
-        }
+    let inv = report.figures(daemon.id).map(|f| InventoryView {
+        bar: charts::bar(&f.disk),
+        images: f.images,
+        total: format::bytes(f.total_bytes),
+        outdated_count: f.outdated_images,
+        outdated_bytes: format::bytes(f.outdated_bytes),
+        removable_count: f.removable_images,
+        removable_bytes: format::bytes(f.removable_bytes),
     });
     Card {
         d: DaemonSummary::from(daemon),
@@ -222,20 +212,13 @@ fn card(
 async fn cards(app: &Janitor, refresh: bool) -> Result<(Vec<Card>, Headline), PageError> {
     let daemons = daemons::list(&app.store).await?;
     let scans = app.last_scans().await.map_err(PageError::internal)?;
+    let report = app.report_of(&daemons, &scans).await;
     let (policy, now) = (app.policy().await, app.clock().now_unix());
     let cards = daemons
         .iter()
-        .map(|d| card(d, &scans, &policy, refresh, now))
+        .map(|d| card(d, &scans, &report, refresh, now))
         .collect();
-    let summary = summary::summarize(
-        daemons
-            .iter()
-            .filter_map(|d| scans.get(&d.id).and_then(|c| c.inventory.as_ref()))
-            .map(|scan| scan.images.as_slice()),
-        &policy,
-        now,
-    );
-    let mut h = headline(&summary, &policy, policy.halted, now);
+    let mut h = headline(report.summary(), &policy, policy.halted, now);
     let names = crate::nextcloud_link::owner_names(&app.store).await;
     for row in &mut h.rows {
         row.label = names
@@ -350,15 +333,11 @@ async fn daemon_card(
 ) -> Result<CardFragment, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
     let checked = daemons::check(&app.store, daemon, app.daemon_timeout).await;
+    let daemons = daemons::list(&app.store).await?;
     let scans = app.last_scans().await.map_err(PageError::internal)?;
+    let report = app.report_of(&daemons, &scans).await;
     Ok(CardFragment {
-        c: card(
-            &checked,
-            &scans,
-            &app.policy().await,
-            false,
-            app.clock().now_unix(),
-        ),
+        c: card(&checked, &scans, &report, false, app.clock().now_unix()),
     })
 }
 
