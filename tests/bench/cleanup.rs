@@ -102,7 +102,11 @@ fn fixture(engine: &str, name: &str, n: usize, mb: usize) -> Vec<String> {
     });
     // The current version last: an image created after the ExApp's current
     // one is a pending update ("pulled, not used yet"), never outdated.
-    docker(engine, &["import", "-", &current], Some(&tarball(&current, mb)));
+    docker(
+        engine,
+        &["import", "-", &current],
+        Some(&tarball(&current, mb)),
+    );
     docker(
         engine,
         &[
