@@ -1,6 +1,7 @@
 //! The composition root: `exapp-janitor serve` builds the janitor, starts
-//! its background tasks (watcher, worker, scheduler, session purge) and the
-//! web server, and wires them together. Only the CLI imports this module.
+//! its background tasks (watcher, worker, scheduler, session purge, report
+//! warmer) and the web server, and wires them together. Only the CLI
+//! imports this module.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -51,6 +52,41 @@ fn spawn_nextcloud_refresh(app: Janitor) -> tokio::task::JoinHandle<()> {
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot read the Nextcloud connection"),
+            }
+        }
+    })
+}
+
+/// How often the server looks whether the report must be built again.
+const REPORT_WARM_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Builds the report (image objects, overview figures) soon after a scan
+/// changed an inventory, so that no request waits for it: at 100 daemons of
+/// 1,000 images the first build takes seconds, and every request that
+/// arrived meanwhile waited for it. An unchanged report costs a few reads.
+fn spawn_report_warmer(app: Janitor) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(REPORT_WARM_INTERVAL);
+        let mut last: Option<std::sync::Arc<crate::report::Report>> = None;
+        loop {
+            every.tick().await;
+            let started = std::time::Instant::now();
+            match app.report().await {
+                Ok(report)
+                    if last
+                        .as_ref()
+                        .is_none_or(|l| !std::sync::Arc::ptr_eq(l, &report)) =>
+                {
+                    tracing::debug!(
+                        daemons = report.daemon_names().count(),
+                        images = report.images.len(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "report ready"
+                    );
+                    last = Some(report);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(error = %e, "cannot build the report ahead of requests"),
             }
         }
     })
@@ -129,6 +165,7 @@ pub async fn serve(global: &GlobalConfig, config: &ServeConfig) -> Result<(), Se
     crate::scheduler::spawn(app.clone());
     spawn_session_purge(app.clone());
     spawn_nextcloud_refresh(app.clone());
+    spawn_report_warmer(app.clone());
     let listener = TcpListener::bind(config.listen).map_err(|source| ServeError::Listen {
         addr: config.listen,
         source,

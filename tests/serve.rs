@@ -3,10 +3,12 @@
 mod common;
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
 
+use common::fixtures::Fixtures;
 use common::server::{start_server, start_server_env, start_server_with};
 
 #[tokio::test]
@@ -209,4 +211,29 @@ async fn reset_password_replaces_the_password_and_logs_everyone_out() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 303, "nothing changed");
+}
+
+#[tokio::test]
+async fn the_server_builds_the_report_after_a_scan_before_any_page_asks_for_it() {
+    let fx = Fixtures::new(&engine_a_sock());
+    fx.busybox(&fx.unique("busybox:1"));
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_env(
+        dir.path(),
+        Some(&engine_a_sock()),
+        Some(TEST_PASSWORD),
+        &[("EXAPP_JANITOR_LOG", "exapp_janitor=debug")],
+    );
+    // No request: the start's scan of `local`, then the warmer.
+    eventually(
+        Duration::from_secs(60),
+        "the report built ahead",
+        async || {
+            server
+                .log_lines_containing("report ready")
+                .iter()
+                .any(|l| l.contains("daemons=1") && !l.contains("images=0"))
+        },
+    )
+    .await;
 }
