@@ -130,6 +130,9 @@ pub struct DaemonPart {
     built_at: i64,
     /// When a decision would change with time alone (see `policy::next_change`).
     valid_until: Option<i64>,
+    /// `GET /api/v1/images?daemon=<this>`'s first page at the default limit,
+    /// serialised once: what every client of one daemon asks first.
+    head_json: OnceLock<Bytes>,
 }
 
 impl DaemonPart {
@@ -156,6 +159,21 @@ impl DaemonPart {
             by_id,
             owners,
             built_at: now,
+            head_json: OnceLock::new(),
+        }
+    }
+
+    /// The first page of its images in the API's order at the default limit.
+    fn head(&self) -> Page {
+        let json = self.head_json.get_or_init(|| {
+            let head: Vec<&ImageObject> = self.after_id(None).take(DEFAULT_LIMIT).collect();
+            Bytes::from(serde_json::to_vec(&head).expect("image objects serialise"))
+        });
+        let next = (self.by_id.len() > DEFAULT_LIMIT)
+            .then(|| Cursor::after(&self.images[self.by_id[DEFAULT_LIMIT - 1] as usize]));
+        Page {
+            json: json.clone(),
+            next,
         }
     }
 
@@ -390,6 +408,18 @@ impl Report {
             };
         }
         let daemon = filter.daemon.as_ref().map(|d| d.as_str());
+        if let (Some(name), None) = (daemon, &request.after) {
+            let only_daemon = ImageFilter {
+                daemon: filter.daemon.clone(),
+                ..ImageFilter::default()
+            };
+            if let Some(part) = self.part_named(name).filter(|p| {
+                *filter == only_daemon
+                    && p.by_id.len().min(limit) == p.by_id.len().min(DEFAULT_LIMIT)
+            }) {
+                return part.head();
+            }
+        }
         let after = request.after.as_ref().map(Cursor::key);
         let mut matching = self
             .api_from(daemon, after)
@@ -405,6 +435,18 @@ impl Report {
             json: Bytes::from(serde_json::to_vec(&page).expect("image objects serialise")),
             next,
         }
+    }
+
+    /// The part of the daemon called `name`, if it has an inventory.
+    fn part_named(&self, name: &str) -> Option<&DaemonPart> {
+        let parts = &self.images.parts;
+        let at = self
+            .by_name
+            .partition_point(|&i| parts[i as usize].name() < name);
+        self.by_name
+            .get(at)
+            .map(|&i| &*parts[i as usize])
+            .filter(|p| p.name() == name)
     }
 
     fn head_json(&self) -> &Bytes {
@@ -721,6 +763,73 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&second.json).unwrap();
         assert_eq!(json[0]["id"], id(3));
         assert!(second.next.is_none(), "alpha's image is not zeta's");
+    }
+
+    #[tokio::test]
+    async fn a_daemons_first_page_is_serialised_once_and_shared() {
+        let cache = ReportCache::default();
+        let report = two_daemons(&cache).await;
+        let zeta = ImageFilter {
+            daemon: Some(DaemonName::parse("zeta").unwrap()),
+            ..ImageFilter::default()
+        };
+        let a = report.page(&zeta, &PageRequest::default());
+        let b = report.page(&zeta, &PageRequest::default());
+        assert_eq!(
+            a.json.as_ptr(),
+            b.json.as_ptr(),
+            "one buffer for every client"
+        );
+        let json: serde_json::Value = serde_json::from_slice(&a.json).unwrap();
+        let ids: Vec<&str> = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, [id(1), id(3)]);
+        assert!(a.next.is_none());
+        let narrower = ImageFilter {
+            search: Some(id(3)),
+            ..zeta
+        };
+        let c = report.page(&narrower, &PageRequest::default());
+        assert_ne!(c.json, a.json, "another filter is not the shared page");
+    }
+
+    #[tokio::test]
+    async fn a_daemons_shared_first_page_ends_with_the_cursor_a_computed_page_would_have() {
+        let cache = ReportCache::default();
+        let many: Vec<ClassifiedImage> = (0..DEFAULT_LIMIT as u32 + 7)
+            .map(|n| {
+                let mut i = image(1, Status::Current, None);
+                i.info.id = ImageId::parse(&format!("sha256:{:064x}", n * 7919 % 1009)).unwrap();
+                i
+            })
+            .collect();
+        let report = cache
+            .get(&[daemon(1, "big")], &scans(1, many), Policy::default(), NOW)
+            .await;
+        let big = ImageFilter {
+            daemon: Some(DaemonName::parse("big").unwrap()),
+            ..ImageFilter::default()
+        };
+        let shared = report.page(&big, &PageRequest::default());
+        // The same request without the shared path: every daemon's images, filtered.
+        let computed = report.page(
+            &ImageFilter {
+                search: Some("sha256:".into()),
+                ..big.clone()
+            },
+            &PageRequest::default(),
+        );
+        assert_eq!(shared.json, computed.json);
+        assert_eq!(shared.next, computed.next);
+        assert!(
+            shared.next.is_some(),
+            "{} images, one page of {DEFAULT_LIMIT}",
+            DEFAULT_LIMIT + 7
+        );
     }
 
     /// Daemon 1 and 2 with their own inventories at `generations`.
