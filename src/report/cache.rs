@@ -25,7 +25,7 @@ use super::disk::{disk_parts, Part};
 use super::page::{Cursor, PageRequest, DEFAULT_LIMIT};
 use super::summary::{self, DaemonShare, Summary};
 use super::{ImageFilter, ImageObject, OwnerNames};
-use crate::inventory::{layers, Status};
+use crate::inventory::Status;
 use crate::policy::{self, Policy};
 use crate::scan::{CachedScan, DaemonInventory};
 use crate::store::StoredDaemon;
@@ -94,11 +94,8 @@ pub struct DaemonFigures {
 impl DaemonFigures {
     /// The figures of `scan` under `decisions` (the policy's, on its images).
     pub fn of(scan: &DaemonInventory, decisions: &[policy::Decision]) -> Self {
-        let removable = scan
-            .images
-            .iter()
-            .zip(decisions)
-            .map(|(i, d)| (i.info.layers.as_slice(), d.removable));
+        // The share has already counted what is removable now.
+        let share = DaemonShare::of(&scan.images, decisions);
         Self {
             images: scan.totals.images,
             total_bytes: scan.totals.total_bytes,
@@ -108,10 +105,10 @@ impl DaemonFigures {
                 .filter(|i| i.status == Status::Outdated)
                 .count(),
             outdated_bytes: scan.totals.outdated_reclaimable,
-            removable_images: decisions.iter().filter(|d| d.removable).count(),
-            removable_bytes: layers::reclaimable(removable),
+            removable_images: share.figures().removable_images,
+            removable_bytes: share.figures().removable_bytes,
             disk: disk_parts(&scan.images, decisions),
-            share: DaemonShare::of(&scan.images, decisions),
+            share,
         }
     }
 }
@@ -216,20 +213,6 @@ impl ImageObjects {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
-    }
-}
-
-impl std::ops::Index<usize> for ImageObjects {
-    type Output = ImageObject;
-
-    fn index(&self, mut index: usize) -> &ImageObject {
-        for part in &self.parts {
-            match part.images.get(index) {
-                Some(image) => return image,
-                None => index -= part.images.len(),
-            }
-        }
-        panic!("image object {index} past the end");
     }
 }
 
@@ -611,16 +594,16 @@ mod tests {
         let inventory = scans(1, vec![image(1, Status::Outdated, Some(2))]);
         let one = [daemon(1, "local")];
         let a = cache.get(&one, &inventory, Policy::default(), NOW).await;
-        assert!(!a.images[0].removable);
+        assert!(!a.images.iter().next().unwrap().removable);
         let no_wait = Policy {
             min_age_hours: 0,
             ..Policy::default()
         };
         let b = cache.get(&one, &inventory, no_wait, NOW).await;
-        assert!(b.images[0].removable);
+        assert!(b.images.iter().next().unwrap().removable);
         let renamed = [daemon(1, "gpu")];
         let c = cache.get(&renamed, &inventory, no_wait, NOW).await;
-        assert_eq!(c.images[0].daemon, "gpu");
+        assert_eq!(c.images.iter().next().unwrap().daemon, "gpu");
     }
 
     #[tokio::test]
@@ -632,11 +615,11 @@ mod tests {
         let before = cache
             .get(&daemons, &inventory, Policy::default(), NOW + HOUR - 1)
             .await;
-        assert!(!before.images[0].removable);
+        assert!(!before.images.iter().next().unwrap().removable);
         let after = cache
             .get(&daemons, &inventory, Policy::default(), NOW + HOUR)
             .await;
-        assert!(after.images[0].removable);
+        assert!(after.images.iter().next().unwrap().removable);
     }
 
     fn first_page(report: &Report, request: &PageRequest) -> (Vec<String>, Option<Cursor>) {
@@ -727,7 +710,7 @@ mod tests {
             &crate::report::Cursor::after(&ImageObject {
                 daemon: "zeta".into(),
                 id: id(2),
-                ..report.images[0].clone()
+                ..report.images.iter().next().unwrap().clone()
             })
             .encode(),
         )
@@ -922,7 +905,7 @@ mod tests {
             assert_eq!(f.removable_images, 1);
             assert_eq!(
                 f.removable_bytes,
-                layers::reclaimable(
+                crate::inventory::layers::reclaimable(
                     scan.images
                         .iter()
                         .zip(&decisions)

@@ -80,6 +80,11 @@ pub struct DaemonShare {
 }
 
 impl DaemonShare {
+    /// This daemon's own figures (before `merge`).
+    pub fn figures(&self) -> &Summary {
+        &self.figures
+    }
+
     /// The share of a daemon's images, given the policy's decisions on them.
     pub fn of(images: &[ClassifiedImage], decisions: &[Decision]) -> Self {
         let mut s = Summary::default();
