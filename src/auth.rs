@@ -199,18 +199,17 @@ impl ApiTokenSource {
         }
     }
 
-    pub async fn accepts(&self, store: &Store, presented: &str) -> Result<bool, AuthError> {
+    /// Whether `presented` is the API token: the variable's, or the stored
+    /// one (`stored_hash`: its hash, None while none is set).
+    pub fn accepts(&self, stored_hash: Option<&str>, presented: &str) -> bool {
         let expected = match self {
-            ApiTokenSource::Env { hash } => hash.clone(),
-            ApiTokenSource::Stored => match store.credential(CredentialKind::ApiToken).await? {
-                Some((hash, _)) => hash,
-                None => return Ok(false),
+            ApiTokenSource::Env { hash } => hash.as_str(),
+            ApiTokenSource::Stored => match stored_hash {
+                Some(hash) => hash,
+                None => return false,
             },
         };
-        Ok(constant_time_eq(
-            sha256_hex(presented).as_bytes(),
-            expected.as_bytes(),
-        ))
+        constant_time_eq(sha256_hex(presented).as_bytes(), expected.as_bytes())
     }
 }
 

@@ -15,6 +15,7 @@ use crate::clock::Clock;
 use crate::config::GlobalConfig;
 use crate::domain::{PublicUrl, Settings, TrustedProxies};
 use crate::policy::Policy;
+use crate::read_cache::{ReadCache, Reads};
 use crate::report::{Report, ReportCache};
 use crate::scan::{CachedScan, ClientCache, InventoryCache, ScanGate, ScanLimit, ScanOptions};
 use crate::settings::{self, SettingsError, SettingsView};
@@ -61,6 +62,9 @@ pub struct Janitor {
     pub runtime: Option<tokio::runtime::Handle>,
     /// Every daemon's image objects, shared until an input changes.
     pub reports: Arc<ReportCache>,
+    /// The daemons, settings, names and token hash every request reads,
+    /// shared until the store changes.
+    pub reads: Arc<ReadCache>,
     /// Proxies whose forwarding headers are believed: the client's address
     /// (throttles), the scheme (`Secure` cookie) and host (Host and Origin checks).
     pub trusted_proxies: TrustedProxies,
@@ -98,6 +102,7 @@ impl Janitor {
                 .ok()
                 .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread),
             reports: Arc::default(),
+            reads: Arc::default(),
             trusted_proxies: TrustedProxies::default(),
             public_url: None,
         })
@@ -168,7 +173,21 @@ impl Janitor {
     /// The settings in force. Never the defaults in place of settings that
     /// cannot be read: a caller that removes anything must stop on the error.
     pub async fn current_settings(&self) -> Result<Settings, SettingsError> {
-        settings::in_force(&self.store).await
+        self.reads().await?.settings()
+    }
+
+    /// Whether `presented` is the API token (`ApiTokenSource::accepts`).
+    pub async fn accepts_api_token(&self, presented: &str) -> Result<bool, StoreError> {
+        let stored = match &self.api_token {
+            ApiTokenSource::Env { .. } => None,
+            ApiTokenSource::Stored => self.reads().await?.api_token_hash.clone(),
+        };
+        Ok(self.api_token.accepts(stored.as_deref(), presented))
+    }
+
+    /// What requests read from the store, as of now (`read_cache`).
+    pub async fn reads(&self) -> Result<Arc<Reads>, StoreError> {
+        self.reads.get(&self.store).await
     }
 
     /// Every daemon's last scan, by daemon ID: from the inventory cache,
@@ -177,41 +196,60 @@ impl Janitor {
         self.inventory.current(&self.store).await
     }
 
-    /// Every daemon's image objects as of now, the policy in force applied.
-    pub async fn report(&self) -> Result<Arc<Report>, StoreError> {
-        let daemons = self.store.list_daemons().await?;
-        let scans = self.last_scans().await?;
-        Ok(self.report_of(&daemons, &scans).await)
+    /// The daemons of `reads` and their last scans, as of the same count.
+    pub async fn scans_of(
+        &self,
+        reads: &Reads,
+    ) -> Result<HashMap<i64, Arc<CachedScan>>, StoreError> {
+        self.inventory.current_at(&self.store, reads.count).await
     }
 
-    /// The report of exactly these daemons and scans (the overview shows
-    /// the scans' times and errors next to the report's figures).
+    /// Every daemon's image objects as of now, the policy in force applied.
+    pub async fn report(&self) -> Result<Arc<Report>, StoreError> {
+        let reads = self.reads().await?;
+        let scans = self.scans_of(&reads).await?;
+        Ok(self.report_of(&reads, &scans).await)
+    }
+
+    /// The report of exactly these reads and scans (the overview shows the
+    /// scans' times and errors next to the report's figures).
     pub async fn report_of(
         &self,
-        daemons: &[crate::store::StoredDaemon],
+        reads: &Reads,
         scans: &HashMap<i64, Arc<CachedScan>>,
     ) -> Arc<Report> {
         let now = self.clock().now_unix();
-        let names = crate::nextcloud_link::owner_names(&self.store).await;
         self.reports
-            .get_named(daemons, scans, self.policy().await, names, now)
+            .get_named(
+                &reads.daemons,
+                scans,
+                policy_of(&reads.settings()),
+                reads.names.clone(),
+                now,
+            )
             .await
     }
 
     /// The removal policy from the settings in force; `Policy::HALTED`
     /// (nothing removable) while they cannot be read.
     pub async fn policy(&self) -> Policy {
-        match self.current_settings().await {
-            Ok(s) => Policy {
-                keep_previous: s.keep_previous,
-                min_age_hours: s.min_age_hours,
-                remove_dangling: s.remove_dangling,
-                halted: false,
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the settings; nothing is removed");
-                Policy::HALTED
-            }
+        policy_of(&self.current_settings().await)
+    }
+}
+
+/// The removal policy of these settings; `Policy::HALTED` (nothing
+/// removable) when they cannot be read.
+fn policy_of(settings: &Result<Settings, SettingsError>) -> Policy {
+    match settings {
+        Ok(s) => Policy {
+            keep_previous: s.keep_previous,
+            min_age_hours: s.min_age_hours,
+            remove_dangling: s.remove_dangling,
+            halted: false,
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the settings; nothing is removed");
+            Policy::HALTED
         }
     }
 }

@@ -6,7 +6,8 @@
 //! - shell: `cli` → `app` (the composition root: builds and wires, imported
 //!   by the CLI only) → `web`, `scheduler`, `watch` → `jobs`;
 //! - the running janitor: `janitor` (store, caches, limits shared by one
-//!   process) → `nextcloud_link` (the Nextcloud connection: test, AppAPI
+//!   process) → `read_cache` (what requests read from the store, held
+//!   until it changes) → `nextcloud_link` (the Nextcloud connection: test, AppAPI
 //!   snapshot, daemon proposals) → `report`, `settings`, `daemons`, `auth`,
 //!   `scan` → `backend` (what a scan or job may ask of a daemon: the Engine's API or
 //!   HaRP, with their capabilities);
@@ -34,6 +35,7 @@ pub mod jobs;
 pub mod nextcloud;
 pub mod nextcloud_link;
 pub mod policy;
+pub mod read_cache;
 pub mod report;
 pub mod scan;
 pub mod schedule;

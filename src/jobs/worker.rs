@@ -356,11 +356,9 @@ impl Worker {
             .await
             .map_err(|e| Halt::Failed(e.to_string()))?
             .ok_or_else(|| Halt::Failed("the job vanished".into()))?;
-        // Read for every job: a pattern added while a run is in progress
-        // protects the jobs not yet started.
-        let settings = self
-            .app
-            .current_settings()
+        // Read for every job, from the store itself: a pattern added while a
+        // run is in progress protects the jobs not yet started.
+        let settings = crate::settings::in_force(&self.app.store)
             .await
             .map_err(|e| Halt::SettingsUnreadable(e.to_string()))?;
         let image = ImageId::parse(&job.image_id).map_err(Halt::Failed)?;

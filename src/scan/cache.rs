@@ -2,7 +2,7 @@
 //! store when any process (server or CLI) scanned since: pages and the API
 //! read it without parsing every inventory on every request.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
@@ -40,11 +40,22 @@ impl CachedScan {
 
 #[derive(Debug, Default)]
 pub struct InventoryCache {
-    entries: Mutex<HashMap<i64, Arc<CachedScan>>>,
-    /// Held while stale entries are read and parsed: during a rescan every
-    /// request finds the daemon just stored stale, and without it each of
-    /// 32 concurrent requests read and parsed the same inventory.
+    held: Mutex<Held>,
+    /// Held while entries are changed: during a rescan every request finds
+    /// the daemon just stored stale, and without it each of 32 concurrent
+    /// requests read and parsed the same inventory. Every change is made
+    /// under it, from versions read under it, so no change is undone by one
+    /// made from older versions.
     loading: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    entries: HashMap<i64, Arc<CachedScan>>,
+    /// The store's change count (`Store::change_count`) as of which the
+    /// entries are known to be the stored scans: while it stands still,
+    /// they are returned without reading anything.
+    verified_at: Option<i64>,
 }
 
 impl InventoryCache {
@@ -53,29 +64,69 @@ impl InventoryCache {
         &self,
         store: &Store,
     ) -> Result<HashMap<i64, Arc<CachedScan>>, StoreError> {
-        let mut versions = store.scan_versions().await?;
-        let stale = |versions: &[(i64, i64, Option<String>)]| -> Vec<(i64, Option<String>)> {
-            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            versions
-                .iter()
-                .filter(|(id, generation, _)| {
-                    entries.get(id).is_none_or(|c| c.generation != *generation)
-                })
-                .map(|(id, _, sha)| (*id, sha.clone()))
-                .collect()
-        };
-        let mut stale_ids = stale(&versions);
-        // Only one request reads what changed; the others wait for it, then
-        // look again (the versions too: a scan may have stored since) and
-        // find it loaded.
-        let _loading = if stale_ids.is_empty() {
-            None
-        } else {
-            let guard = self.loading.lock().await;
-            versions = store.scan_versions().await?;
-            stale_ids = stale(&versions);
-            Some(guard)
-        };
+        let count = store.change_count().await?;
+        self.current_at(store, count).await
+    }
+
+    /// `current`, with the change count read before this call.
+    pub async fn current_at(
+        &self,
+        store: &Store,
+        count: i64,
+    ) -> Result<HashMap<i64, Arc<CachedScan>>, StoreError> {
+        {
+            let held = self.lock();
+            if held.verified_at == Some(count) {
+                return Ok(held.entries.clone());
+            }
+        }
+        let versions = store.scan_versions().await?;
+        if self.stale(&versions).is_some() {
+            let _loading = self.loading.lock().await;
+            // Read again under the lock: a scan may have stored since, and
+            // another request may have loaded what this one found stale.
+            let versions = store.scan_versions().await?;
+            if let Some(stale_ids) = self.stale(&versions) {
+                let loaded = self.load(store, stale_ids).await?;
+                let live: HashSet<i64> = versions.iter().map(|(id, _, _)| *id).collect();
+                let mut held = self.lock();
+                held.entries.extend(loaded);
+                held.entries.retain(|id, _| live.contains(id));
+            }
+        }
+        let mut held = self.lock();
+        // The entries are the scans stored as of `count` or later (any
+        // change since was made from versions read later still).
+        if held.verified_at.is_none_or(|v| v < count) {
+            held.verified_at = Some(count);
+        }
+        Ok(held.entries.clone())
+    }
+
+    /// The daemons whose held scan is not the stored one, with the stored
+    /// inventory's digest; None when the entries are the stored scans (no
+    /// daemon stale, none held that is gone).
+    fn stale(&self, versions: &[(i64, i64, Option<String>)]) -> Option<Vec<(i64, Option<String>)>> {
+        let held = self.lock();
+        let stale: Vec<_> = versions
+            .iter()
+            .filter(|(id, generation, _)| {
+                held.entries
+                    .get(id)
+                    .is_none_or(|c| c.generation != *generation)
+            })
+            .map(|(id, _, sha)| (*id, sha.clone()))
+            .collect();
+        // With none stale every stored daemon is held: more held are gone.
+        let gone = stale.is_empty() && held.entries.len() > versions.len();
+        (!stale.is_empty() || gone).then_some(stale)
+    }
+
+    async fn load(
+        &self,
+        store: &Store,
+        stale_ids: Vec<(i64, Option<String>)>,
+    ) -> Result<Vec<(i64, Arc<CachedScan>)>, StoreError> {
         let mut loaded = Vec::with_capacity(stale_ids.len());
         for (daemon_id, sha) in stale_ids {
             let previous = self.get(daemon_id);
@@ -123,16 +174,15 @@ impl InventoryCache {
                 ));
             }
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.extend(loaded);
-        let live: std::collections::HashSet<i64> = versions.iter().map(|(id, _, _)| *id).collect();
-        entries.retain(|id, _| live.contains(id));
-        Ok(entries.clone())
+        Ok(loaded)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn get(&self, daemon_id: i64) -> Option<Arc<CachedScan>> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.get(&daemon_id).cloned()
+        self.lock().entries.get(&daemon_id).cloned()
     }
 }
 
@@ -179,6 +229,45 @@ mod tests {
             },
         })
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_scan_stored_by_another_process_is_read_at_the_next_call() {
+        let (dir, store, id) = store_with_daemon().await;
+        let cli = Store::open(dir.path()).await.unwrap();
+        let cache = InventoryCache::default();
+        store
+            .save_scan(id, 100, 5, &inventory(3), 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.current(&store).await.unwrap()[&id].scanned_at,
+            Some(100)
+        );
+        // Held as of this count: the same again without a change.
+        assert_eq!(
+            cache.current(&store).await.unwrap()[&id].scanned_at,
+            Some(100)
+        );
+        cli.save_scan(id, 200, 5, &inventory(4), 200).await.unwrap();
+        let now = cache.current(&store).await.unwrap()[&id].clone();
+        assert_eq!(now.scanned_at, Some(200));
+        assert_eq!(now.inventory.as_ref().unwrap().totals.images, 4);
+    }
+
+    #[tokio::test]
+    async fn a_daemon_removed_by_another_process_is_dropped_at_the_next_call() {
+        let (dir, store, id) = store_with_daemon().await;
+        let cli = Store::open(dir.path()).await.unwrap();
+        let cache = InventoryCache::default();
+        store
+            .save_scan(id, 100, 5, &inventory(3), 100)
+            .await
+            .unwrap();
+        assert!(cache.current(&store).await.unwrap().contains_key(&id));
+        let name = crate::domain::DaemonName::parse("local").unwrap();
+        assert!(cli.remove_daemon(&name).await.unwrap());
+        assert!(cache.current(&store).await.unwrap().is_empty());
     }
 
     #[tokio::test]

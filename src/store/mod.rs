@@ -3,6 +3,7 @@
 //! timestamp comes from the store's clock).
 
 mod auth;
+mod changes;
 mod cleanup;
 mod daemons;
 mod inventory;

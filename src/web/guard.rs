@@ -96,14 +96,10 @@ pub async fn guard(
         if let Verdict::Locked { retry_after } = throttles.api_tokens.check(ip) {
             return Ok(req.into_response(api_locked(retry_after)));
         }
-        let ok = app
-            .api_token
-            .accepts(&app.store, &token)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot check the API token");
-                false
-            });
+        let ok = app.accepts_api_token(&token).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot check the API token");
+            false
+        });
         if !ok {
             tracing::warn!(client = %ip, "wrong API token");
             let delay = throttles.api_tokens.failed(ip);

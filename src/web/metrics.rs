@@ -11,7 +11,6 @@ use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
 use super::errors::PageError;
-use crate::daemons;
 use crate::janitor::Janitor;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -90,13 +89,14 @@ struct DaemonGauges {
 
 impl DaemonGauges {
     async fn read(app: &Janitor) -> Result<Self, PageError> {
-        let daemons = daemons::list(&app.store).await?;
-        let scans = app.last_scans().await.map_err(PageError::internal)?;
+        let reads = app.reads().await.map_err(PageError::internal)?;
+        let scans = app.scans_of(&reads).await.map_err(PageError::internal)?;
         // The reclaimable bytes as the overview has them: computed once per
         // inventory and policy, not per scrape.
-        let report = app.report_of(&daemons, &scans).await;
+        let report = app.report_of(&reads, &scans).await;
+        let daemons = &reads.daemons;
         let g = Self::default();
-        for d in &daemons {
+        for d in daemons {
             let label = DaemonLabel {
                 daemon: d.name.to_string(),
             };

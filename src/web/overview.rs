@@ -210,18 +210,19 @@ fn card(
 
 /// The cards and the headline, from the same scans at the same moment.
 async fn cards(app: &Janitor, refresh: bool) -> Result<(Vec<Card>, Headline), PageError> {
-    let daemons = daemons::list(&app.store).await?;
-    let scans = app.last_scans().await.map_err(PageError::internal)?;
-    let report = app.report_of(&daemons, &scans).await;
+    let reads = app.reads().await.map_err(PageError::internal)?;
+    let scans = app.scans_of(&reads).await.map_err(PageError::internal)?;
+    let report = app.report_of(&reads, &scans).await;
+    let daemons = &reads.daemons;
     let (policy, now) = (app.policy().await, app.clock().now_unix());
     let cards = daemons
         .iter()
         .map(|d| card(d, &scans, &report, refresh, now))
         .collect();
     let mut h = headline(report.summary(), &policy, policy.halted, now);
-    let names = crate::nextcloud_link::owner_names(&app.store).await;
     for row in &mut h.rows {
-        row.label = names
+        row.label = reads
+            .names
             .get(&row.owner)
             .and_then(|(name, version)| crate::report::owner_label(name, Some(version)));
     }
@@ -333,9 +334,9 @@ async fn daemon_card(
 ) -> Result<CardFragment, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
     let checked = daemons::check(&app.store, daemon, app.daemon_timeout).await;
-    let daemons = daemons::list(&app.store).await?;
-    let scans = app.last_scans().await.map_err(PageError::internal)?;
-    let report = app.report_of(&daemons, &scans).await;
+    let reads = app.reads().await.map_err(PageError::internal)?;
+    let scans = app.scans_of(&reads).await.map_err(PageError::internal)?;
+    let report = app.report_of(&reads, &scans).await;
     Ok(CardFragment {
         c: card(&checked, &scans, &report, false, app.clock().now_unix()),
     })
