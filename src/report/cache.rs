@@ -17,7 +17,7 @@
 //! parts taken by name, so a page after a cursor is found by binary search.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 
@@ -233,7 +233,22 @@ pub struct Report {
     head_json: OnceLock<Bytes>,
     /// The overview's headline figures, summed once from the parts.
     summary: OnceLock<Summary>,
+    /// The last views asked of it (`Report::view`), most recent last.
+    views: Mutex<Vec<(String, Arc<OnceLock<View>>)>>,
 }
+
+/// Where an image object is in a report: its part, then its place there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageAt {
+    part: u32,
+    index: u32,
+}
+
+/// The image objects of one filter in one order, as places in the report.
+pub type View = Arc<[ImageAt]>;
+
+/// How many views a report keeps: a few admins' tables and their "Show more".
+const VIEWS_KEPT: usize = 8;
 
 /// One page of `GET /api/v1/images`.
 #[derive(Debug)]
@@ -292,7 +307,61 @@ impl Report {
             valid_until,
             head_json: OnceLock::new(),
             summary: OnceLock::new(),
+            views: Mutex::default(),
         }
+    }
+
+    /// The image objects `filter` keeps, each with its place.
+    pub fn matching_at<'a>(
+        &'a self,
+        filter: &'a ImageFilter,
+    ) -> impl Iterator<Item = (ImageAt, &'a ImageObject)> + 'a {
+        self.images
+            .parts
+            .iter()
+            .enumerate()
+            .filter(move |(_, p)| {
+                filter
+                    .daemon
+                    .as_ref()
+                    .is_none_or(|d| d.as_str() == p.name())
+            })
+            .flat_map(|(part, p)| {
+                p.images.iter().enumerate().map(move |(index, image)| {
+                    let at = ImageAt {
+                        part: part as u32,
+                        index: index as u32,
+                    };
+                    (at, image)
+                })
+            })
+            .filter(move |(_, i)| filter.matches(i))
+    }
+
+    /// The image object at `at`, a place this report gave.
+    pub fn at(&self, at: ImageAt) -> &ImageObject {
+        &self.images.parts[at.part as usize].images[at.index as usize]
+    }
+
+    /// The view named `key` (a filter and an order: the Images page's
+    /// query without its offset), built by `build` the first time it is
+    /// asked of this report and kept with it: the same table asked again,
+    /// its "Show more" or another admin's request read no other image.
+    /// Requests that ask for it while it is built wait for it.
+    pub fn view(&self, key: String, build: impl FnOnce(&Self) -> Vec<ImageAt>) -> View {
+        let cell = {
+            let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
+            let cell = match views.iter().position(|(k, _)| *k == key) {
+                Some(i) => views.remove(i).1,
+                None => Arc::default(),
+            };
+            views.push((key, Arc::clone(&cell)));
+            if views.len() > VIEWS_KEPT {
+                views.remove(0);
+            }
+            cell
+        };
+        cell.get_or_init(|| build(self).into()).clone()
     }
 
     /// Still the right answer for `key` at `now`? (A clock set back also
@@ -586,6 +655,71 @@ mod tests {
             .get(&daemons, &second, Policy::default(), NOW + 6)
             .await;
         assert_eq!(c.images.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_view_asked_again_of_the_same_report_is_not_built_again() {
+        let cache = ReportCache::default();
+        let images = vec![
+            image(1, Status::Current, None),
+            image(2, Status::InUse, None),
+        ];
+        let report = cache
+            .get(
+                &[daemon(1, "local")],
+                &scans(1, images),
+                Policy::default(),
+                NOW,
+            )
+            .await;
+        let builds = std::sync::atomic::AtomicUsize::new(0);
+        let in_use = |report: &Report| {
+            builds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let filter = ImageFilter {
+                status: Some(Status::InUse),
+                ..Default::default()
+            };
+            report.matching_at(&filter).map(|(at, _)| at).collect()
+        };
+        let first = report.view("in use".into(), in_use);
+        let again = report.view("in use".into(), in_use);
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(builds.load(std::sync::atomic::Ordering::Relaxed), 1);
+        assert_eq!(first.len(), 1);
+        assert_eq!(report.at(first[0]).status, Status::InUse);
+    }
+
+    #[tokio::test]
+    async fn a_report_keeps_only_its_most_recent_views() {
+        let cache = ReportCache::default();
+        let report = cache
+            .get(
+                &[daemon(1, "local")],
+                &scans(1, vec![]),
+                Policy::default(),
+                NOW,
+            )
+            .await;
+        let builds = std::sync::atomic::AtomicUsize::new(0);
+        let build = |_: &Report| {
+            builds.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Vec::new()
+        };
+        report.view("oldest".into(), build);
+        for n in 0..VIEWS_KEPT {
+            report.view(format!("view {n}"), build);
+        }
+        // The newest are still there; the oldest went.
+        report.view(format!("view {}", VIEWS_KEPT - 1), build);
+        assert_eq!(
+            builds.load(std::sync::atomic::Ordering::Relaxed),
+            VIEWS_KEPT + 1
+        );
+        report.view("oldest".into(), build);
+        assert_eq!(
+            builds.load(std::sync::atomic::Ordering::Relaxed),
+            VIEWS_KEPT + 2
+        );
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ pub mod disk;
 pub mod page;
 pub mod summary;
 
-pub use cache::{DaemonFigures, ImageObjects, Page, Report, ReportCache};
+pub use cache::{DaemonFigures, ImageAt, ImageObjects, Page, Report, ReportCache, View};
 pub use page::{Cursor, PageInput, PageLimit, PageRequest};
 
 use std::collections::HashMap;

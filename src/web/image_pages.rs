@@ -15,7 +15,7 @@ use super::layout::Layout;
 use crate::domain::FieldErrors;
 use crate::inventory::Status;
 use crate::janitor::Janitor;
-use crate::report::{self, ImageFilter, ImageFilterInput, ImageObject, Report};
+use crate::report::{self, ImageAt, ImageFilter, ImageFilterInput, ImageObject, Report};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/images", web::get().to(images_page))
@@ -251,17 +251,6 @@ fn sort(images: &mut [&ImageObject], key: SortKey, descending: bool) {
     images.sort_by(|a, b| order(a, b, key, descending));
 }
 
-/// `sort`, but only the first `n` in place (the rest in no order): a page
-/// of 250 rows out of 100,000 images needs no full sort. The order is total
-/// (ties by ID, then daemon), so the first `n` are those of a full sort.
-fn sort_first(images: &mut [&ImageObject], n: usize, key: SortKey, descending: bool) {
-    if n < images.len() {
-        images.select_nth_unstable_by(n, |a, b| order(a, b, key, descending));
-    }
-    let n = n.min(images.len());
-    images[..n].sort_unstable_by(|a, b| order(a, b, key, descending));
-}
-
 fn order(a: &ImageObject, b: &ImageObject, key: SortKey, descending: bool) -> std::cmp::Ordering {
     let order = match key {
         SortKey::Daemon => a.daemon.cmp(&b.daemon),
@@ -373,15 +362,19 @@ async fn images_page(
         StatusCode::UNPROCESSABLE_ENTITY
     };
     let report = app.report().await.map_err(PageError::internal)?;
-    let mut images: Vec<&ImageObject> = report.matching(&parsed.filter).collect();
-    sort_first(
-        &mut images,
-        parsed.offset + PAGE_SIZE,
-        parsed.sort,
-        parsed.descending,
+    // The whole table in its order, kept with the report: the next request
+    // for it, its "Show more" included, reads only the rows it shows.
+    let (filter, key, descending) = (&parsed.filter, parsed.sort, parsed.descending);
+    let view = report.view(
+        format!("{filter:?} {} {descending}", key.name()),
+        |report| {
+            let mut found: Vec<_> = report.matching_at(filter).collect();
+            found.sort_unstable_by(|(_, a), (_, b)| order(a, b, key, descending));
+            found.into_iter().map(|(at, _)| at).collect()
+        },
     );
     let moment = (app.clock().now_unix(), app.policy().await.min_age_hours);
-    let (rows, more) = rows_from(&images, &parsed, moment);
+    let (rows, more) = rows_from(&report, &view, &parsed, moment);
 
     // htmx asks for only the part it swaps: the next rows ("Show more"),
     // or the table when a filter or a sort changed.
@@ -390,7 +383,7 @@ async fn images_page(
         return Ok(html(status, &Rows { rows, more }));
     }
     let results = Results {
-        total: images.len(),
+        total: view.len(),
         columns: columns(&parsed),
         rows,
         more,
@@ -427,17 +420,18 @@ fn htmx_target(req: &HttpRequest) -> Option<&str> {
 /// The rows from `parsed.offset` on, one page of them, and the link to the
 /// next page if there is more.
 fn rows_from(
-    images: &[&ImageObject],
+    report: &Report,
+    view: &[ImageAt],
     parsed: &ParsedQuery,
     (now, min_age_hours): (i64, u32),
 ) -> (Vec<Row>, Option<More>) {
-    let total = images.len();
+    let total = view.len();
     let page_end = (parsed.offset + PAGE_SIZE).min(total);
-    let rows = images
+    let rows = view
         .get(parsed.offset..page_end)
         .unwrap_or(&[])
         .iter()
-        .map(|i| Row::new(i, now, min_age_hours))
+        .map(|at| Row::new(report.at(*at), now, min_age_hours))
         .collect();
     let more = (page_end < total).then(|| More {
         href: format!(
@@ -659,28 +653,5 @@ mod tests {
             "pulled for llm2, not used yet"
         );
         assert_eq!(short(&image(Status::Foreign, false)), "not an ExApp's");
-    }
-
-    #[test]
-    fn the_first_rows_sorted_are_those_of_a_full_sort() {
-        let images: Vec<ImageObject> = (0u64..40)
-            .map(|n| ImageObject {
-                id: format!("sha256:{n:064x}"),
-                // Sizes with ties, so the order falls back to the ID.
-                size_bytes: n * 7 % 5,
-                ..image(Status::Outdated, false)
-            })
-            .collect();
-        for descending in [false, true] {
-            let mut full: Vec<&ImageObject> = images.iter().collect();
-            sort(&mut full, SortKey::Size, descending);
-            for n in [0, 1, 12, 40, 50] {
-                let mut first: Vec<&ImageObject> = images.iter().collect();
-                sort_first(&mut first, n, SortKey::Size, descending);
-                let n = n.min(images.len());
-                let ids = |v: &[&ImageObject]| v.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
-                assert_eq!(ids(&first[..n]), ids(&full[..n]), "n = {n}");
-            }
-        }
     }
 }
