@@ -74,14 +74,26 @@ impl ReadCache {
             return Ok(reads);
         }
         let _one = self.loading.lock().await;
-        // Another request may have read them while this one waited.
-        let count = store.change_count().await?;
-        if let Some(reads) = self.held(count) {
+        // Another request may have read them while this one waited: read
+        // after `count` was, they are at least as new. (Asking the store
+        // again here made a burst of requests pass the lock one query at a
+        // time.)
+        if let Some(reads) = self.newer_than(count) {
             return Ok(reads);
         }
+        let count = store.change_count().await?;
         let reads = Arc::new(Reads::load(store, count).await?);
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(reads.clone());
         Ok(reads)
+    }
+
+    fn newer_than(&self, count: i64) -> Option<Arc<Reads>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|r| r.count >= count)
+            .cloned()
     }
 
     fn held(&self, count: i64) -> Option<Arc<Reads>> {
