@@ -26,7 +26,7 @@ fn image(n: u8, tags: &[&str]) -> ImageInfo {
                 size: 1000,
             },
             Layer {
-                chain_id: format!("own{n}"),
+                chain_id: format!("own{n}").into(),
                 size: 100,
             },
         ],

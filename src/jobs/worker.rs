@@ -392,7 +392,7 @@ impl Worker {
         };
         let sizes: HashMap<String, u64> = layers
             .iter()
-            .map(|l| (l.chain_id.clone(), l.size))
+            .map(|l| (l.chain_id.to_string(), l.size))
             .collect();
         let outcome = remove::remove(
             client,
@@ -594,7 +594,7 @@ async fn layers_of(app: &Janitor, client: &Backend, daemon_id: i64, image: &Imag
         // Without a listing (HaRP), the image is one layer of its whole size.
         None if !client.capabilities().listing => match client.image(image).await {
             Ok(Some((found, _))) => vec![Layer {
-                chain_id: crate::scan::by_inspect::whole_image_layer(image),
+                chain_id: crate::scan::by_inspect::whole_image_layer(image).into(),
                 size: found.size,
             }],
             _ => Vec::new(),

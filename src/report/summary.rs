@@ -232,7 +232,7 @@ mod tests {
                         size: 1000,
                     },
                     Layer {
-                        chain_id: format!("own-{n}"),
+                        chain_id: format!("own-{n}").into(),
                         size: own,
                     },
                 ],

@@ -128,7 +128,7 @@ async fn image_by_reference(
 fn info(image: crate::docker::ListedImage) -> ImageInfo {
     ImageInfo {
         layers: vec![Layer {
-            chain_id: whole_image_layer(&image.id),
+            chain_id: whole_image_layer(&image.id).into(),
             size: image.size,
         }],
         id: image.id,

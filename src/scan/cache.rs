@@ -192,7 +192,15 @@ fn hex(digest: &[u8; 32]) -> String {
 
 fn parse(daemon_id: i64, inventory: Option<&str>) -> Option<Arc<DaemonInventory>> {
     match serde_json::from_str::<DaemonInventory>(inventory?) {
-        Ok(scan) => Some(Arc::new(scan)),
+        Ok(mut scan) => {
+            // Held until the next change: equal layers share their ID.
+            crate::inventory::share_chain_ids(
+                scan.images
+                    .iter_mut()
+                    .flat_map(|i| i.info.layers.iter_mut()),
+            );
+            Some(Arc::new(scan))
+        }
         Err(e) => {
             tracing::warn!(daemon_id, error = %e, "a stored inventory could not be read; rescan to replace it");
             None

@@ -166,7 +166,7 @@ mod tests {
                 layers: layers
                     .iter()
                     .map(|(c, s)| Layer {
-                        chain_id: c.to_string(),
+                        chain_id: (*c).into(),
                         size: *s,
                     })
                     .collect(),
