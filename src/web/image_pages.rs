@@ -162,10 +162,7 @@ fn status_label(s: Status) -> &'static str {
 /// The one line a row shows of its reason. PURE: the wording is tested.
 pub fn short_reason(i: &ImageObject, now: i64, min_age_hours: u32) -> format::Html {
     let h = format::Html::new();
-    let since = i
-        .outdated_since
-        .as_deref()
-        .and_then(crate::clock::parse_rfc3339);
+    let since = i.outdated_since;
     // "Removable" is the row's badge already.
     let fate = if i.removable {
         ""
@@ -231,8 +228,7 @@ impl Row {
             short_reason: short_reason(i, now, min_age_hours),
             reason: i.reason.clone(),
             // A table reads "3 days ago"; the moment shows on hover.
-            created: crate::clock::parse_rfc3339(&i.created_at)
-                .map(|at| format::When::ago(at, now)),
+            created: Some(format::When::ago(i.created_at, now)),
             size: format::bytes(i.size_bytes),
             unique: format::bytes(i.frees()),
             containers: i.containers.join(", "),
@@ -599,7 +595,7 @@ mod tests {
             id: format!("sha256:{}", "ab".repeat(32)),
             repo_tags: vec!["ghcr.io/nextcloud/llm2:1.0.0".into()],
             repo_digests: vec![],
-            created_at: crate::clock::rfc3339(NOW - 86_400),
+            created_at: NOW - 86_400,
             size_bytes: 1,
             unique_bytes: Some(1),
             owner: Some("llm2".into()),
@@ -609,7 +605,7 @@ mod tests {
             removable,
             reason: "in use by backup; and more".into(),
             containers: vec![],
-            outdated_since: Some(crate::clock::rfc3339(NOW - 3 * 86_400)),
+            outdated_since: Some(NOW - 3 * 86_400),
             waits_until: None,
             kept_previous: false,
         }
