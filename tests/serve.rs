@@ -237,3 +237,40 @@ async fn the_server_builds_the_report_after_a_scan_before_any_page_asks_for_it()
     )
     .await;
 }
+
+/// (thread name, nice value) of every thread of `pid`, from /proc.
+fn threads_and_nice(pid: u32) -> Vec<(String, i64)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| {
+            let dir = task.ok()?.path();
+            let name = std::fs::read_to_string(dir.join("comm")).ok()?;
+            let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+            // Fields after the name's closing parenthesis; nice is the 19th
+            // field of the line, the 17th after it.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let nice = rest.split_whitespace().nth(16)?.parse().ok()?;
+            Some((name.trim().to_owned(), nice))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_server_scans_on_threads_of_lower_priority_than_its_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server_env(dir.path(), Some(&engine_a_sock()), Some(TEST_PASSWORD), &[]);
+    let threads = threads_and_nice(server.child.id());
+    // Linux shows 15 characters of a thread's name.
+    let scans: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("exapp-janitor-s"))
+        .collect();
+    let requests: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| name.starts_with("actix-server"))
+        .collect();
+    assert!(!scans.is_empty(), "no scan threads in {threads:?}");
+    assert!(!requests.is_empty(), "no request threads in {threads:?}");
+    assert!(scans.iter().all(|(_, nice)| *nice == 10), "{threads:?}");
+    assert!(requests.iter().all(|(_, nice)| *nice == 0), "{threads:?}");
+}
