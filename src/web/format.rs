@@ -159,7 +159,8 @@ impl Html {
     }
 
     pub fn when(mut self, when: &When) -> Self {
-        self.0.push_str(&when.to_string());
+        use std::fmt::Write;
+        let _ = write!(self.0, "{when}");
         self
     }
 

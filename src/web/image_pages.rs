@@ -124,14 +124,15 @@ fn parse_query(q: &ImagesQuery) -> Result<ParsedQuery, FieldErrors> {
     }
 }
 
-/// One table row, ready to print.
-pub struct Row {
-    pub daemon: String,
+/// One table row, ready to print: borrowed from its image object, so that
+/// a page of 250 rows copies no text it only prints.
+pub struct Row<'a> {
+    pub daemon: &'a str,
     pub reference: format::Reference,
-    pub more_refs: Vec<String>,
-    pub short_id: String,
-    pub id: String,
-    pub owner: String,
+    pub more_refs: Vec<&'a str>,
+    pub short_id: &'a str,
+    pub id: &'a str,
+    pub owner: &'a str,
     /// AppAPI's name and version of the owner, when connected to Nextcloud.
     pub owner_label: Option<String>,
     pub status: &'static str,
@@ -140,7 +141,7 @@ pub struct Row {
     /// One line: what it is and what happens to it ("outdated 3 days ago · removable").
     pub short_reason: format::Html,
     /// The whole reason, behind the short one.
-    pub reason: String,
+    pub reason: &'a str,
     pub created: Option<format::When>,
     pub size: String,
     pub unique: String,
@@ -211,22 +212,26 @@ fn first_clause(reason: &str) -> &str {
     reason.split("; ").next().unwrap_or(reason)
 }
 
-impl Row {
-    pub fn new(i: &ImageObject, now: i64, min_age_hours: u32) -> Self {
-        let mut refs = i.repo_tags.iter().chain(&i.repo_digests).cloned();
+impl<'a> Row<'a> {
+    pub fn new(i: &'a ImageObject, now: i64, min_age_hours: u32) -> Self {
+        let mut refs = i
+            .repo_tags
+            .iter()
+            .chain(&i.repo_digests)
+            .map(String::as_str);
         Self {
-            daemon: i.daemon.clone(),
-            reference: format::Reference::new(&refs.next().unwrap_or_else(|| "<none>".into())),
+            daemon: &i.daemon,
+            reference: format::Reference::new(refs.next().unwrap_or("<none>")),
             more_refs: refs.collect(),
-            short_id: i.short_id().to_owned(),
-            id: i.id.clone(),
-            owner: i.owner.clone().unwrap_or_default(),
+            short_id: i.short_id(),
+            id: &i.id,
+            owner: i.owner.as_deref().unwrap_or_default(),
             owner_label: i.owner_label(),
             status: i.status.as_str(),
             status_label: status_label(i.status),
             removable: i.removable,
             short_reason: short_reason(i, now, min_age_hours),
-            reason: i.reason.clone(),
+            reason: &i.reason,
             // A table reads "3 days ago"; the moment shows on hover.
             created: Some(format::When::ago(i.created_at, now)),
             size: format::bytes(i.size_bytes),
@@ -305,9 +310,9 @@ fn query_string(q: &ImageFilterInput, sort: SortKey, descending: bool, offset: u
 
 #[derive(Template)]
 #[template(path = "images.html")]
-struct ImagesPage {
+struct ImagesPage<'a> {
     layout: Layout,
-    r: Results,
+    r: Results<'a>,
     daemons: Vec<Choice>,
     owners: Vec<Choice>,
     statuses: Vec<Choice>,
@@ -318,10 +323,10 @@ struct ImagesPage {
 /// The part htmx swaps when a filter changes: summary, table, more link.
 #[derive(Template)]
 #[template(path = "fragments/image_results_alone.html")]
-struct Results {
+struct Results<'a> {
     total: usize,
     columns: Vec<Column>,
-    rows: Vec<Row>,
+    rows: Vec<Row<'a>>,
     more: Option<More>,
 }
 
@@ -332,8 +337,8 @@ pub struct More {
 
 #[derive(Template)]
 #[template(path = "fragments/image_rows.html")]
-struct Rows {
-    rows: Vec<Row>,
+struct Rows<'a> {
+    rows: Vec<Row<'a>>,
     more: Option<More>,
 }
 
@@ -415,12 +420,12 @@ fn htmx_target(req: &HttpRequest) -> Option<&str> {
 
 /// The rows from `parsed.offset` on, one page of them, and the link to the
 /// next page if there is more.
-fn rows_from(
-    report: &Report,
+fn rows_from<'a>(
+    report: &'a Report,
     view: &[ImageAt],
     parsed: &ParsedQuery,
     (now, min_age_hours): (i64, u32),
-) -> (Vec<Row>, Option<More>) {
+) -> (Vec<Row<'a>>, Option<More>) {
     let total = view.len();
     let page_end = (parsed.offset + PAGE_SIZE).min(total);
     let rows = view
@@ -521,21 +526,21 @@ fn status_choices(raw: &ImageFilterInput) -> Vec<Choice> {
 type CurrentAndEarlier<'a> = (Vec<&'a ImageObject>, Vec<&'a ImageObject>);
 
 /// One ExApp on one daemon: its current image and the earlier ones.
-pub struct ExAppView {
+pub struct ExAppView<'a> {
     pub appid: String,
     /// AppAPI's name and version, when connected to Nextcloud.
     pub label: Option<String>,
     pub daemon: String,
-    pub current: Vec<Row>,
-    pub earlier: Vec<Row>,
+    pub current: Vec<Row<'a>>,
+    pub earlier: Vec<Row<'a>>,
     pub earlier_bytes: String,
 }
 
 #[derive(Template)]
 #[template(path = "exapps.html")]
-struct ExAppsPage {
+struct ExAppsPage<'a> {
     layout: Layout,
-    exapps: Vec<ExAppView>,
+    exapps: Vec<ExAppView<'a>>,
 }
 
 async fn exapps_page(
