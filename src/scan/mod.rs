@@ -157,8 +157,8 @@ struct LastScan {
     started: Instant,
     /// Kept only while callers that arrived before it started wait for it
     /// (they hold the slot): kept for nobody, 100 daemons' inventories
-    /// were 30 MB of a fleet server's memory.
-    result: Option<Result<DaemonInventory, String>>,
+    /// were 30 MB of a fleet server's memory. Shared, not copied.
+    result: Option<Result<Arc<DaemonInventory>, String>>,
 }
 
 impl ScanGate {
@@ -204,9 +204,9 @@ pub async fn scan_daemon(
     store: &Store,
     daemon: &StoredDaemon,
     options: &ScanOptions,
-) -> Result<DaemonInventory, ScanError> {
+) -> Result<Arc<DaemonInventory>, ScanError> {
     let Some(gate) = &options.gate else {
-        return scan_daemon_now(store, daemon, options).await;
+        return scan_daemon_now(store, daemon, options).await.map(Arc::new);
     };
     let arrived = Instant::now();
     let slot = gate.slot(daemon.id);
@@ -224,15 +224,11 @@ pub async fn scan_daemon(
         }
     }
     let started = Instant::now();
-    let result = scan_daemon_now(store, daemon, options).await;
+    let result = scan_daemon_now(store, daemon, options).await.map(Arc::new);
     *last = Some(LastScan {
         started,
-        result: others_wait(&slot).then(|| {
-            result
-                .as_ref()
-                .map(Clone::clone)
-                .map_err(ToString::to_string)
-        }),
+        result: others_wait(&slot)
+            .then(|| result.as_ref().map(Arc::clone).map_err(ToString::to_string)),
     });
     result
 }
@@ -301,11 +297,11 @@ pub struct Scanned {
 }
 
 impl Scanned {
-    fn of(inventory: DaemonInventory) -> Self {
+    fn of(inventory: Arc<DaemonInventory>) -> Self {
         Self {
             images: inventory.images.len(),
-            totals: inventory.totals,
-            notes: inventory.notes,
+            totals: inventory.totals.clone(),
+            notes: inventory.notes.clone(),
         }
     }
 }

@@ -452,7 +452,7 @@ async fn timed_scan(
     store: &Store,
     daemon: &StoredDaemon,
     clients: &Arc<ClientCache>,
-) -> (Duration, DaemonInventory) {
+) -> (Duration, Arc<DaemonInventory>) {
     let started = Instant::now();
     let result = scan::scan_daemon(store, daemon, &options(clients)).await;
     let elapsed = started.elapsed();
@@ -510,7 +510,7 @@ async fn measure(
 
     // Cold: every scan on a fresh store, so every image's layers are fetched.
     let mut cold = Vec::new();
-    let mut last: Option<(_, Store, _, DaemonInventory, _)> = None;
+    let mut last: Option<(_, Store, _, Arc<DaemonInventory>, _)> = None;
     for _ in 0..cold_runs {
         if let Some((_, old_store, _, _, _)) = last.take() {
             old_store.close().await;
