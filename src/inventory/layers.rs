@@ -58,12 +58,23 @@ impl std::fmt::Display for ChainId {
 
 /// Makes equal chain IDs among `layers` share one allocation.
 pub fn share_chain_ids<'a>(layers: impl IntoIterator<Item = &'a mut Layer>) {
-    let mut seen: HashSet<ChainId> = HashSet::new();
-    for layer in layers {
-        match seen.get(layer.chain_id.as_str()) {
-            Some(shared) => layer.chain_id = shared.clone(),
-            None => {
-                seen.insert(layer.chain_id.clone());
+    SharedChainIds::default().share(layers);
+}
+
+/// The chain IDs seen so far, for sharing them across several lists of
+/// layers as they are read (a scan reads one cached list per image).
+#[derive(Debug, Default)]
+pub struct SharedChainIds(HashSet<ChainId>);
+
+impl SharedChainIds {
+    /// Makes each chain ID among `layers` the one seen before, if any.
+    pub fn share<'a>(&mut self, layers: impl IntoIterator<Item = &'a mut Layer>) {
+        for layer in layers {
+            match self.0.get(layer.chain_id.as_str()) {
+                Some(shared) => layer.chain_id = shared.clone(),
+                None => {
+                    self.0.insert(layer.chain_id.clone());
+                }
             }
         }
     }
@@ -281,6 +292,20 @@ mod tests {
         assert!(same(&layers, 0, 2));
         assert!(!same(&layers, 0, 1));
         assert_eq!(layers[2].chain_id.as_str(), "sha256:base");
+    }
+
+    #[test]
+    fn lists_read_one_after_another_share_the_ids_seen_before() {
+        let mut shared = SharedChainIds::default();
+        let mut first = vec![layer("sha256:base", 1), layer("sha256:a", 2)];
+        let mut second = vec![layer("sha256:base", 1), layer("sha256:b", 2)];
+        shared.share(&mut first);
+        shared.share(&mut second);
+        assert!(std::sync::Arc::ptr_eq(
+            &first[0].chain_id.0,
+            &second[0].chain_id.0
+        ));
+        assert_eq!(second[1].chain_id.as_str(), "sha256:b");
     }
 
     #[test]

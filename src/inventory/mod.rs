@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::rfc3339;
 use crate::domain::{AppId, ImageId, ProtectedPattern};
-pub use layers::{share_chain_ids, ChainId, Layer};
+pub use layers::{share_chain_ids, ChainId, Layer, SharedChainIds};
 
 /// What an image is to the janitor; the first that applies wins.
 #[derive(

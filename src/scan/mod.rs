@@ -596,12 +596,17 @@ async fn layers_of(
     client: &Backend,
     images: &[crate::docker::ListedImage],
 ) -> Result<ListingLayers, ScanError> {
+    // Equal layers (a base under most images) share their ID as soon as
+    // read: eight scans at once held each image's copies until the end.
+    let mut shared = crate::inventory::SharedChainIds::default();
     let mut known: HashMap<ImageId, Vec<Layer>> = store
         .cached_layers(daemon_id)
         .await?
         .into_iter()
         .filter_map(|(id, json)| {
-            Some((ImageId::parse(&id).ok()?, serde_json::from_str(&json).ok()?))
+            let mut layers: Vec<Layer> = serde_json::from_str(&json).ok()?;
+            shared.share(&mut layers);
+            Some((ImageId::parse(&id).ok()?, layers))
         })
         .collect();
     let listed: HashSet<&ImageId> = images.iter().map(|i| &i.id).collect();
