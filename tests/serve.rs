@@ -259,18 +259,33 @@ fn threads_and_nice(pid: u32) -> Vec<(String, i64)> {
 async fn the_server_scans_on_threads_of_lower_priority_than_its_requests() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_server_env(dir.path(), Some(&engine_a_sock()), Some(TEST_PASSWORD), &[]);
-    let threads = threads_and_nice(server.child.id());
+    let pid = server.child.id();
     // Linux shows 15 characters of a thread's name.
-    let scans: Vec<_> = threads
-        .iter()
-        .filter(|(name, _)| name.starts_with("exapp-janitor-s"))
-        .collect();
-    let requests: Vec<_> = threads
-        .iter()
-        .filter(|(name, _)| name.starts_with("actix-server"))
-        .collect();
-    assert!(!scans.is_empty(), "no scan threads in {threads:?}");
-    assert!(!requests.is_empty(), "no request threads in {threads:?}");
-    assert!(scans.iter().all(|(_, nice)| *nice == 10), "{threads:?}");
-    assert!(requests.iter().all(|(_, nice)| *nice == 0), "{threads:?}");
+    let named = |threads: &[(String, i64)], prefix: &str| -> Vec<i64> {
+        threads
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, nice)| *nice)
+            .collect()
+    };
+    // The request threads may start just after the log says "listening".
+    eventually(
+        Duration::from_secs(30),
+        "scan and request threads",
+        async || {
+            let threads = threads_and_nice(pid);
+            !named(&threads, "exapp-janitor-s").is_empty()
+                && !named(&threads, "actix-server").is_empty()
+        },
+    )
+    .await;
+    let threads = threads_and_nice(pid);
+    assert!(
+        named(&threads, "exapp-janitor-s").iter().all(|n| *n == 10),
+        "{threads:?}"
+    );
+    assert!(
+        named(&threads, "actix-server").iter().all(|n| *n == 0),
+        "{threads:?}"
+    );
 }

@@ -239,15 +239,22 @@ mod tests {
         .unwrap()
     }
 
-    #[tokio::test]
-    async fn a_scan_stored_by_another_process_is_read_at_the_next_call() {
+    /// A daemon scanned once, the server's store and another process's
+    /// (the CLI's) on the same file, and the server's cache.
+    async fn scanned_with_two_processes() -> (tempfile::TempDir, Store, Store, i64, InventoryCache)
+    {
         let (dir, store, id) = store_with_daemon().await;
         let cli = Store::open(dir.path()).await.unwrap();
-        let cache = InventoryCache::default();
         store
             .save_scan(id, 100, 5, &inventory(3), 100)
             .await
             .unwrap();
+        (dir, store, cli, id, InventoryCache::default())
+    }
+
+    #[tokio::test]
+    async fn a_scan_stored_by_another_process_is_read_at_the_next_call() {
+        let (_dir, store, cli, id, cache) = scanned_with_two_processes().await;
         assert_eq!(
             cache.current(&store).await.unwrap()[&id].scanned_at,
             Some(100)
@@ -265,13 +272,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_daemon_removed_by_another_process_is_dropped_at_the_next_call() {
-        let (dir, store, id) = store_with_daemon().await;
-        let cli = Store::open(dir.path()).await.unwrap();
-        let cache = InventoryCache::default();
-        store
-            .save_scan(id, 100, 5, &inventory(3), 100)
-            .await
-            .unwrap();
+        let (_dir, store, cli, id, cache) = scanned_with_two_processes().await;
         assert!(cache.current(&store).await.unwrap().contains_key(&id));
         let name = crate::domain::DaemonName::parse("local").unwrap();
         assert!(cli.remove_daemon(&name).await.unwrap());
