@@ -390,24 +390,6 @@ impl Report {
             .get_or_init(|| summary::merge(self.images.parts.iter().map(|p| &p.figures.share)))
     }
 
-    /// The image objects that pass `filter`, in report order.
-    pub fn matching<'a>(
-        &'a self,
-        filter: &'a ImageFilter,
-    ) -> impl Iterator<Item = &'a ImageObject> + 'a {
-        self.images
-            .parts
-            .iter()
-            .filter(move |p| {
-                filter
-                    .daemon
-                    .as_ref()
-                    .is_none_or(|d| d.as_str() == p.name())
-            })
-            .flat_map(|p| p.images.iter())
-            .filter(move |i| filter.matches(i))
-    }
-
     /// The image objects in the API's order, by daemon name then image ID.
     pub fn in_api_order(&self) -> impl Iterator<Item = &ImageObject> {
         self.api_from(None, None)
