@@ -329,7 +329,8 @@ async fn with_janitor(
     global: &GlobalConfig,
     command: impl AsyncFnOnce(&Janitor) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
-    let app = Janitor::open(global).await.map_err(failed)?;
+    let mut app = Janitor::open(global).await.map_err(failed)?;
+    app.remember_scans = false;
     let result = command(&app).await;
     app.store.close().await;
     result

@@ -327,7 +327,7 @@ async fn images_can_be_filtered_by_daemon_owner_and_status() {
 }
 
 #[tokio::test]
-async fn a_rescan_of_an_unchanged_daemon_reads_the_layer_cache() {
+async fn a_rescan_reads_the_layers_of_images_it_saw_before_from_the_cache() {
     let app = app_on(&engine_a_sock()).await;
     // At least one image of its own, whatever else ran on the engine before.
     let fx = Fixtures::new(&engine_a_sock());
@@ -347,6 +347,9 @@ async fn a_rescan_of_an_unchanged_daemon_reads_the_layer_cache() {
         .execute(app.app.store.pool())
         .await
         .unwrap();
+    // Something new, so the rescan classifies again (an unchanged listing
+    // takes the last classification as it is, reading no layers at all).
+    fx.import(&fx.unique("cached:2"), &[("g", 64)]);
     let images = scan(&app).await;
     // Every image shares the one poisoned layer now, so none frees anything alone.
     // (Images other tests made since have real layers.)

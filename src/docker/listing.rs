@@ -9,7 +9,7 @@ use super::{within, DaemonClient, DockerError};
 use crate::clock::parse_rfc3339;
 use crate::domain::{is_placeholder_reference, AppId, ImageId, EXAPP_CONTAINER_PREFIX};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ListedImage {
     pub id: ImageId,
     /// Without Engine 20.10's `<none>:<none>` / `<none>@<none>` placeholders.

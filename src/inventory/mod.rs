@@ -104,7 +104,7 @@ pub struct ImageInfo {
 }
 
 /// One container, in any state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ContainerInfo {
     /// Without Docker's leading `/`.
     pub name: String,
@@ -115,7 +115,7 @@ pub struct ContainerInfo {
     pub exapp: Option<ExAppContainer>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ExAppContainer {
     pub appid: AppId,
     /// `Config.Image`: what AppAPI asked for, e.g. `ghcr.io/nextcloud/llm2:1.2.0-cuda`.

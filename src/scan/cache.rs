@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use super::DaemonInventory;
+use super::{DaemonInventory, ScanMemo};
 use crate::store::{Store, StoreError};
 
 /// One daemon's last scan as stored.
@@ -47,6 +47,9 @@ pub struct InventoryCache {
     /// under it, from versions read under it, so no change is undone by one
     /// made from older versions.
     loading: tokio::sync::Mutex<()>,
+    /// What this process's scans classified: an inventory stored from here
+    /// is taken from it, not read and parsed (and not held twice).
+    memo: Arc<ScanMemo>,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +62,11 @@ struct Held {
 }
 
 impl InventoryCache {
+    /// The memo this process's scans remember their classifications in.
+    pub fn memo(&self) -> Arc<ScanMemo> {
+        self.memo.clone()
+    }
+
     /// Every daemon's last scan, by daemon ID; reloads only what changed.
     pub async fn current(
         &self,
@@ -92,6 +100,7 @@ impl InventoryCache {
                 let mut held = self.lock();
                 held.entries.extend(loaded);
                 held.entries.retain(|id, _| live.contains(id));
+                self.memo.retain(&live);
             }
         }
         let mut held = self.lock();
@@ -130,21 +139,27 @@ impl InventoryCache {
         let mut loaded = Vec::with_capacity(stale_ids.len());
         for (daemon_id, sha) in stale_ids {
             let previous = self.get(daemon_id);
+            let stored = sha.as_deref().and_then(unhex);
+            // This process classified the stored inventory: it is taken
+            // from the memo, and the one held (equal, parsed) let go.
+            let classified = stored.and_then(|d| self.memo.inventory_with(daemon_id, &d));
             // The stored digest says whether the inventory this cache holds
-            // is still the stored one: then only the times are read.
+            // is still the stored one.
             let held = previous
                 .as_ref()
                 .filter(|p| p.inventory.is_some())
                 .and_then(|p| p.inventory_digest)
-                .filter(|d| sha.as_deref() == Some(hex(d).as_str()));
-            let row = match held {
-                Some(_) => store.load_scan_times(daemon_id).await?,
-                None => store.load_scan(daemon_id).await?,
+                .filter(|d| stored == Some(*d));
+            // Either way only the times are read.
+            let known = classified.is_some() || held.is_some();
+            let row = match known {
+                true => store.load_scan_times(daemon_id).await?,
+                false => store.load_scan(daemon_id).await?,
             };
             if let Some(row) = row {
-                let digest = match held {
-                    Some(d) => Some(d),
-                    None => row
+                let digest = match known {
+                    true => stored,
+                    false => row
                         .inventory
                         .as_deref()
                         .map(|text| <[u8; 32]>::from(Sha256::digest(text.as_bytes()))),
@@ -152,11 +167,13 @@ impl InventoryCache {
                 let unchanged = previous.as_ref().filter(|p| {
                     p.inventory.is_some() && digest.is_some() && p.inventory_digest == digest
                 });
-                let (inventory, inventory_generation) = match unchanged {
-                    // Same text: no need to parse it again, nor to rebuild
-                    // what was built on it.
-                    Some(p) => (p.inventory.clone(), p.inventory_generation),
-                    None => (parse(daemon_id, row.inventory.as_deref()), row.generation),
+                // Same text: nothing built on it needs building again.
+                let inventory_generation =
+                    unchanged.map_or(row.generation, |p| p.inventory_generation);
+                let inventory = match (classified, unchanged) {
+                    (Some(classified), _) => Some(classified),
+                    (None, Some(p)) => p.inventory.clone(),
+                    (None, None) => parse(daemon_id, row.inventory.as_deref()),
                 };
                 loaded.push((
                     daemon_id,
@@ -186,8 +203,16 @@ impl InventoryCache {
     }
 }
 
-fn hex(digest: &[u8; 32]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+/// A stored digest (64 hex digits) as bytes; None for anything else.
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    let mut digest = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (byte, pair) in digest.iter_mut().zip(text.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(digest)
 }
 
 fn parse(daemon_id: i64, inventory: Option<&str>) -> Option<Arc<DaemonInventory>> {
@@ -250,6 +275,48 @@ mod tests {
             .await
             .unwrap();
         (dir, store, cli, id, InventoryCache::default())
+    }
+
+    #[tokio::test]
+    async fn an_inventory_this_process_classified_is_taken_from_the_memo_not_held_twice() {
+        let (_dir, store, id) = store_with_daemon().await;
+        let cache = InventoryCache::default();
+        let text = inventory(3);
+        store.save_scan(id, 100, 5, &text, 100).await.unwrap();
+        let parsed = cache.current(&store).await.unwrap()[&id].clone();
+        // A rescan classified the same inventory and stored only its times.
+        let classified = Arc::new(serde_json::from_str::<DaemonInventory>(&text).unwrap());
+        let digest = crate::store::inventory_digest(&text);
+        let inputs = super::super::memo::Inputs::of(&[], &[], &Default::default(), &[], None);
+        cache.memo().remember(
+            id,
+            inputs,
+            super::super::memo::Remembered {
+                inventory: classified.clone(),
+                digest,
+                current: Arc::from(Vec::new()),
+            },
+        );
+        assert!(store
+            .save_same_scan(id, 200, 5, &digest, 200)
+            .await
+            .unwrap());
+        let now = cache.current(&store).await.unwrap()[&id].clone();
+        assert!(Arc::ptr_eq(now.inventory.as_ref().unwrap(), &classified));
+        assert_eq!(
+            now.inventory_generation, parsed.inventory_generation,
+            "the same inventory: nothing built on it is built again"
+        );
+        assert_eq!(now.scanned_at, Some(200));
+    }
+
+    #[test]
+    fn a_stored_digest_reads_as_the_bytes_it_was_written_from() {
+        let digest = crate::store::inventory_digest("{}");
+        let text: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(unhex(&text), Some(digest));
+        assert_eq!(unhex(&text[1..]), None);
+        assert_eq!(unhex(&"zz".repeat(32)), None);
     }
 
     #[tokio::test]

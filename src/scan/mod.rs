@@ -26,6 +26,7 @@
 
 pub mod by_inspect;
 mod cache;
+mod memo;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ use futures_util::{future::join_all, stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 pub use cache::{CachedScan, InventoryCache};
+pub use memo::ScanMemo;
 
 use crate::backend::Backend;
 use crate::docker::{DockerError, ListedContainer};
@@ -99,6 +101,9 @@ pub struct ScanOptions {
     /// does not hold up the web worker thread it came in on. None: the
     /// caller's task polls every scan (tests on a current-thread runtime).
     pub runtime: Option<tokio::runtime::Handle>,
+    /// The last classification of each daemon, taken again while a rescan
+    /// finds nothing new (None: always classify; the CLI scans once).
+    pub memo: Option<Arc<ScanMemo>>,
 }
 
 /// At most this many daemon scans at once in a process (`--scan-concurrency`),
@@ -206,7 +211,7 @@ pub async fn scan_daemon(
     options: &ScanOptions,
 ) -> Result<Arc<DaemonInventory>, ScanError> {
     let Some(gate) = &options.gate else {
-        return scan_daemon_now(store, daemon, options).await.map(Arc::new);
+        return scan_daemon_now(store, daemon, options).await;
     };
     let arrived = Instant::now();
     let slot = gate.slot(daemon.id);
@@ -224,7 +229,7 @@ pub async fn scan_daemon(
         }
     }
     let started = Instant::now();
-    let result = scan_daemon_now(store, daemon, options).await.map(Arc::new);
+    let result = scan_daemon_now(store, daemon, options).await;
     *last = Some(LastScan {
         started,
         result: others_wait(&slot)
@@ -237,7 +242,7 @@ async fn scan_daemon_now(
     store: &Store,
     daemon: &StoredDaemon,
     options: &ScanOptions,
-) -> Result<DaemonInventory, ScanError> {
+) -> Result<Arc<DaemonInventory>, ScanError> {
     options
         .limit
         .run(scan_daemon_limited(store, daemon, options))
@@ -248,7 +253,7 @@ async fn scan_daemon_limited(
     store: &Store,
     daemon: &StoredDaemon,
     options: &ScanOptions,
-) -> Result<DaemonInventory, ScanError> {
+) -> Result<Arc<DaemonInventory>, ScanError> {
     // The scan's duration is the daemon's (monotonic); its time stamps are the clock's.
     let started = Instant::now();
     let snapshot_started_ms = store.clock().now_ms();
@@ -262,27 +267,65 @@ async fn scan_daemon_limited(
         Err(_) => Err(ScanError::Timeout(options.scan_timeout)),
     };
     let now = store.clock().now_unix();
-    match &outcome {
-        Ok(scan) => {
-            let json = serde_json::to_string(scan).expect("an inventory serialises");
+    match outcome {
+        Ok(found) => {
             let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-            if store
-                .save_scan(daemon.id, now, ms, &json, snapshot_started_ms)
-                .await?
-            {
-                tracing::info!(daemon = %daemon.name, images = scan.images.len(), ms, "scanned");
+            let (saved, digest) = save(store, daemon, &found, now, ms, snapshot_started_ms).await?;
+            if saved {
+                tracing::info!(daemon = %daemon.name, images = found.inventory.images.len(), ms, reused = found.digest.is_some(), "scanned");
+                if let (Some(memo), Some((inputs, current))) = (&options.memo, found.remember) {
+                    let inventory = found.inventory.clone();
+                    memo.remember(
+                        daemon.id,
+                        inputs,
+                        memo::Remembered {
+                            inventory,
+                            digest,
+                            current,
+                        },
+                    );
+                }
             } else {
                 tracing::info!(daemon = %daemon.name, ms, "scanned, but a newer scan is stored already: not saved");
             }
+            Ok(found.inventory)
         }
         Err(e) => {
             tracing::warn!(daemon = %daemon.name, error = %e, "scan failed");
             store
                 .save_scan_error(daemon.id, now, &e.to_string())
                 .await?;
+            Err(e)
         }
     }
-    outcome
+}
+
+/// Stores what a scan found: a classification taken again by its digest
+/// alone when the stored text is still its own, anything else as text.
+/// Returns whether it was stored (not when a newer scan is), and the
+/// digest of the text.
+async fn save(
+    store: &Store,
+    daemon: &StoredDaemon,
+    found: &Found,
+    now: i64,
+    ms: i64,
+    snapshot_started_ms: i64,
+) -> Result<(bool, [u8; 32]), StoreError> {
+    if let Some(digest) = found.digest {
+        if store
+            .save_same_scan(daemon.id, now, ms, &digest, snapshot_started_ms)
+            .await?
+        {
+            return Ok((true, digest));
+        }
+    }
+    let json = serde_json::to_string(&*found.inventory).expect("an inventory serialises");
+    let digest = crate::store::inventory_digest(&json);
+    let saved = store
+        .save_scan(daemon.id, now, ms, &json, snapshot_started_ms)
+        .await?;
+    Ok((saved, digest))
 }
 
 /// What a scan of several daemons says of each that it scanned: not the
@@ -359,7 +402,7 @@ async fn scan_inner(
     store: &Store,
     daemon: &StoredDaemon,
     options: &ScanOptions,
-) -> Result<DaemonInventory, ScanError> {
+) -> Result<Found, ScanError> {
     let cache = options.clients.as_deref();
     if let Some(client) = cache.and_then(|c| c.get(daemon)) {
         let result = scan_with(store, daemon, options, &client).await;
@@ -419,30 +462,124 @@ async fn scan_with(
     daemon: &StoredDaemon,
     options: &ScanOptions,
     client: &Backend,
-) -> Result<DaemonInventory, ScanError> {
+) -> Result<Found, ScanError> {
     let history = history_from(store.load_history(daemon.id).await?);
-    let mut notes = Vec::new();
-    let (snapshot, stale_layers) = if client.capabilities().listing {
-        snapshot_by_listing(store, daemon, client).await?
-    } else {
+    if !client.capabilities().listing {
         let exapps = daemon.harp.as_ref().map_or(&[][..], |h| &h.exapps[..]);
         let found = by_inspect::snapshot(client, exapps, &history).await?;
-        notes = found.notes;
-        (found.snapshot, Vec::new())
+        let appapi = appapi_view(store, daemon).await?;
+        let made = classify_and_record(
+            store,
+            daemon,
+            options,
+            &found.snapshot,
+            &history,
+            appapi.as_ref(),
+        )
+        .await?;
+        return Ok(Found {
+            inventory: Arc::new(DaemonInventory {
+                notes: found.notes,
+                ..made.inventory
+            }),
+            digest: None,
+            remember: None,
+        });
+    }
+    let (images, containers) = tokio::try_join!(client.list_images(), client.list_containers())?;
+    let containers = with_exapp_references(client, containers).await?;
+    let appapi = appapi_view(store, daemon).await?;
+    let inputs = options.memo.as_ref().map(|_| {
+        memo::Inputs::of(
+            &images,
+            &containers,
+            &history,
+            &options.protected,
+            appapi.as_ref(),
+        )
+    });
+    let hit = options
+        .memo
+        .as_ref()
+        .zip(inputs.as_ref())
+        .and_then(|(memo, inputs)| memo.reuse(daemon.id, inputs));
+    if let Some(hit) = hit {
+        // The same observations as the classification's own scan: only the
+        // current images' "last seen" moves.
+        let now = store.clock().now_unix();
+        store
+            .record_history(daemon.id, now, &hit.current, &[], &[])
+            .await?;
+        return Ok(Found {
+            inventory: hit.inventory,
+            digest: Some(hit.digest),
+            remember: None,
+        });
+    }
+    let layers = layers_of(store, daemon.id, client, &images).await?;
+    let snapshot = Snapshot {
+        images: images
+            .into_iter()
+            .filter(|i| !layers.vanished.contains(&i.id))
+            .map(|i| ImageInfo {
+                layers: layers.layers.get(&i.id).cloned().unwrap_or_default(),
+                id: i.id,
+                repo_tags: i.repo_tags,
+                repo_digests: i.repo_digests,
+                created: i.created,
+                size: i.size,
+            })
+            .collect(),
+        containers,
     };
+    let made =
+        classify_and_record(store, daemon, options, &snapshot, &history, appapi.as_ref()).await?;
+    store.delete_layers(daemon.id, &layers.stale).await?;
+    // Taken again only where the same inputs give the same inventory: not
+    // when it stamped images outdated with this moment, nor when images
+    // went missing between the listing and their layers.
+    let remember = inputs
+        .filter(|_| made.timeless && layers.vanished.is_empty())
+        .map(|inputs| (inputs, made.current));
+    Ok(Found {
+        inventory: Arc::new(made.inventory),
+        digest: None,
+        remember,
+    })
+}
+
+/// What a scan found, and what storing it takes.
+struct Found {
+    inventory: Arc<DaemonInventory>,
+    /// The digest of its stored text, for a classification taken again.
+    digest: Option<[u8; 32]>,
+    /// What to remember it by once stored; None: not to be taken again.
+    remember: Option<(memo::Inputs, Arc<[CurrentRow]>)>,
+}
+
+/// A snapshot classified, and its observations recorded in the history.
+struct Made {
+    inventory: DaemonInventory,
+    /// The ExApps' current images as recorded.
+    current: Arc<[CurrentRow]>,
+    /// No image was stamped outdated with this scan's moment: the same
+    /// inputs classify the same at any time.
+    timeless: bool,
+}
+
+async fn classify_and_record(
+    store: &Store,
+    daemon: &StoredDaemon,
+    options: &ScanOptions,
+    snapshot: &Snapshot,
+    history: &History,
+    appapi: Option<&inventory::AppApiView>,
+) -> Result<Made, ScanError> {
     // Outdated images are stamped with this time: minimum ages count from it.
     let now = store.clock().now_unix();
-    let appapi = appapi_view(store, daemon).await?;
-    let result = inventory::classify_with(
-        &snapshot,
-        &history,
-        &options.protected,
-        appapi.as_ref(),
-        now,
-    );
-
+    let result = inventory::classify_with(snapshot, history, &options.protected, appapi, now);
     let obs = &result.observations;
-    let current: Vec<CurrentRow> = obs
+    let current: Arc<[CurrentRow]> = obs
         .current
         .iter()
         .map(|c| CurrentRow {
@@ -461,12 +598,14 @@ async fn scan_with(
             &ids(&obs.no_longer_outdated),
         )
         .await?;
-    store.delete_layers(daemon.id, &stale_layers).await?;
-
-    Ok(DaemonInventory {
-        notes,
-        images: result.images,
-        totals: result.totals,
+    Ok(Made {
+        timeless: obs.newly_outdated.is_empty(),
+        current,
+        inventory: DaemonInventory {
+            notes: Vec::new(),
+            images: result.images,
+            totals: result.totals,
+        },
     })
 }
 
@@ -492,34 +631,6 @@ async fn appapi_view(
         .find(|d| d.accepted && d.janitor_daemon.as_deref() == Some(daemon.name.as_str()))
         .map(|d| d.appapi_daemon.as_str());
     Ok(Some(snapshot.view_for(linked)))
-}
-
-/// Everything the daemon lists, with the layers of each image (from the
-/// cache or looked up), and the cached layers of images it no longer has.
-async fn snapshot_by_listing(
-    store: &Store,
-    daemon: &StoredDaemon,
-    client: &Backend,
-) -> Result<(Snapshot, Vec<String>), ScanError> {
-    let (images, containers) = tokio::try_join!(client.list_images(), client.list_containers())?;
-    let containers = with_exapp_references(client, containers).await?;
-    let found = layers_of(store, daemon.id, client, &images).await?;
-    let snapshot = Snapshot {
-        images: images
-            .into_iter()
-            .filter(|i| !found.vanished.contains(&i.id))
-            .map(|i| ImageInfo {
-                layers: found.layers.get(&i.id).cloned().unwrap_or_default(),
-                id: i.id,
-                repo_tags: i.repo_tags,
-                repo_digests: i.repo_digests,
-                created: i.created,
-                size: i.size,
-            })
-            .collect(),
-        containers,
-    };
-    Ok((snapshot, found.stale))
 }
 
 /// Containers as the inventory sees them; `nc_app_*` ones with the

@@ -215,33 +215,14 @@ impl Store {
         inventory: &str,
         snapshot_started_ms: i64,
     ) -> Result<bool, StoreError> {
-        use sha2::Digest;
-        let sha = sha2::Sha256::digest(inventory.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>();
-        // The same inventory as stored: only the times are written (SQLite
-        // rewrites only the pages that change), and caches see by the
-        // digest that they need not read the inventory again.
-        let same = sqlx::query!(
-            "UPDATE daemon_scans SET scanned_at = ?, duration_ms = ?, attempted_at = ?,
-                 snapshot_started_ms = ?,
-                 generation = generation + 1
-             WHERE daemon_id = ? AND inventory_sha256 = ?
-               AND (snapshot_started_ms IS NULL OR snapshot_started_ms <= ?)",
-            at,
-            duration_ms,
-            at,
-            snapshot_started_ms,
-            daemon_id,
-            sha,
-            snapshot_started_ms
-        )
-        .execute(self.pool())
-        .await?;
-        if same.rows_affected() == 1 {
+        let digest = inventory_digest(inventory);
+        if self
+            .save_same_scan(daemon_id, at, duration_ms, &digest, snapshot_started_ms)
+            .await?
+        {
             return Ok(true);
         }
+        let sha = hex(&digest);
         let done = sqlx::query!(
             "INSERT INTO daemon_scans (daemon_id, scanned_at, duration_ms, inventory, attempted_at, snapshot_started_ms, inventory_sha256)
              VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -263,6 +244,39 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Saves a scan whose inventory is the stored one, known by the digest
+    /// of its text (`inventory_digest`): only the times are written (SQLite
+    /// rewrites only the pages that change), and caches see by the digest
+    /// that they need not read the inventory again. False when the stored
+    /// inventory is another, or comes from a snapshot that started later.
+    pub async fn save_same_scan(
+        &self,
+        daemon_id: i64,
+        at: i64,
+        duration_ms: i64,
+        digest: &[u8; 32],
+        snapshot_started_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let sha = hex(digest);
+        let same = sqlx::query!(
+            "UPDATE daemon_scans SET scanned_at = ?, duration_ms = ?, attempted_at = ?,
+                 snapshot_started_ms = ?,
+                 generation = generation + 1
+             WHERE daemon_id = ? AND inventory_sha256 = ?
+               AND (snapshot_started_ms IS NULL OR snapshot_started_ms <= ?)",
+            at,
+            duration_ms,
+            at,
+            snapshot_started_ms,
+            daemon_id,
+            sha,
+            snapshot_started_ms
+        )
+        .execute(self.pool())
+        .await?;
+        Ok(same.rows_affected() == 1)
     }
 
     /// Records a failed scan; the last good inventory stays.
@@ -322,4 +336,14 @@ impl Store {
         .fetch_optional(self.pool())
         .await?)
     }
+}
+
+/// sha256 of an inventory's stored text, as `daemon_scans` keeps it (in hex).
+pub fn inventory_digest(text: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes()).into()
+}
+
+fn hex(digest: &[u8; 32]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

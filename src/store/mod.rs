@@ -23,7 +23,7 @@ use crate::clock::Clock;
 pub use auth::{CredentialKind, StoredSession};
 pub use cleanup::{JobEnd, JobRow, NewJob, NewRun, RunRow};
 pub use daemons::{DaemonContact, StoredDaemon};
-pub use inventory::{CurrentRow, HistoryRows, ScanRow};
+pub use inventory::{inventory_digest, CurrentRow, HistoryRows, ScanRow};
 pub use nextcloud::{StoredDecision, StoredNextcloud};
 pub use settings::SettingsRow;
 
