@@ -142,6 +142,38 @@ async fn the_overview_draws_each_daemons_disk_with_its_numbers() {
 }
 
 #[tokio::test]
+async fn every_disk_bar_fills_from_patterns_the_page_defines_once() {
+    let app = spawn_app_with_daemons(&[("a", engine_a_sock()), ("b", engine_b_sock())]).await;
+    let (status, body) = app.post_json("/api/v1/scan", &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, page) = app.get_text("/").await;
+    assert_eq!(
+        page.matches(r#"<figure class="disk-bar">"#).count(),
+        2,
+        "{page}"
+    );
+    let mut ids: Vec<&str> = page
+        .split(" id=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap())
+        .collect();
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "an id is used twice in {page}");
+    for fill in [
+        "url(#pat-in-use)",
+        "url(#pat-waiting)",
+        "url(#pat-kept)",
+        "url(#pat-removable)",
+    ] {
+        let id = &fill[5..fill.len() - 1];
+        assert!(page.contains(fill), "{fill} missing");
+        assert!(ids.contains(&id), "{id} is not defined in the page");
+    }
+}
+
+#[tokio::test]
 async fn the_runs_page_charts_bytes_freed_per_run() {
     let app = with_a_cleaned_exapp().await;
     let (_, page) = app.get_text("/runs").await;

@@ -4,7 +4,7 @@
 //! Rescan button.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -20,12 +20,13 @@ use crate::daemons::{self, DaemonSummary};
 use crate::janitor::Janitor;
 use crate::policy;
 use crate::report::summary::Summary;
-use crate::report::Report;
+use crate::report::{DaemonFigures, Report};
 use crate::scan::{self, CachedScan};
 use crate::store::StoredDaemon;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(overview))
+    cfg.app_data(web::Data::new(FiguresMemo::default()))
+        .route("/", web::get().to(overview))
         .route("/scan", web::post().to(rescan))
         .route("/daemons/{name}/card", web::get().to(daemon_card));
 }
@@ -42,13 +43,76 @@ pub struct Card {
 }
 
 pub struct InventoryView {
-    pub bar: charts::Bar,
-    pub images: usize,
-    pub total: String,
-    pub outdated_count: usize,
-    pub outdated_bytes: String,
+    /// The disk bar and the figures, as HTML (`FiguresMemo`).
+    pub figures: Rendered,
     pub removable_count: usize,
-    pub removable_bytes: String,
+}
+
+/// A daemon's disk bar and figures: the part of its card that changes only
+/// with its inventory (not with the clock, nor its contact).
+#[derive(Template)]
+#[template(path = "fragments/daemon_figures.html")]
+struct Figures {
+    inv: FiguresText,
+}
+
+struct FiguresText {
+    bar: charts::Bar,
+    images: usize,
+    total: String,
+    outdated_count: usize,
+    outdated_bytes: String,
+    removable_count: usize,
+    removable_bytes: String,
+}
+
+/// HTML rendered by one of this module's templates, shared as it is.
+#[derive(Clone)]
+pub struct Rendered(Arc<str>);
+
+impl std::fmt::Display for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl askama::filters::HtmlSafe for Rendered {}
+
+/// Each daemon's `Figures` as last rendered, with the name and figures it
+/// was rendered from: at 100 daemons, building and escaping the disk bars
+/// was a third of every overview request, for the same HTML until a scan
+/// finds something new.
+#[derive(Default)]
+pub struct FiguresMemo(Mutex<HashMap<i64, (String, DaemonFigures, Rendered)>>);
+
+impl FiguresMemo {
+    fn render(&self, daemon: &StoredDaemon, f: &DaemonFigures) -> Rendered {
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((name, figures, html)) = held.get(&daemon.id) {
+            if name == daemon.name.as_str() && figures == f {
+                return html.clone();
+            }
+        }
+        let figures = Figures {
+            inv: FiguresText {
+                bar: charts::bar(&f.disk),
+                images: f.images,
+                total: format::bytes(f.total_bytes),
+                outdated_count: f.outdated_images,
+                outdated_bytes: format::bytes(f.outdated_bytes),
+                removable_count: f.removable_images,
+                removable_bytes: format::bytes(f.removable_bytes),
+            },
+        };
+        let html = Rendered(Arc::from(
+            figures.render().expect("the figures template renders"),
+        ));
+        held.insert(
+            daemon.id,
+            (daemon.name.to_string(), f.clone(), html.clone()),
+        );
+        html
+    }
 }
 
 /// The headline and the per-ExApp table, ready to print.
@@ -182,18 +246,14 @@ fn card(
     daemon: &StoredDaemon,
     scans: &HashMap<i64, Arc<CachedScan>>,
     report: &Report,
+    memo: &FiguresMemo,
     refresh: bool,
     now: i64,
 ) -> Card {
     let cached = scans.get(&daemon.id);
     let inv = report.figures(daemon.id).map(|f| InventoryView {
-        bar: charts::bar(&f.disk),
-        images: f.images,
-        total: format::bytes(f.total_bytes),
-        outdated_count: f.outdated_images,
-        outdated_bytes: format::bytes(f.outdated_bytes),
+        figures: memo.render(daemon, f),
         removable_count: f.removable_images,
-        removable_bytes: format::bytes(f.removable_bytes),
     });
     Card {
         d: DaemonSummary::from(daemon),
@@ -209,7 +269,11 @@ fn card(
 }
 
 /// The cards and the headline, from the same scans at the same moment.
-async fn cards(app: &Janitor, refresh: bool) -> Result<(Vec<Card>, Headline), PageError> {
+async fn cards(
+    app: &Janitor,
+    memo: &FiguresMemo,
+    refresh: bool,
+) -> Result<(Vec<Card>, Headline), PageError> {
     let reads = app.reads().await.map_err(PageError::internal)?;
     let scans = app.scans_of(&reads).await.map_err(PageError::internal)?;
     let report = app.report_of(&reads, &scans).await;
@@ -217,7 +281,7 @@ async fn cards(app: &Janitor, refresh: bool) -> Result<(Vec<Card>, Headline), Pa
     let (policy, now) = (app.policy().await, app.clock().now_unix());
     let cards = daemons
         .iter()
-        .map(|d| card(d, &scans, &report, refresh, now))
+        .map(|d| card(d, &scans, &report, memo, refresh, now))
         .collect();
     let mut h = headline(report.summary(), &policy, policy.halted, now);
     for row in &mut h.rows {
@@ -274,9 +338,10 @@ struct Overview {
 
 async fn overview(
     app: web::Data<Janitor>,
+    memo: web::Data<FiguresMemo>,
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
-    let (cards, h) = cards(&app, true).await?;
+    let (cards, h) = cards(&app, &memo, true).await?;
     let nextcloud = crate::nextcloud_link::status(&app.store)
         .await
         .map_err(PageError::internal)?;
@@ -305,12 +370,16 @@ struct Cards {
 
 /// Rescans every daemon; htmx swaps in the new cards and headline, a plain
 /// form returns to the overview.
-async fn rescan(app: web::Data<Janitor>, req: HttpRequest) -> Result<HttpResponse, PageError> {
+async fn rescan(
+    app: web::Data<Janitor>,
+    memo: web::Data<FiguresMemo>,
+    req: HttpRequest,
+) -> Result<HttpResponse, PageError> {
     scan::scan_all(&app.store, &app.scan_options().await)
         .await
         .map_err(PageError::internal)?;
     if req.headers().contains_key("HX-Request") {
-        let (cards, mut h) = cards(&app, false).await?;
+        let (cards, mut h) = cards(&app, &memo, false).await?;
         h.oob = true;
         Ok(html(StatusCode::OK, &Cards { cards, h }))
     } else {
@@ -330,6 +399,7 @@ struct CardFragment {
 /// this once each, so a slow daemon only delays its own card).
 async fn daemon_card(
     app: web::Data<Janitor>,
+    memo: web::Data<FiguresMemo>,
     name: web::Path<String>,
 ) -> Result<CardFragment, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
@@ -338,7 +408,14 @@ async fn daemon_card(
     let scans = app.scans_of(&reads).await.map_err(PageError::internal)?;
     let report = app.report_of(&reads, &scans).await;
     Ok(CardFragment {
-        c: card(&checked, &scans, &report, false, app.clock().now_unix()),
+        c: card(
+            &checked,
+            &scans,
+            &report,
+            &memo,
+            false,
+            app.clock().now_unix(),
+        ),
     })
 }
 
@@ -349,6 +426,46 @@ mod tests {
     use crate::report::summary::ExAppFigures;
 
     const AT: i64 = 1_800_000_000; // 2027-01-15 08:00 UTC
+
+    fn daemon(id: i64, name: &str) -> StoredDaemon {
+        use crate::domain::{DaemonName, Endpoint};
+        StoredDaemon {
+            id,
+            name: DaemonName::parse(name).unwrap(),
+            endpoint: Endpoint::parse("unix:///run/test.sock", None).unwrap(),
+            harp: None,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            contact: Default::default(),
+        }
+    }
+
+    fn figures(removable_images: usize) -> DaemonFigures {
+        DaemonFigures {
+            images: 3,
+            total_bytes: 3_000,
+            outdated_images: 2,
+            outdated_bytes: 2_000,
+            removable_images,
+            removable_bytes: 1_000,
+            disk: vec![],
+            share: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_daemons_figures_are_rendered_once_until_they_or_its_name_change() {
+        let memo = FiguresMemo::default();
+        let (a, renamed) = (daemon(1, "a"), daemon(1, "b"));
+        let first = memo.render(&a, &figures(1));
+        assert!(Arc::ptr_eq(&first.0, &memo.render(&a, &figures(1)).0));
+        let changed = memo.render(&a, &figures(2));
+        assert!(!Arc::ptr_eq(&first.0, &changed.0));
+        assert!(changed.0.contains("2 images, 1.00 kB"), "{}", changed.0);
+        assert!(!Arc::ptr_eq(
+            &changed.0,
+            &memo.render(&renamed, &figures(2)).0
+        ));
+    }
 
     #[test]
     fn the_headline_says_what_goes_now_from_how_many_images_and_exapps() {
