@@ -557,23 +557,15 @@ impl ReportCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{AppId, DaemonName, Endpoint, ImageId};
+    use crate::domain::{AppId, DaemonName, ImageId};
     use crate::inventory::{ClassifiedImage, ImageInfo, Status};
     use crate::scan::DaemonInventory;
-    use crate::store::DaemonContact;
 
     const NOW: i64 = 1_800_000_000;
     const HOUR: i64 = 3600;
 
     fn daemon(id: i64, name: &str) -> StoredDaemon {
-        StoredDaemon {
-            id,
-            name: DaemonName::parse(name).unwrap(),
-            endpoint: Endpoint::parse("unix:///run/test.sock", None).unwrap(),
-            harp: None,
-            created_at: time::OffsetDateTime::UNIX_EPOCH,
-            contact: DaemonContact::default(),
-        }
+        StoredDaemon::for_tests(id, name)
     }
 
     fn image(n: u8, status: Status, outdated_hours_ago: Option<i64>) -> ClassifiedImage {

@@ -56,6 +56,22 @@ fn timestamp(secs: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp(secs).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+#[cfg(test)]
+impl StoredDaemon {
+    /// A daemon named `name` on a socket nobody listens on, never contacted:
+    /// for unit tests of what is built from daemons.
+    pub fn for_tests(id: i64, name: &str) -> Self {
+        Self {
+            id,
+            name: DaemonName::parse(name).unwrap(),
+            endpoint: Endpoint::parse("unix:///run/test.sock", None).unwrap(),
+            harp: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            contact: DaemonContact::default(),
+        }
+    }
+}
+
 impl TryFrom<Row> for StoredDaemon {
     type Error = StoreError;
 

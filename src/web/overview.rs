@@ -428,15 +428,7 @@ mod tests {
     const AT: i64 = 1_800_000_000; // 2027-01-15 08:00 UTC
 
     fn daemon(id: i64, name: &str) -> StoredDaemon {
-        use crate::domain::{DaemonName, Endpoint};
-        StoredDaemon {
-            id,
-            name: DaemonName::parse(name).unwrap(),
-            endpoint: Endpoint::parse("unix:///run/test.sock", None).unwrap(),
-            harp: None,
-            created_at: time::OffsetDateTime::UNIX_EPOCH,
-            contact: Default::default(),
-        }
+        StoredDaemon::for_tests(id, name)
     }
 
     fn figures(removable_images: usize) -> DaemonFigures {
