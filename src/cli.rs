@@ -329,8 +329,7 @@ async fn with_janitor(
     global: &GlobalConfig,
     command: impl AsyncFnOnce(&Janitor) -> Result<(), CliError>,
 ) -> Result<(), CliError> {
-    let mut app = Janitor::open(global).await.map_err(failed)?;
-    app.remember_scans = false;
+    let app = Janitor::open(global).await.map_err(failed)?;
     let result = command(&app).await;
     app.store.close().await;
     result

@@ -57,11 +57,6 @@ pub struct Janitor {
     pub scans: Arc<ScanGate>,
     /// At most this many daemons scanned at once in this process (`--scan-concurrency`).
     pub scan_limit: ScanLimit,
-    /// Rescans take the last classification of a daemon again while its
-    /// Engine lists the same images and containers (`scan::ScanMemo`, held
-    /// by the inventory cache). A process that scans once (the CLI) does
-    /// not: it would only hold every inventory until it ends.
-    pub remember_scans: bool,
     /// The multi-threaded runtime the janitor was opened on, for scans
     /// (`ScanOptions::runtime`); None on a current-thread runtime.
     pub runtime: Option<tokio::runtime::Handle>,
@@ -103,7 +98,6 @@ impl Janitor {
             clients: Arc::default(),
             scans: Arc::default(),
             scan_limit: ScanLimit::new(config.scan_concurrency()),
-            remember_scans: true,
             runtime: tokio::runtime::Handle::try_current()
                 .ok()
                 .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread),
@@ -146,7 +140,10 @@ impl Janitor {
             gate: Some(self.scans.clone()),
             limit: self.scan_limit.clone(),
             runtime: self.runtime.clone(),
-            memo: self.remember_scans.then(|| self.inventory.memo()),
+            // Also in the CLI: its output is read through the inventory
+            // cache, which then takes what the scan classified instead of
+            // reading it back from the file and parsing it.
+            memo: Some(self.inventory.memo()),
         }
     }
 
