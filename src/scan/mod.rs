@@ -102,7 +102,7 @@ pub struct ScanOptions {
     /// caller's task polls every scan (tests on a current-thread runtime).
     pub runtime: Option<tokio::runtime::Handle>,
     /// The last classification of each daemon, taken again while a rescan
-    /// finds nothing new (None: always classify; the CLI scans once).
+    /// finds nothing new (None: always classify; the benchmarks).
     pub memo: Option<Arc<ScanMemo>>,
 }
 
