@@ -143,7 +143,7 @@ impl Janitor {
             // Also in the CLI: its output is read through the inventory
             // cache, which then takes what the scan classified instead of
             // reading it back from the file and parsing it.
-            memo: Some(self.inventory.memo()),
+            inventory: Some(self.inventory.clone()),
         }
     }
 

@@ -67,6 +67,39 @@ impl InventoryCache {
         self.memo.clone()
     }
 
+    /// Called by a scan that stored `inventory` (with the digest of its
+    /// text) and left it in the memo: the copy held here, equal or older,
+    /// is let go now rather than at the next request, which on a server
+    /// nobody looks at may be long after the next scheduled rescan.
+    pub(crate) fn adopt(
+        &self,
+        daemon_id: i64,
+        digest: &[u8; 32],
+        inventory: &Arc<DaemonInventory>,
+    ) {
+        let mut held = self.lock();
+        let Some(entry) = held.entries.get(&daemon_id) else {
+            return;
+        };
+        if entry.inventory_digest.as_ref() == Some(digest) {
+            if entry
+                .inventory
+                .as_ref()
+                .is_some_and(|i| !Arc::ptr_eq(i, inventory))
+            {
+                // The same text: what was built on it stays (same inventory
+                // generation); the times are read at the next request.
+                let mut shared = CachedScan::clone(entry);
+                shared.inventory = Some(inventory.clone());
+                held.entries.insert(daemon_id, Arc::new(shared));
+            }
+        } else {
+            // Another inventory: the next request reads it (from the memo).
+            held.entries.remove(&daemon_id);
+            held.verified_at = None;
+        }
+    }
+
     /// Every daemon's last scan, by daemon ID; reloads only what changed.
     pub async fn current(
         &self,
@@ -308,6 +341,34 @@ mod tests {
             "the same inventory: nothing built on it is built again"
         );
         assert_eq!(now.scanned_at, Some(200));
+    }
+
+    #[tokio::test]
+    async fn a_scan_that_leaves_its_inventory_in_the_memo_frees_the_cached_copy_at_once() {
+        let (_dir, store, id) = store_with_daemon().await;
+        let cache = InventoryCache::default();
+        let text = inventory(3);
+        store.save_scan(id, 100, 5, &text, 100).await.unwrap();
+        let parsed = cache.current(&store).await.unwrap()[&id].clone();
+        let classified = Arc::new(serde_json::from_str::<DaemonInventory>(&text).unwrap());
+        cache.adopt(id, &crate::store::inventory_digest(&text), &classified);
+        let held = cache.get(id).unwrap();
+        assert!(Arc::ptr_eq(held.inventory.as_ref().unwrap(), &classified));
+        assert_eq!(held.inventory_generation, parsed.inventory_generation);
+        // Another inventory: nothing of the old one is kept for it.
+        let other = Arc::new(serde_json::from_str::<DaemonInventory>(&inventory(4)).unwrap());
+        cache.adopt(id, &crate::store::inventory_digest(&inventory(4)), &other);
+        assert!(cache.get(id).is_none());
+        // And the next call reads what is stored.
+        assert_eq!(
+            cache.current(&store).await.unwrap()[&id]
+                .inventory
+                .as_ref()
+                .unwrap()
+                .totals
+                .images,
+            3
+        );
     }
 
     #[test]

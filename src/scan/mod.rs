@@ -101,9 +101,10 @@ pub struct ScanOptions {
     /// does not hold up the web worker thread it came in on. None: the
     /// caller's task polls every scan (tests on a current-thread runtime).
     pub runtime: Option<tokio::runtime::Handle>,
-    /// The last classification of each daemon, taken again while a rescan
-    /// finds nothing new (None: always classify; the benchmarks).
-    pub memo: Option<Arc<ScanMemo>>,
+    /// The process's inventory cache, whose memo holds the last
+    /// classification of each daemon, taken again while a rescan finds
+    /// nothing new (None: always classify; the benchmarks).
+    pub inventory: Option<Arc<InventoryCache>>,
 }
 
 /// At most this many daemon scans at once in a process (`--scan-concurrency`),
@@ -273,17 +274,21 @@ async fn scan_daemon_limited(
             let (saved, digest) = save(store, daemon, &found, now, ms, snapshot_started_ms).await?;
             if saved {
                 tracing::info!(daemon = %daemon.name, images = found.inventory.images.len(), ms, reused = found.digest.is_some(), "scanned");
-                if let (Some(memo), Some((inputs, current))) = (&options.memo, found.remember) {
-                    let inventory = found.inventory.clone();
-                    memo.remember(
-                        daemon.id,
-                        inputs,
-                        memo::Remembered {
+                if let Some(cache) = &options.inventory {
+                    let held = found.digest.is_some() || found.remember.is_some();
+                    if let Some((inputs, current)) = found.remember {
+                        let inventory = found.inventory.clone();
+                        let remembered = memo::Remembered {
                             inventory,
                             digest,
                             current,
-                        },
-                    );
+                        };
+                        cache.memo().remember(daemon.id, inputs, remembered);
+                    }
+                    if held {
+                        // The memo holds it: the cache lets go of its own copy.
+                        cache.adopt(daemon.id, &digest, &found.inventory);
+                    }
                 }
             } else {
                 tracing::info!(daemon = %daemon.name, ms, "scanned, but a newer scan is stored already: not saved");
@@ -489,7 +494,8 @@ async fn scan_with(
     let (images, containers) = tokio::try_join!(client.list_images(), client.list_containers())?;
     let containers = with_exapp_references(client, containers).await?;
     let appapi = appapi_view(store, daemon).await?;
-    let inputs = options.memo.as_ref().map(|_| {
+    let memo = options.inventory.as_ref().map(|c| c.memo());
+    let inputs = memo.as_ref().map(|_| {
         memo::Inputs::of(
             &images,
             &containers,
@@ -498,8 +504,7 @@ async fn scan_with(
             appapi.as_ref(),
         )
     });
-    let hit = options
-        .memo
+    let hit = memo
         .as_ref()
         .zip(inputs.as_ref())
         .and_then(|(memo, inputs)| memo.reuse(daemon.id, inputs));

@@ -429,7 +429,7 @@ fn options(clients: &Arc<ClientCache>) -> ScanOptions {
         gate: None,
         limit: ScanLimit::default(),
         runtime: None,
-        memo: None,
+        inventory: None,
     }
 }
 
