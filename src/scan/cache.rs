@@ -310,16 +310,47 @@ mod tests {
         (dir, store, cli, id, InventoryCache::default())
     }
 
-    #[tokio::test]
-    async fn an_inventory_this_process_classified_is_taken_from_the_memo_not_held_twice() {
-        let (_dir, store, id) = store_with_daemon().await;
+    /// A scan stored and read into the cache (parsed), and the same
+    /// inventory as a rescan classified it, with the digest of its text.
+    struct HeldAndClassified {
+        _dir: tempfile::TempDir,
+        store: Store,
+        id: i64,
+        cache: InventoryCache,
+        parsed: Arc<CachedScan>,
+        classified: Arc<DaemonInventory>,
+        digest: [u8; 32],
+    }
+
+    async fn held_and_classified() -> HeldAndClassified {
+        let (dir, store, id) = store_with_daemon().await;
         let cache = InventoryCache::default();
         let text = inventory(3);
         store.save_scan(id, 100, 5, &text, 100).await.unwrap();
         let parsed = cache.current(&store).await.unwrap()[&id].clone();
+        HeldAndClassified {
+            _dir: dir,
+            store,
+            id,
+            cache,
+            parsed,
+            classified: Arc::new(serde_json::from_str(&text).unwrap()),
+            digest: crate::store::inventory_digest(&text),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_inventory_this_process_classified_is_taken_from_the_memo_not_held_twice() {
+        let HeldAndClassified {
+            _dir,
+            store,
+            id,
+            cache,
+            parsed,
+            classified,
+            digest,
+        } = held_and_classified().await;
         // A rescan classified the same inventory and stored only its times.
-        let classified = Arc::new(serde_json::from_str::<DaemonInventory>(&text).unwrap());
-        let digest = crate::store::inventory_digest(&text);
         let inputs = super::super::memo::Inputs::of(&[], &[], &Default::default(), &[], None);
         cache.memo().remember(
             id,
@@ -345,13 +376,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_scan_that_leaves_its_inventory_in_the_memo_frees_the_cached_copy_at_once() {
-        let (_dir, store, id) = store_with_daemon().await;
-        let cache = InventoryCache::default();
-        let text = inventory(3);
-        store.save_scan(id, 100, 5, &text, 100).await.unwrap();
-        let parsed = cache.current(&store).await.unwrap()[&id].clone();
-        let classified = Arc::new(serde_json::from_str::<DaemonInventory>(&text).unwrap());
-        cache.adopt(id, &crate::store::inventory_digest(&text), &classified);
+        let HeldAndClassified {
+            _dir,
+            store,
+            id,
+            cache,
+            parsed,
+            classified,
+            digest,
+        } = held_and_classified().await;
+        cache.adopt(id, &digest, &classified);
         let held = cache.get(id).unwrap();
         assert!(Arc::ptr_eq(held.inventory.as_ref().unwrap(), &classified));
         assert_eq!(held.inventory_generation, parsed.inventory_generation);
