@@ -341,34 +341,27 @@ mod tests {
 
     #[tokio::test]
     async fn an_inventory_this_process_classified_is_taken_from_the_memo_not_held_twice() {
-        let HeldAndClassified {
-            _dir,
-            store,
-            id,
-            cache,
-            parsed,
-            classified,
-            digest,
-        } = held_and_classified().await;
+        let h = held_and_classified().await;
+        let (store, id, cache) = (&h.store, h.id, &h.cache);
         // A rescan classified the same inventory and stored only its times.
         let inputs = super::super::memo::Inputs::of(&[], &[], &Default::default(), &[], None);
         cache.memo().remember(
             id,
             inputs,
             super::super::memo::Remembered {
-                inventory: classified.clone(),
-                digest,
+                inventory: h.classified.clone(),
+                digest: h.digest,
                 current: Arc::from(Vec::new()),
             },
         );
         assert!(store
-            .save_same_scan(id, 200, 5, &digest, 200)
+            .save_same_scan(id, 200, 5, &h.digest, 200)
             .await
             .unwrap());
-        let now = cache.current(&store).await.unwrap()[&id].clone();
-        assert!(Arc::ptr_eq(now.inventory.as_ref().unwrap(), &classified));
+        let now = cache.current(store).await.unwrap()[&id].clone();
+        assert!(Arc::ptr_eq(now.inventory.as_ref().unwrap(), &h.classified));
         assert_eq!(
-            now.inventory_generation, parsed.inventory_generation,
+            now.inventory_generation, h.parsed.inventory_generation,
             "the same inventory: nothing built on it is built again"
         );
         assert_eq!(now.scanned_at, Some(200));
@@ -376,26 +369,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_scan_that_leaves_its_inventory_in_the_memo_frees_the_cached_copy_at_once() {
-        let HeldAndClassified {
-            _dir,
-            store,
-            id,
-            cache,
-            parsed,
-            classified,
-            digest,
-        } = held_and_classified().await;
-        cache.adopt(id, &digest, &classified);
+        let h = held_and_classified().await;
+        let (store, id, cache) = (&h.store, h.id, &h.cache);
+        cache.adopt(id, &h.digest, &h.classified);
         let held = cache.get(id).unwrap();
-        assert!(Arc::ptr_eq(held.inventory.as_ref().unwrap(), &classified));
-        assert_eq!(held.inventory_generation, parsed.inventory_generation);
+        assert!(Arc::ptr_eq(held.inventory.as_ref().unwrap(), &h.classified));
+        assert_eq!(held.inventory_generation, h.parsed.inventory_generation);
         // Another inventory: nothing of the old one is kept for it.
         let other = Arc::new(serde_json::from_str::<DaemonInventory>(&inventory(4)).unwrap());
         cache.adopt(id, &crate::store::inventory_digest(&inventory(4)), &other);
         assert!(cache.get(id).is_none());
         // And the next call reads what is stored.
         assert_eq!(
-            cache.current(&store).await.unwrap()[&id]
+            cache.current(store).await.unwrap()[&id]
                 .inventory
                 .as_ref()
                 .unwrap()
