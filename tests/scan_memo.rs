@@ -1,7 +1,7 @@
 //! A rescan that finds nothing new takes the last classification again
-//! (`scan::ScanMemo`), on real engines: and only then. Each test has an
-//! engine to itself while this binary runs (cargo runs test binaries one at
-//! a time), so "nothing new" is up to the test.
+//! (`scan::ScanMemo`), on real engines: and only then. A test that needs
+//! "nothing new" has an engine to itself while this binary runs (cargo runs
+//! test binaries one at a time).
 
 mod common;
 
@@ -87,11 +87,8 @@ async fn a_rescan_after_a_container_was_created_classifies_again() {
     );
 }
 
-#[tokio::test]
-async fn an_image_seen_outdated_anew_is_stamped_with_that_scan_even_on_the_same_listing() {
-    let engine = SpareEngine::sock();
-    let app = app_with_daemon(spawn_app_on_manual_clock().await, &engine).await;
-    let fx = Fixtures::new(&engine);
+/// An ExApp running its new image, its old one left behind; the old one's tag.
+fn exapp_with_an_old_image(fx: &Fixtures) -> String {
     let base = fx.unique("busybox:1");
     fx.busybox(&base);
     let repo = format!("ghcr.io/{}/memo", fx.unique("nc"));
@@ -102,6 +99,34 @@ async fn an_image_seen_outdated_anew_is_stamped_with_that_scan_even_on_the_same_
         &format!("nc_app_{}", fx.unique("memo").replace('-', "_")),
         &new,
     );
+    old
+}
+
+#[tokio::test]
+async fn the_server_holds_the_inventory_its_scan_made_even_one_not_to_be_taken_again() {
+    let app = app_on(&engine_b_sock()).await;
+    let fx = Fixtures::new(&engine_b_sock());
+    let old = exapp_with_an_old_image(&fx);
+    // The first scan sees the old image outdated and stamps it with its
+    // own moment: a rescan classifies again, but the text it stored is
+    // this inventory, which the server need not read back.
+    let stamped = scan_once(&app).await;
+    assert!(tagged(&stamped, &old).outdated_since.is_some());
+    let held = app.app.last_scans().await.unwrap();
+    let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
+    let cached = held[&daemon_id].inventory.clone().unwrap();
+    assert!(
+        Arc::ptr_eq(&cached, &stamped),
+        "the server read back a second copy of what it classified"
+    );
+}
+
+#[tokio::test]
+async fn an_image_seen_outdated_anew_is_stamped_with_that_scan_even_on_the_same_listing() {
+    let engine = SpareEngine::sock();
+    let app = app_with_daemon(spawn_app_on_manual_clock().await, &engine).await;
+    let fx = Fixtures::new(&engine);
+    let old = exapp_with_an_old_image(&fx);
     // The history forgets the old image's time (as when it stopped being
     // outdated for a while): the same listing over the same history as the
     // scan before, which stamped it with its own moment.
