@@ -347,7 +347,7 @@ mod tests {
         let inputs = super::super::memo::Inputs::of(&[], &[], &Default::default(), &[], None);
         cache.memo().remember(
             id,
-            inputs,
+            Some(inputs),
             super::super::memo::Remembered {
                 inventory: h.classified.clone(),
                 digest: h.digest,

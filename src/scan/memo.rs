@@ -24,7 +24,7 @@ use crate::store::CurrentRow;
 
 /// Everything a daemon's classification is a function of, but the moment
 /// it ran (which only the images outdated for the first time depend on:
-/// a classification that had any is not remembered).
+/// a classification that had any is not taken again).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inputs {
     /// sha256 of the listed images and containers, each in a fixed order
@@ -82,8 +82,17 @@ pub struct Remembered {
     pub current: Arc<[CurrentRow]>,
 }
 
+/// A daemon's last stored classification, and the inputs to take it again
+/// for (None: it stamped images outdated with its own moment, or missed
+/// images that vanished, so it is held only for the inventory cache).
+#[derive(Debug)]
+struct Entry {
+    reusable_for: Option<Inputs>,
+    remembered: Remembered,
+}
+
 #[derive(Debug, Default)]
-pub struct ScanMemo(Mutex<HashMap<i64, (Inputs, Remembered)>>);
+pub struct ScanMemo(Mutex<HashMap<i64, Entry>>);
 
 impl ScanMemo {
     /// The classification made from exactly these inputs, if it is the last
@@ -91,13 +100,21 @@ impl ScanMemo {
     pub fn reuse(&self, daemon_id: i64, inputs: &Inputs) -> Option<Remembered> {
         self.lock()
             .get(&daemon_id)
-            .filter(|(made_from, _)| made_from == inputs)
-            .map(|(_, remembered)| remembered.clone())
+            .filter(|e| e.reusable_for.as_ref() == Some(inputs))
+            .map(|e| e.remembered.clone())
     }
 
-    /// Remembers a stored classification (in place of the daemon's last).
-    pub fn remember(&self, daemon_id: i64, inputs: Inputs, remembered: Remembered) {
-        self.lock().insert(daemon_id, (inputs, remembered));
+    /// Remembers a stored classification (in place of the daemon's last),
+    /// to be taken again for `reusable_for`, or (None) only to spare the
+    /// inventory cache reading back what this process just classified.
+    pub fn remember(&self, daemon_id: i64, reusable_for: Option<Inputs>, remembered: Remembered) {
+        self.lock().insert(
+            daemon_id,
+            Entry {
+                reusable_for,
+                remembered,
+            },
+        );
     }
 
     /// The remembered inventory whose stored text has this digest.
@@ -108,8 +125,8 @@ impl ScanMemo {
     ) -> Option<Arc<DaemonInventory>> {
         self.lock()
             .get(&daemon_id)
-            .filter(|(_, r)| &r.digest == digest)
-            .map(|(_, r)| r.inventory.clone())
+            .filter(|e| &e.remembered.digest == digest)
+            .map(|e| e.remembered.inventory.clone())
     }
 
     /// Forgets daemons that are gone.
@@ -117,7 +134,7 @@ impl ScanMemo {
         self.lock().retain(|id, _| live.contains(id));
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (Inputs, Remembered)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -229,7 +246,7 @@ mod tests {
     fn a_classification_is_taken_again_only_for_the_inputs_it_was_made_from() {
         let memo = ScanMemo::default();
         let made_from = inputs(&[image(1, "a:1")], &[]);
-        memo.remember(3, made_from.clone(), remembered());
+        memo.remember(3, Some(made_from.clone()), remembered());
         assert!(memo.reuse(3, &made_from).is_some());
         assert!(memo.reuse(3, &inputs(&[image(1, "a:2")], &[])).is_none());
         assert!(memo.reuse(4, &made_from).is_none(), "another daemon");
@@ -239,7 +256,7 @@ mod tests {
     fn the_inventory_cache_finds_an_inventory_by_the_digest_of_its_stored_text() {
         let memo = ScanMemo::default();
         let r = remembered();
-        memo.remember(3, inputs(&[], &[]), r.clone());
+        memo.remember(3, Some(inputs(&[], &[])), r.clone());
         let found = memo.inventory_with(3, &[7; 32]).unwrap();
         assert!(Arc::ptr_eq(&found, &r.inventory));
         assert!(memo.inventory_with(3, &[8; 32]).is_none());

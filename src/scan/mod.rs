@@ -275,20 +275,18 @@ async fn scan_daemon_limited(
             if saved {
                 tracing::info!(daemon = %daemon.name, images = found.inventory.images.len(), ms, reused = found.digest.is_some(), "scanned");
                 if let Some(cache) = &options.inventory {
-                    let held = found.digest.is_some() || found.remember.is_some();
-                    if let Some((inputs, current)) = found.remember {
-                        let inventory = found.inventory.clone();
+                    if let Some(fresh) = found.fresh {
                         let remembered = memo::Remembered {
-                            inventory,
+                            inventory: found.inventory.clone(),
                             digest,
-                            current,
+                            current: fresh.current,
                         };
-                        cache.memo().remember(daemon.id, inputs, remembered);
+                        cache
+                            .memo()
+                            .remember(daemon.id, fresh.reusable_for, remembered);
                     }
-                    if held {
-                        // The memo holds it: the cache lets go of its own copy.
-                        cache.adopt(daemon.id, &digest, &found.inventory);
-                    }
+                    // The memo holds it: the cache lets go of its own copy.
+                    cache.adopt(daemon.id, &digest, &found.inventory);
                 }
             } else {
                 tracing::info!(daemon = %daemon.name, ms, "scanned, but a newer scan is stored already: not saved");
@@ -488,7 +486,10 @@ async fn scan_with(
                 ..made.inventory
             }),
             digest: None,
-            remember: None,
+            fresh: Some(Fresh {
+                current: made.current,
+                reusable_for: None,
+            }),
         });
     }
     let (images, containers) = tokio::try_join!(client.list_images(), client.list_containers())?;
@@ -518,7 +519,7 @@ async fn scan_with(
         return Ok(Found {
             inventory: hit.inventory,
             digest: Some(hit.digest),
-            remember: None,
+            fresh: None,
         });
     }
     let layers = layers_of(store, daemon.id, client, &images).await?;
@@ -543,13 +544,14 @@ async fn scan_with(
     // Taken again only where the same inputs give the same inventory: not
     // when it stamped images outdated with this moment, nor when images
     // went missing between the listing and their layers.
-    let remember = inputs
-        .filter(|_| made.timeless && layers.vanished.is_empty())
-        .map(|inputs| (inputs, made.current));
+    let reusable_for = inputs.filter(|_| made.timeless && layers.vanished.is_empty());
     Ok(Found {
         inventory: Arc::new(made.inventory),
         digest: None,
-        remember,
+        fresh: Some(Fresh {
+            current: made.current,
+            reusable_for,
+        }),
     })
 }
 
@@ -558,8 +560,16 @@ struct Found {
     inventory: Arc<DaemonInventory>,
     /// The digest of its stored text, for a classification taken again.
     digest: Option<[u8; 32]>,
-    /// What to remember it by once stored; None: not to be taken again.
-    remember: Option<(memo::Inputs, Arc<[CurrentRow]>)>,
+    /// A classification made by this scan (None: taken again).
+    fresh: Option<Fresh>,
+}
+
+/// What the memo keeps of a new classification once it is stored: it is
+/// held either way (the inventory cache takes it rather than read back the
+/// text), and taken again by a rescan only for the inputs in `reusable_for`.
+struct Fresh {
+    current: Arc<[CurrentRow]>,
+    reusable_for: Option<memo::Inputs>,
 }
 
 /// A snapshot classified, and its observations recorded in the history.
