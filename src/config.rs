@@ -42,14 +42,14 @@ pub struct GlobalConfig {
     )]
     pub scan_timeout_secs: u64,
 
-    /// Daemons scanned at once (1–64). A scan mostly waits for its Engine,
-    /// so more than the CPUs pays; without a bound, a fleet of 100 daemons
-    /// would hold 100 inventories in memory at the same time.
+    /// Daemons scanned at once (1–64; by default one per CPU, 2 to 16).
+    /// Without a bound, a fleet of 100 daemons would hold 100 inventories
+    /// in memory at once, and local Engines would take every CPU.
     #[arg(
         long,
         global = true,
         env = "EXAPP_JANITOR_SCAN_CONCURRENCY",
-        default_value_t = crate::scan::DEFAULT_SCAN_CONCURRENCY as u64,
+        default_value_t = crate::scan::default_scan_concurrency() as u64,
         value_parser = clap::value_parser!(u64).range(1..=crate::scan::MAX_SCAN_CONCURRENCY as u64)
     )]
     pub scan_concurrency: u64,
@@ -99,7 +99,8 @@ impl GlobalConfig {
 
     /// How many daemons are scanned at once (clap checked the range).
     pub fn scan_concurrency(&self) -> usize {
-        usize::try_from(self.scan_concurrency).unwrap_or(crate::scan::DEFAULT_SCAN_CONCURRENCY)
+        usize::try_from(self.scan_concurrency)
+            .unwrap_or_else(|_| crate::scan::default_scan_concurrency())
     }
 
     pub fn job_lease(&self) -> Duration {

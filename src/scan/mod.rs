@@ -51,9 +51,19 @@ use crate::store::{CurrentRow, HistoryRows, Store, StoreError, StoredDaemon};
 /// Engine lookups (layers of new images, ExApp containers), at most this many at once.
 const LAYER_FETCH_CONCURRENCY: usize = 8;
 
-/// Daemons scanned at once unless `--scan-concurrency` says otherwise: a
-/// scan mostly waits for its Engine, so a few per CPU of a small machine.
-pub const DEFAULT_SCAN_CONCURRENCY: usize = 8;
+/// Daemons scanned at once unless `--scan-concurrency` says otherwise: one
+/// per CPU, at least 2 and at most 16. An Engine on this host answers a
+/// listing of 1,000 images with more CPU than the janitor spends on it, so
+/// more scans than CPUs only make requests wait behind the Engines (on 2
+/// CPUs, 8 at once doubled the p99 of every page during a rescan of 100
+/// daemons; BENCHMARKS.md). Remote Engines are waited for, not computed.
+pub fn default_scan_concurrency() -> usize {
+    scan_concurrency_for(std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn scan_concurrency_for(cpus: usize) -> usize {
+    cpus.clamp(2, 16)
+}
 /// The most `--scan-concurrency` accepts.
 pub const MAX_SCAN_CONCURRENCY: usize = 64;
 
@@ -145,7 +155,7 @@ impl ScanLimit {
 
 impl Default for ScanLimit {
     fn default() -> Self {
-        Self::new(DEFAULT_SCAN_CONCURRENCY)
+        Self::new(default_scan_concurrency())
     }
 }
 
@@ -839,7 +849,15 @@ mod limit_tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use super::ScanLimit;
+    use super::{scan_concurrency_for, ScanLimit};
+
+    #[test]
+    fn the_default_scans_one_daemon_per_cpu_between_2_and_16() {
+        assert_eq!(scan_concurrency_for(1), 2);
+        assert_eq!(scan_concurrency_for(2), 2);
+        assert_eq!(scan_concurrency_for(6), 6);
+        assert_eq!(scan_concurrency_for(64), 16);
+    }
 
     /// Twenty "scans" through a limit of 3, each holding its permit a
     /// while: never more than 3 run, 3 do run together, and the results
