@@ -85,7 +85,9 @@ echo "fleet benchmark: $count daemon names over ${#urls[@]} engines ($per_engine
 for url in "${urls[@]}"; do
   echo "  $url: Engine $(docker -H "$url" version -f '{{.Server.Version}}'), $(docker -H "$url" images -aq --no-trunc | sort -u | wc -l) images, $(docker -H "$url" ps -aq | wc -l) containers"
 done
-echo "binary: $bin; scan concurrency ${concurrency:-default (8)}; machine: $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+cpus=$(nproc)
+default_concurrency=$(( cpus < 2 ? 2 : (cpus > 16 ? 16 : cpus) ))  # the janitor's default: one per CPU, 2 to 16
+echo "binary: $bin; scan concurrency ${concurrency:-default ($default_concurrency)}; machine: $cpus CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 for i in $(seq 1 "$count"); do
   url=${urls[$(( (i - 1) % ${#urls[@]} ))]}
