@@ -87,6 +87,7 @@ for url in "${urls[@]}"; do
 done
 cpus=$(nproc)
 default_concurrency=$(( cpus < 2 ? 2 : (cpus > 16 ? 16 : cpus) ))  # the janitor's default: one per CPU, 2 to 16
+scans_at_once=${concurrency:-$default_concurrency}
 echo "binary: $bin; scan concurrency ${concurrency:-default ($default_concurrency)}; machine: $cpus CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 for i in $(seq 1 "$count"); do
@@ -110,7 +111,7 @@ done
 rm -f "$work"/*.json
 
 # The floor: what the engines need to answer every daemon's two list calls,
-# 8 daemons at a time as the janitor scans them, by curl (one process per
+# as many daemons at a time as the server scans, by curl (one process per
 # daemon). The engines share this machine's CPUs with the janitor.
 floor_list() {
   local started
@@ -118,14 +119,14 @@ floor_list() {
   for i in $(seq 1 "$count"); do
     url=${urls[$(( (i - 1) % ${#urls[@]} ))]}
     echo "${url#unix://}"
-  done | xargs -P 8 -I{} curl -sf --unix-socket {} -o /dev/null -o /dev/null \
+  done | xargs -P "$scans_at_once" -I{} curl -sf --unix-socket {} -o /dev/null -o /dev/null \
     'http://x/images/json?all=1' 'http://x/containers/json?all=1'
   python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.2f}")' "$started" "$(date +%s.%N)"
 }
 floors=()
 for r in 1 2 3; do floors+=("$(floor_list)"); done
 floor=$(printf '%s\n' "${floors[@]}" | sort -n | sed -n 2p)
-echo "floor: the two list calls of all $count daemons, 8 at a time by curl: ${floors[*]} s; median $floor s"
+echo "floor: the two list calls of all $count daemons, $scans_at_once at a time by curl: ${floors[*]} s; median $floor s"
 fi
 
 echo
