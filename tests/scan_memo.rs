@@ -33,6 +33,17 @@ async fn scan_once(app: &TestApp) -> Arc<DaemonInventory> {
         .expect("the scan succeeds")
 }
 
+/// The inventory the server's cache holds for the app's daemon (what its
+/// pages and API read).
+async fn held_by_server(app: &TestApp) -> Arc<DaemonInventory> {
+    let held = app.app.last_scans().await.unwrap();
+    let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
+    held[&daemon_id]
+        .inventory
+        .clone()
+        .expect("an inventory is held")
+}
+
 fn tagged<'a>(
     inventory: &'a DaemonInventory,
     tag: &str,
@@ -59,11 +70,8 @@ async fn a_rescan_that_finds_nothing_new_takes_the_last_classification_again() {
         "the same listing over the same history was classified again"
     );
     // And the server reads it from there, not from its stored text.
-    let held = app.app.last_scans().await.unwrap();
-    let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
-    let cached = held[&daemon_id].inventory.clone().unwrap();
     assert!(
-        Arc::ptr_eq(&cached, &second),
+        Arc::ptr_eq(&held_by_server(&app).await, &second),
         "the server holds a second copy"
     );
 }
@@ -112,11 +120,8 @@ async fn the_server_holds_the_inventory_its_scan_made_even_one_not_to_be_taken_a
     // this inventory, which the server need not read back.
     let stamped = scan_once(&app).await;
     assert!(tagged(&stamped, &old).outdated_since.is_some());
-    let held = app.app.last_scans().await.unwrap();
-    let daemon_id = app.app.store.list_daemons().await.unwrap()[0].id;
-    let cached = held[&daemon_id].inventory.clone().unwrap();
     assert!(
-        Arc::ptr_eq(&cached, &stamped),
+        Arc::ptr_eq(&held_by_server(&app).await, &stamped),
         "the server read back a second copy of what it classified"
     );
 }

@@ -106,6 +106,10 @@ impl Store {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A file has no connection to lose: a ping before each query
+            // would only add a round trip to SQLite's thread (two thread
+            // switches per request, each a wait on a busy machine).
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|source| StoreError::Open {
