@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::config::GlobalConfig;
 use crate::domain::{PublicUrl, Settings, TrustedProxies};
 use crate::policy::Policy;
-use crate::read_cache::{ReadCache, Reads};
+use crate::read_cache::{Current, ReadCache, Reads};
 use crate::report::{Report, ReportCache};
 use crate::scan::{CachedScan, ClientCache, InventoryCache, ScanGate, ScanLimit, ScanOptions};
 use crate::settings::{self, SettingsError, SettingsView};
@@ -190,7 +190,7 @@ impl Janitor {
     }
 
     /// What requests read from the store, as of now (`read_cache`).
-    pub async fn reads(&self) -> Result<Arc<Reads>, StoreError> {
+    pub async fn reads(&self) -> Result<Current, StoreError> {
         self.reads.get(&self.store).await
     }
 
@@ -203,9 +203,11 @@ impl Janitor {
     /// The daemons of `reads` and their last scans, as of the same count.
     pub async fn scans_of(
         &self,
-        reads: &Reads,
+        reads: &Current,
     ) -> Result<HashMap<i64, Arc<CachedScan>>, StoreError> {
-        self.inventory.current_at(&self.store, reads.count).await
+        self.inventory
+            .current_at(&self.store, reads.scans_count)
+            .await
     }
 
     /// Every daemon's image objects as of now, the policy in force applied.

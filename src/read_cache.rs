@@ -3,11 +3,15 @@
 //! when the store's change counter moved (`Store::change_count`, moved by
 //! triggers). With 100 daemons those reads took half of the server's CPU
 //! under load; now a request that finds nothing changed reads one row.
+//! Scans move a counter of their own, which this row also carries for the
+//! inventory cache: a rescan of every daemon does not make requests read
+//! all of this again, once per daemon stored.
 //!
 //! A change made by any process moves the counter, so a change the CLI
 //! makes applies at the server's next request, as it did before. What a
 //! job removes is still decided on settings it reads itself.
 
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use crate::domain::Settings;
@@ -18,7 +22,7 @@ use crate::store::{CredentialKind, Store, StoreError, StoredDaemon};
 /// The store's state as of one value of the change counter.
 #[derive(Debug)]
 pub struct Reads {
-    /// The counter's value these were read at (or after).
+    /// The counter's value (`ChangeCount::reads`) these were read at (or after).
     pub count: i64,
     /// Every daemon, by name.
     pub daemons: Vec<StoredDaemon>,
@@ -57,6 +61,21 @@ impl Reads {
     }
 }
 
+/// What one request reads: the shared `Reads`, and the scans counter as
+/// of this request (the inventory cache is checked against it).
+#[derive(Debug, Clone)]
+pub struct Current {
+    reads: Arc<Reads>,
+    pub scans_count: i64,
+}
+
+impl Deref for Current {
+    type Target = Reads;
+    fn deref(&self) -> &Reads {
+        &self.reads
+    }
+}
+
 /// The last `Reads`, shared by every request of one process.
 #[derive(Debug, Default)]
 pub struct ReadCache {
@@ -68,23 +87,30 @@ pub struct ReadCache {
 impl ReadCache {
     /// The store's reads as of now: the held ones while the counter stands
     /// still, else read again. A store error is returned, never held.
-    pub async fn get(&self, store: &Store) -> Result<Arc<Reads>, StoreError> {
+    pub async fn get(&self, store: &Store) -> Result<Current, StoreError> {
         let count = store.change_count().await?;
-        if let Some(reads) = self.held(count) {
-            return Ok(reads);
+        let current = |reads| Current {
+            reads,
+            scans_count: count.scans,
+        };
+        if let Some(reads) = self.held(count.reads) {
+            return Ok(current(reads));
         }
         let _one = self.loading.lock().await;
         // Another request may have read them while this one waited: read
         // after `count` was, they are at least as new. (Asking the store
         // again here made a burst of requests pass the lock one query at a
         // time.)
-        if let Some(reads) = self.newer_than(count) {
-            return Ok(reads);
+        if let Some(reads) = self.newer_than(count.reads) {
+            return Ok(current(reads));
         }
-        let count = store.change_count().await?;
-        let reads = Arc::new(Reads::load(store, count).await?);
+        let now = store.change_count().await?;
+        let reads = Arc::new(Reads::load(store, now.reads).await?);
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some(reads.clone());
-        Ok(reads)
+        Ok(Current {
+            reads,
+            scans_count: now.scans,
+        })
     }
 
     fn newer_than(&self, count: i64) -> Option<Arc<Reads>> {
@@ -110,6 +136,7 @@ impl ReadCache {
 mod tests {
     use super::*;
     use crate::domain::{NewDaemon, NewDaemonInput};
+    use crate::store::ChangeCount;
 
     /// Two handles on one file: the server's, and another process's (the CLI).
     async fn two_processes() -> (tempfile::TempDir, Store, Store) {
@@ -135,7 +162,23 @@ mod tests {
         let cache = ReadCache::default();
         let first = cache.get(&server).await.unwrap();
         let again = cache.get(&server).await.unwrap();
-        assert!(Arc::ptr_eq(&first, &again));
+        assert!(Arc::ptr_eq(&first.reads, &again.reads));
+    }
+
+    #[tokio::test]
+    async fn a_stored_scan_moves_only_the_scans_counter_and_the_reads_stay() {
+        let (_dir, server, cli) = two_processes().await;
+        add_daemon(&cli, "d").await;
+        let cache = ReadCache::default();
+        let first = cache.get(&server).await.unwrap();
+        let id = first.daemons[0].id;
+        cli.save_scan(id, 1, 1, "{}", 1).await.unwrap();
+        let again = cache.get(&server).await.unwrap();
+        assert!(
+            Arc::ptr_eq(&first.reads, &again.reads),
+            "a scan made requests read the daemons and settings again"
+        );
+        assert!(again.scans_count > first.scans_count);
     }
 
     #[tokio::test]
@@ -205,8 +248,11 @@ mod tests {
     async fn every_counted_table_moves_the_counter() {
         let (_dir, store, _cli) = two_processes().await;
         let mut last = store.change_count().await.unwrap();
-        let mut moved = |now: i64, what: &str| {
-            assert!(now > last, "{what} did not move the change counter");
+        let mut moved = |now: ChangeCount, what: &str| {
+            assert!(
+                now.reads + now.scans > last.reads + last.scans,
+                "{what} did not move a change counter"
+            );
             last = now;
         };
         add_daemon(&store, "d").await;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use super::{DaemonInventory, ScanMemo};
-use crate::store::{Store, StoreError};
+use crate::store::{SameScanStored, Store, StoreError};
 
 /// One daemon's last scan as stored.
 #[derive(Debug, Clone)]
@@ -55,7 +55,7 @@ pub struct InventoryCache {
 #[derive(Debug, Default)]
 struct Held {
     entries: HashMap<i64, Arc<CachedScan>>,
-    /// The store's change count (`Store::change_count`) as of which the
+    /// The store's scans counter (`ChangeCount::scans`) as of which the
     /// entries are known to be the stored scans: while it stands still,
     /// they are returned without reading anything.
     verified_at: Option<i64>,
@@ -100,13 +100,51 @@ impl InventoryCache {
         }
     }
 
+    /// A scan of this process stored only its times (`Store::save_same_scan`),
+    /// moving the scans counter on by one to `stored.scans_count`. When the
+    /// entries are verified at the count just before, that was the only
+    /// change since: the daemon's entry takes the new times in place and
+    /// the entries count as verified at the new count, so no request reads
+    /// the scans again for this process's own rescan (100 rescans in a few
+    /// seconds made requests wait for a reload 20 times a second).
+    /// Otherwise the next request reads them, as after any other change.
+    pub(crate) async fn took_own_times(
+        &self,
+        daemon_id: i64,
+        at: i64,
+        duration_ms: i64,
+        stored: SameScanStored,
+    ) {
+        // Under the loading lock: a reload that read older versions must
+        // not put them back over these times.
+        let _loading = self.loading.lock().await;
+        let mut held = self.lock();
+        if held.verified_at != Some(stored.scans_count - 1) {
+            return;
+        }
+        let Some(entry) = held
+            .entries
+            .get(&daemon_id)
+            .filter(|e| e.generation + 1 == stored.generation)
+        else {
+            return;
+        };
+        let mut updated = CachedScan::clone(entry);
+        updated.scanned_at = Some(at);
+        updated.duration_ms = Some(duration_ms);
+        updated.attempted_at = at;
+        updated.generation = stored.generation;
+        held.entries.insert(daemon_id, Arc::new(updated));
+        held.verified_at = Some(stored.scans_count);
+    }
+
     /// Every daemon's last scan, by daemon ID; reloads only what changed.
     pub async fn current(
         &self,
         store: &Store,
     ) -> Result<HashMap<i64, Arc<CachedScan>>, StoreError> {
         let count = store.change_count().await?;
-        self.current_at(store, count).await
+        self.current_at(store, count.scans).await
     }
 
     /// `current`, with the change count read before this call.
@@ -357,7 +395,8 @@ mod tests {
         assert!(store
             .save_same_scan(id, 200, 5, &h.digest, 200)
             .await
-            .unwrap());
+            .unwrap()
+            .is_some());
         let now = cache.current(store).await.unwrap()[&id].clone();
         assert!(Arc::ptr_eq(now.inventory.as_ref().unwrap(), &h.classified));
         assert_eq!(
@@ -365,6 +404,61 @@ mod tests {
             "the same inventory: nothing built on it is built again"
         );
         assert_eq!(now.scanned_at, Some(200));
+    }
+
+    #[tokio::test]
+    async fn this_process_s_own_rescan_is_taken_in_place_without_reading_the_scans_again() {
+        let h = held_and_classified().await;
+        let (store, id, cache) = (&h.store, h.id, &h.cache);
+        let stored = store
+            .save_same_scan(id, 200, 7, &h.digest, 200)
+            .await
+            .unwrap()
+            .unwrap();
+        cache.took_own_times(id, 200, 7, stored).await;
+        assert_eq!(
+            cache.lock().verified_at,
+            Some(stored.scans_count),
+            "a request would read the scans again"
+        );
+        let held = cache.get(id).unwrap();
+        assert_eq!(
+            (held.scanned_at, held.duration_ms, held.attempted_at),
+            (Some(200), Some(7), 200)
+        );
+        assert_eq!(held.generation, stored.generation);
+        assert_eq!(held.inventory_generation, h.parsed.inventory_generation);
+        // And it is what the store holds: a reload finds the same.
+        let reloaded = InventoryCache::default().current(store).await.unwrap()[&id].clone();
+        assert_eq!(
+            (reloaded.scanned_at, reloaded.generation),
+            (held.scanned_at, held.generation)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_by_another_process_in_between_is_still_read_at_the_next_request() {
+        let (_dir, store, cli, id, cache) = scanned_with_two_processes().await;
+        let first = cache.current(&store).await.unwrap()[&id].clone();
+        let digest = first.inventory_digest.unwrap();
+        // The CLI stores a scan of the same daemon, then this process does.
+        cli.save_same_scan(id, 150, 5, &digest, 150).await.unwrap();
+        let stored = store
+            .save_same_scan(id, 200, 7, &digest, 200)
+            .await
+            .unwrap()
+            .unwrap();
+        cache.took_own_times(id, 200, 7, stored).await;
+        assert_ne!(
+            cache.lock().verified_at,
+            Some(stored.scans_count),
+            "the other process's change would never be read"
+        );
+        let now = cache.current(&store).await.unwrap()[&id].clone();
+        assert_eq!(
+            (now.scanned_at, now.generation),
+            (Some(200), stored.generation)
+        );
     }
 
     #[tokio::test]

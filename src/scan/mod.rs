@@ -46,7 +46,7 @@ use crate::inventory::{
     Snapshot, Totals,
 };
 use crate::nextcloud::AppApiSnapshot;
-use crate::store::{CurrentRow, HistoryRows, Store, StoreError, StoredDaemon};
+use crate::store::{CurrentRow, HistoryRows, SameScanStored, Store, StoreError, StoredDaemon};
 
 /// Engine lookups (layers of new images, ExApp containers), at most this many at once.
 const LAYER_FETCH_CONCURRENCY: usize = 8;
@@ -281,7 +281,8 @@ async fn scan_daemon_limited(
     match outcome {
         Ok(found) => {
             let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-            let (saved, digest) = save(store, daemon, &found, now, ms, snapshot_started_ms).await?;
+            let (saved, digest, same) =
+                save(store, daemon, &found, now, ms, snapshot_started_ms).await?;
             if saved {
                 tracing::info!(daemon = %daemon.name, images = found.inventory.images.len(), ms, reused = found.digest.is_some(), "scanned");
                 if let Some(cache) = &options.inventory {
@@ -297,6 +298,9 @@ async fn scan_daemon_limited(
                     }
                     // The memo holds it: the cache lets go of its own copy.
                     cache.adopt(daemon.id, &digest, &found.inventory);
+                    if let Some(same) = same {
+                        cache.took_own_times(daemon.id, now, ms, same).await;
+                    }
                 }
             } else {
                 tracing::info!(daemon = %daemon.name, ms, "scanned, but a newer scan is stored already: not saved");
@@ -315,8 +319,8 @@ async fn scan_daemon_limited(
 
 /// Stores what a scan found: a classification taken again by its digest
 /// alone when the stored text is still its own, anything else as text.
-/// Returns whether it was stored (not when a newer scan is), and the
-/// digest of the text.
+/// Returns whether it was stored (not when a newer scan is), the digest of
+/// the text, and what storing only the times stored.
 async fn save(
     store: &Store,
     daemon: &StoredDaemon,
@@ -324,13 +328,13 @@ async fn save(
     now: i64,
     ms: i64,
     snapshot_started_ms: i64,
-) -> Result<(bool, [u8; 32]), StoreError> {
+) -> Result<(bool, [u8; 32], Option<SameScanStored>), StoreError> {
     if let Some(digest) = found.digest {
-        if store
+        if let Some(same) = store
             .save_same_scan(daemon.id, now, ms, &digest, snapshot_started_ms)
             .await?
         {
-            return Ok((true, digest));
+            return Ok((true, digest, Some(same)));
         }
     }
     let json = serde_json::to_string(&*found.inventory).expect("an inventory serialises");
@@ -338,7 +342,7 @@ async fn save(
     let saved = store
         .save_scan(daemon.id, now, ms, &json, snapshot_started_ms)
         .await?;
-    Ok((saved, digest))
+    Ok((saved, digest, None))
 }
 
 /// What a scan of several daemons says of each that it scanned: not the

@@ -23,6 +23,14 @@ pub struct CurrentRow {
     pub repositories: Vec<String>,
 }
 
+/// What `save_same_scan` stored: the scan's generation, and the scans
+/// counter (`ChangeCount::scans`) that its update moved on by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SameScanStored {
+    pub generation: i64,
+    pub scans_count: i64,
+}
+
 /// The last scan of one daemon.
 #[derive(Debug, Clone)]
 pub struct ScanRow {
@@ -219,6 +227,7 @@ impl Store {
         if self
             .save_same_scan(daemon_id, at, duration_ms, &digest, snapshot_started_ms)
             .await?
+            .is_some()
         {
             return Ok(true);
         }
@@ -249,7 +258,7 @@ impl Store {
     /// Saves a scan whose inventory is the stored one, known by the digest
     /// of its text (`inventory_digest`): only the times are written (SQLite
     /// rewrites only the pages that change), and caches see by the digest
-    /// that they need not read the inventory again. False when the stored
+    /// that they need not read the inventory again. None when the stored
     /// inventory is another, or comes from a snapshot that started later.
     pub async fn save_same_scan(
         &self,
@@ -258,8 +267,11 @@ impl Store {
         duration_ms: i64,
         digest: &[u8; 32],
         snapshot_started_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<SameScanStored>, StoreError> {
         let sha = hex(digest);
+        // One transaction: the scans counter read back is the one this
+        // update moved, no other writer between.
+        let mut tx = self.pool().begin().await?;
         let same = sqlx::query!(
             "UPDATE daemon_scans SET scanned_at = ?, duration_ms = ?, attempted_at = ?,
                  snapshot_started_ms = ?,
@@ -274,9 +286,23 @@ impl Store {
             sha,
             snapshot_started_ms
         )
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(same.rows_affected() == 1)
+        if same.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let stored = sqlx::query!(
+            r#"SELECT s.generation AS "generation!", c.scans AS "scans!"
+               FROM daemon_scans s, change_counter c WHERE s.daemon_id = ? AND c.id = 1"#,
+            daemon_id
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(SameScanStored {
+            generation: stored.generation,
+            scans_count: stored.scans,
+        }))
     }
 
     /// Records a failed scan; the last good inventory stays.

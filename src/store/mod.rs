@@ -4,6 +4,7 @@
 
 mod auth;
 mod changes;
+pub use changes::ChangeCount;
 mod cleanup;
 mod daemons;
 mod inventory;
@@ -23,7 +24,7 @@ use crate::clock::Clock;
 pub use auth::{CredentialKind, StoredSession};
 pub use cleanup::{JobEnd, JobRow, NewJob, NewRun, RunRow};
 pub use daemons::{DaemonContact, StoredDaemon};
-pub use inventory::{inventory_digest, CurrentRow, HistoryRows, ScanRow};
+pub use inventory::{inventory_digest, CurrentRow, HistoryRows, SameScanStored, ScanRow};
 pub use nextcloud::{StoredDecision, StoredNextcloud};
 pub use settings::SettingsRow;
 
