@@ -406,16 +406,28 @@ mod tests {
         assert_eq!(now.scanned_at, Some(200));
     }
 
+    /// This process's rescan at 200 s, 7 ms, finding the same inventory:
+    /// stored as the scan does it, and told to the cache.
+    async fn rescan_here(
+        store: &Store,
+        cache: &InventoryCache,
+        id: i64,
+        digest: &[u8; 32],
+    ) -> SameScanStored {
+        let stored = store
+            .save_same_scan(id, 200, 7, digest, 200)
+            .await
+            .unwrap()
+            .expect("the same inventory is stored as its times");
+        cache.took_own_times(id, 200, 7, stored).await;
+        stored
+    }
+
     #[tokio::test]
     async fn this_process_s_own_rescan_is_taken_in_place_without_reading_the_scans_again() {
         let h = held_and_classified().await;
         let (store, id, cache) = (&h.store, h.id, &h.cache);
-        let stored = store
-            .save_same_scan(id, 200, 7, &h.digest, 200)
-            .await
-            .unwrap()
-            .unwrap();
-        cache.took_own_times(id, 200, 7, stored).await;
+        let stored = rescan_here(store, cache, id, &h.digest).await;
         assert_eq!(
             cache.lock().verified_at,
             Some(stored.scans_count),
@@ -443,12 +455,7 @@ mod tests {
         let digest = first.inventory_digest.unwrap();
         // The CLI stores a scan of the same daemon, then this process does.
         cli.save_same_scan(id, 150, 5, &digest, 150).await.unwrap();
-        let stored = store
-            .save_same_scan(id, 200, 7, &digest, 200)
-            .await
-            .unwrap()
-            .unwrap();
-        cache.took_own_times(id, 200, 7, stored).await;
+        let stored = rescan_here(&store, &cache, id, &digest).await;
         assert_ne!(
             cache.lock().verified_at,
             Some(stored.scans_count),
