@@ -370,6 +370,12 @@ impl Report {
         self.key == *key && now >= self.built_at && self.valid_until.is_none_or(|t| now < t)
     }
 
+    /// The policy its decisions were made under: what a page shows next to
+    /// them (a minimum age's wait) must be the same one, and costs no read.
+    pub fn policy(&self) -> Policy {
+        self.key.policy
+    }
+
     /// The daemons' names, in daemon order (scanned or not).
     pub fn daemon_names(&self) -> impl Iterator<Item = &str> {
         self.key.daemons.iter().map(|(_, name, _)| name.as_str())

@@ -1,8 +1,5 @@
 //! The JSON API under `/api/v1`. Shapes are DESIGN.md's public contract.
 
-use std::convert::Infallible;
-
-use actix_web::body::SizedStream;
 use actix_web::error::JsonPayloadError;
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
 use utoipa::ToSchema;
@@ -10,6 +7,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::errors::{ApiError, ApiErrorBody};
 use super::json_body::{self, Kind};
+use super::shared_body::shared_body;
 use super::BODY_LIMIT;
 use crate::daemons::{self, DaemonSummary};
 use crate::domain::SettingsChange;
@@ -346,18 +344,6 @@ fn next_link(path: &str, query: &str, cursor: &str) -> String {
     pairs.push(("cursor".into(), cursor.into()));
     let query = serde_urlencoded::to_string(&pairs).expect("text pairs encode");
     format!("<{path}?{query}>; rel=\"next\"")
-}
-
-/// A body that hands out `bytes` in zero-copy slices, with its length known.
-fn shared_body(
-    bytes: web::Bytes,
-) -> SizedStream<impl futures_util::Stream<Item = Result<web::Bytes, Infallible>>> {
-    const SLICE: usize = 64 * 1024;
-    let len = bytes.len();
-    let slices = (0..len)
-        .step_by(SLICE)
-        .map(move |start| Ok(bytes.slice(start..(start + SLICE).min(len))));
-    SizedStream::new(len as u64, futures_util::stream::iter(slices))
 }
 
 /// `{"daemon"?, "min_age_hours"?, "images"?}`; an empty body means `{}`.

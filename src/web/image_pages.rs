@@ -2,6 +2,8 @@
 //! rows on demand, updated in place with htmx) and the ExApps page.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::{Arc, Weak};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -12,13 +14,16 @@ use super::errors::{html, PageError};
 use super::format;
 use super::guard::CurrentSession;
 use super::layout::Layout;
+use super::render_memo::RenderMemo;
+use super::shared_body::{shared_html, spliced, Slot};
 use crate::domain::FieldErrors;
 use crate::inventory::Status;
 use crate::janitor::Janitor;
-use crate::report::{self, ImageAt, ImageFilter, ImageFilterInput, ImageObject, Report};
+use crate::report::{self, ImageFilter, ImageFilterInput, ImageObject, Report};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/images", web::get().to(images_page))
+    cfg.app_data(web::Data::new(RowsMemo::default()))
+        .route("/images", web::get().to(images_page))
         .route("/exapps", web::get().to(exapps_page));
 }
 
@@ -310,9 +315,9 @@ fn query_string(q: &ImageFilterInput, sort: SortKey, descending: bool, offset: u
 
 #[derive(Template)]
 #[template(path = "images.html")]
-struct ImagesPage<'a> {
+struct ImagesPage {
     layout: Layout,
-    r: Results<'a>,
+    r: Results,
     daemons: Vec<Choice>,
     owners: Vec<Choice>,
     statuses: Vec<Choice>,
@@ -323,13 +328,14 @@ struct ImagesPage<'a> {
 /// The part htmx swaps when a filter changes: summary, table, more link.
 #[derive(Template)]
 #[template(path = "fragments/image_results_alone.html")]
-struct Results<'a> {
+struct Results {
     total: usize,
     columns: Vec<Column>,
-    rows: Vec<Row<'a>>,
-    more: Option<More>,
+    /// Where `Rows`, rendered once (`RowsMemo`), is sent.
+    rows: Slot,
 }
 
+#[derive(Clone, PartialEq, Eq)]
 pub struct More {
     pub href: String,
     pub remaining: usize,
@@ -344,6 +350,7 @@ struct Rows<'a> {
 
 async fn images_page(
     app: web::Data<Janitor>,
+    memo: web::Data<RowsMemo>,
     session: CurrentSession,
     req: HttpRequest,
     query: web::Query<ImagesQuery>,
@@ -366,31 +373,47 @@ async fn images_page(
     // The whole table in its order, kept with the report: the next request
     // for it, its "Show more" included, reads only the rows it shows.
     let (filter, key, descending) = (&parsed.filter, parsed.sort, parsed.descending);
-    let view = report.view(
-        format!("{filter:?} {} {descending}", key.name()),
-        |report| {
-            let mut found: Vec<_> = report.matching_at(filter).collect();
-            found.sort_unstable_by(|(_, a), (_, b)| order(a, b, key, descending));
-            found.into_iter().map(|(at, _)| at).collect()
-        },
-    );
-    let moment = (app.clock().now_unix(), app.policy().await.min_age_hours);
-    let (rows, more) = rows_from(&report, &view, &parsed, moment);
+    let view_key = format!("{filter:?} {} {descending}", key.name());
+    let view = report.view(view_key.clone(), |report| {
+        let mut found: Vec<_> = report.matching_at(filter).collect();
+        found.sort_unstable_by(|(_, a), (_, b)| order(a, b, key, descending));
+        found.into_iter().map(|(at, _)| at).collect()
+    });
+    let now = app.clock().now_unix();
+    let (shown, more) = page_of(view.len(), &parsed);
+    let rows_key = RowsKey {
+        report: Arc::downgrade(&report),
+        view: view_key,
+        shown: shown.clone(),
+        now,
+        more: more.clone(),
+    };
+    let rows = memo.get(rows_key, || {
+        let min_age_hours = report.policy().min_age_hours;
+        let rows = view
+            .get(shown)
+            .unwrap_or(&[])
+            .iter()
+            .map(|at| Row::new(report.at(*at), now, min_age_hours))
+            .collect();
+        Rows { rows, more }
+            .render()
+            .expect("the rows template renders")
+    });
 
     // htmx asks for only the part it swaps: the next rows ("Show more"),
     // or the table when a filter or a sort changed.
     let part = htmx_target(&req);
     if part == Some("more") {
-        return Ok(html(status, &Rows { rows, more }));
+        return Ok(shared_html(status, &rows));
     }
     let results = Results {
         total: view.len(),
         columns: columns(&parsed),
-        rows,
-        more,
+        rows: Slot,
     };
     if part == Some("results") {
-        return Ok(html(status, &results));
+        return Ok(spliced(status, &results, &rows));
     }
     let page = ImagesPage {
         layout: Layout::page("images", &session),
@@ -401,7 +424,33 @@ async fn images_page(
         search: parsed.raw.search.clone().unwrap_or_default(),
         errors,
     };
-    Ok(html(status, &page))
+    Ok(spliced(status, &page, &rows))
+}
+
+/// The rendered rows of one page of one table (`render_memo`): 32 clients
+/// asking for the same table within a second share one render.
+pub type RowsMemo = RenderMemo<RowsKey>;
+
+/// What a page of rows is rendered from: the rows of `shown` in one view of
+/// one report (its policy included), at `now`, and the "Show more" link.
+pub struct RowsKey {
+    /// Held weakly: a report no request reads any more is let go, and its
+    /// place is not taken by another while this key exists.
+    report: Weak<Report>,
+    view: String,
+    shown: Range<usize>,
+    now: i64,
+    more: Option<More>,
+}
+
+impl PartialEq for RowsKey {
+    fn eq(&self, other: &Self) -> bool {
+        Weak::ptr_eq(&self.report, &other.report)
+            && self.view == other.view
+            && self.shown == other.shown
+            && self.now == other.now
+            && self.more == other.more
+    }
 }
 
 /// The element an htmx request will swap (`HX-Target`); None for a plain
@@ -418,22 +467,10 @@ fn htmx_target(req: &HttpRequest) -> Option<&str> {
     )
 }
 
-/// The rows from `parsed.offset` on, one page of them, and the link to the
-/// next page if there is more.
-fn rows_from<'a>(
-    report: &'a Report,
-    view: &[ImageAt],
-    parsed: &ParsedQuery,
-    (now, min_age_hours): (i64, u32),
-) -> (Vec<Row<'a>>, Option<More>) {
-    let total = view.len();
+/// The places in a view of `total` rows that `parsed.offset` shows, one
+/// page of them, and the link to the next page if there is more.
+fn page_of(total: usize, parsed: &ParsedQuery) -> (Range<usize>, Option<More>) {
     let page_end = (parsed.offset + PAGE_SIZE).min(total);
-    let rows = view
-        .get(parsed.offset..page_end)
-        .unwrap_or(&[])
-        .iter()
-        .map(|at| Row::new(report.at(*at), now, min_age_hours))
-        .collect();
     let more = (page_end < total).then(|| More {
         href: format!(
             "/images?{}",
@@ -441,7 +478,7 @@ fn rows_from<'a>(
         ),
         remaining: total - page_end,
     });
-    (rows, more)
+    (parsed.offset..page_end.max(parsed.offset), more)
 }
 
 /// The table's headers: each links to the table sorted by it (the sorted
@@ -548,7 +585,7 @@ async fn exapps_page(
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
     let report = app.report().await.map_err(PageError::internal)?;
-    let (now, min_age_hours) = (app.clock().now_unix(), app.policy().await.min_age_hours);
+    let (now, min_age_hours) = (app.clock().now_unix(), report.policy().min_age_hours);
     let mut images: Vec<&ImageObject> = report.images.iter().collect();
     sort(&mut images, SortKey::Created, true);
     let mut groups: BTreeMap<(String, String), CurrentAndEarlier> = BTreeMap::new();

@@ -21,7 +21,9 @@ mod nextcloud_page;
 pub mod openapi;
 mod origin;
 mod overview;
+mod render_memo;
 mod settings;
+mod shared_body;
 pub mod throttle;
 
 use std::net::TcpListener;

@@ -16,6 +16,7 @@ use super::errors::{html, PageError};
 use super::format::{self, Html, When};
 use super::guard::CurrentSession;
 use super::layout::Layout;
+use super::render_memo::Rendered;
 use crate::daemons::{self, DaemonSummary};
 use crate::janitor::Janitor;
 use crate::policy;
@@ -66,18 +67,6 @@ struct FiguresText {
     removable_bytes: String,
 }
 
-/// HTML rendered by one of this module's templates, shared as it is.
-#[derive(Clone)]
-pub struct Rendered(Arc<str>);
-
-impl std::fmt::Display for Rendered {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl askama::filters::HtmlSafe for Rendered {}
-
 /// Each daemon's `Figures` as last rendered, with the name and figures it
 /// was rendered from: at 100 daemons, building and escaping the disk bars
 /// was a third of every overview request, for the same HTML until a scan
@@ -104,9 +93,7 @@ impl FiguresMemo {
                 removable_bytes: format::bytes(f.removable_bytes),
             },
         };
-        let html = Rendered(Arc::from(
-            figures.render().expect("the figures template renders"),
-        ));
+        let html = Rendered::new(figures.render().expect("the figures template renders"));
         held.insert(
             daemon.id,
             (daemon.name.to_string(), f.clone(), html.clone()),
@@ -278,7 +265,7 @@ async fn cards(
     let scans = app.scans_of(&reads).await.map_err(PageError::internal)?;
     let report = app.report_of(&reads, &scans).await;
     let daemons = &reads.daemons;
-    let (policy, now) = (app.policy().await, app.clock().now_unix());
+    let (policy, now) = (report.policy(), app.clock().now_unix());
     let cards = daemons
         .iter()
         .map(|d| card(d, &scans, &report, memo, refresh, now))
@@ -297,27 +284,16 @@ async fn cards(
 /// "Freed so far: 3.20 GB in 4 runs", from the job history; None before
 /// anything was freed.
 async fn freed_so_far(app: &Janitor) -> Result<Option<String>, PageError> {
-    let bytes: i64 = app
+    let (bytes, runs) = app
         .store
-        .job_totals()
+        .freed_so_far()
         .await
-        .map_err(PageError::internal)?
-        .iter()
-        .map(|(_, _, _, bytes)| *bytes)
-        .sum();
-    let runs: i64 = app
-        .store
-        .run_totals()
-        .await
-        .map_err(PageError::internal)?
-        .iter()
-        .map(|(_, n)| *n)
-        .sum();
+        .map_err(PageError::internal)?;
     Ok((bytes > 0).then(|| {
         format!(
             "Freed so far: {} in {}.",
-            format::bytes(u64::try_from(bytes).unwrap_or(0)),
-            plural(usize::try_from(runs).unwrap_or(0), "run", "runs")
+            format::bytes(bytes),
+            plural(usize::try_from(runs).unwrap_or(usize::MAX), "run", "runs")
         )
     }))
 }
@@ -449,14 +425,15 @@ mod tests {
         let memo = FiguresMemo::default();
         let (a, renamed) = (daemon(1, "a"), daemon(1, "b"));
         let first = memo.render(&a, &figures(1));
-        assert!(Arc::ptr_eq(&first.0, &memo.render(&a, &figures(1)).0));
+        assert!(first.is(&memo.render(&a, &figures(1))));
         let changed = memo.render(&a, &figures(2));
-        assert!(!Arc::ptr_eq(&first.0, &changed.0));
-        assert!(changed.0.contains("2 images, 1.00 kB"), "{}", changed.0);
-        assert!(!Arc::ptr_eq(
-            &changed.0,
-            &memo.render(&renamed, &figures(2)).0
-        ));
+        assert!(!first.is(&changed));
+        assert!(
+            changed.as_str().contains("2 images, 1.00 kB"),
+            "{}",
+            changed.as_str()
+        );
+        assert!(!changed.is(&memo.render(&renamed, &figures(2))));
     }
 
     #[test]
