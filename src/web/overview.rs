@@ -260,7 +260,7 @@ async fn cards(
     app: &Janitor,
     memo: &FiguresMemo,
     refresh: bool,
-) -> Result<(Vec<Card>, Headline), PageError> {
+) -> Result<(Vec<Card>, Headline, Option<String>), PageError> {
     let reads = app.reads().await.map_err(PageError::internal)?;
     let scans = app.scans_of(&reads).await.map_err(PageError::internal)?;
     let report = app.report_of(&reads, &scans).await;
@@ -278,7 +278,10 @@ async fn cards(
             .and_then(|(name, version)| crate::report::owner_label(name, Some(version)));
     }
     h.freed = freed_so_far(app).await?;
-    Ok((cards, h))
+    // Why nothing is removed while the settings cannot be read: from the
+    // same reads as the rest, not one more.
+    let halted = reads.settings().err().map(|e| e.to_string());
+    Ok((cards, h, halted))
 }
 
 /// "Freed so far: 3.20 GB in 4 runs", from the job history; None before
@@ -317,7 +320,7 @@ async fn overview(
     memo: web::Data<FiguresMemo>,
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
-    let (cards, h) = cards(&app, &memo, true).await?;
+    let (cards, h, halted) = cards(&app, &memo, true).await?;
     let nextcloud = crate::nextcloud_link::status(&app.store)
         .await
         .map_err(PageError::internal)?;
@@ -325,7 +328,7 @@ async fn overview(
         layout: Layout::page("overview", &session),
         cards,
         h,
-        halted: app.current_settings().await.err().map(|e| e.to_string()),
+        halted,
         nextcloud_stale: nextcloud.stale_note(),
         nextcloud_proposed: nextcloud
             .proposals
@@ -355,7 +358,7 @@ async fn rescan(
         .await
         .map_err(PageError::internal)?;
     if req.headers().contains_key("HX-Request") {
-        let (cards, mut h) = cards(&app, &memo, false).await?;
+        let (cards, mut h, _) = cards(&app, &memo, false).await?;
         h.oob = true;
         Ok(html(StatusCode::OK, &Cards { cards, h }))
     } else {
