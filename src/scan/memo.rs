@@ -104,6 +104,15 @@ impl ScanMemo {
             .map(|e| e.remembered.clone())
     }
 
+    /// Whether a scan of this daemon may take a classification again: one
+    /// is held that some inputs reuse. When not, the scan classifies for
+    /// certain.
+    pub fn may_reuse(&self, daemon_id: i64) -> bool {
+        self.lock()
+            .get(&daemon_id)
+            .is_some_and(|e| e.reusable_for.is_some())
+    }
+
     /// Remembers a stored classification (in place of the daemon's last),
     /// to be taken again for `reusable_for`, or (None) only to spare the
     /// inventory cache reading back what this process just classified.

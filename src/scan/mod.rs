@@ -480,8 +480,8 @@ async fn scan_with(
     options: &ScanOptions,
     client: &Backend,
 ) -> Result<Found, ScanError> {
-    let history = history_from(store.load_history(daemon.id).await?);
     if !client.capabilities().listing {
+        let history = history_from(store.load_history(daemon.id).await?);
         let exapps = daemon.harp.as_ref().map_or(&[][..], |h| &h.exapps[..]);
         let found = by_inspect::snapshot(client, exapps, &history).await?;
         let appapi = appapi_view(store, daemon).await?;
@@ -506,10 +506,30 @@ async fn scan_with(
             }),
         });
     }
-    let (images, containers) = tokio::try_join!(client.list_images(), client.list_containers())?;
-    let containers = with_exapp_references(client, containers).await?;
-    let appapi = appapi_view(store, daemon).await?;
     let memo = options.inventory.as_ref().map(|c| c.memo());
+    // What the store holds for the scan is read while the engine answers the
+    // list calls, which take most of a scan's time: a process that scans
+    // once (the CLI) pays for opening SQLite and reading there in the same
+    // milliseconds. The stored layers are read ahead only when the scan
+    // will classify for certain (nothing to reuse), as a process's first.
+    let listing = async {
+        let (images, containers) =
+            tokio::try_join!(client.list_images(), client.list_containers())?;
+        let containers = with_exapp_references(client, containers).await?;
+        Ok::<_, ScanError>((images, containers))
+    };
+    let classifies = memo.as_ref().is_none_or(|m| !m.may_reuse(daemon.id));
+    let stored = async {
+        let history = history_from(store.load_history(daemon.id).await?);
+        let appapi = appapi_view(store, daemon).await?;
+        let layers = match classifies {
+            true => Some(stored_layers(store, daemon.id).await?),
+            false => None,
+        };
+        Ok::<_, ScanError>((history, appapi, layers))
+    };
+    let ((images, containers), (history, appapi, known_layers)) =
+        tokio::try_join!(listing, stored)?;
     let inputs = memo.as_ref().map(|_| {
         memo::Inputs::of(
             &images,
@@ -536,7 +556,11 @@ async fn scan_with(
             fresh: None,
         });
     }
-    let layers = layers_of(store, daemon.id, client, &images).await?;
+    let known_layers = match known_layers {
+        Some(known) => known,
+        None => stored_layers(store, daemon.id).await?,
+    };
+    let layers = layers_of(store, daemon.id, client, &images, known_layers).await?;
     let snapshot = Snapshot {
         images: images
             .into_iter()
@@ -730,16 +754,14 @@ struct ListingLayers {
 
 /// Layers of every listed image: from the cache, or fetched (and cached)
 /// for images seen for the first time.
-async fn layers_of(
-    store: &Store,
-    daemon_id: i64,
-    client: &Backend,
-    images: &[crate::docker::ListedImage],
-) -> Result<ListingLayers, ScanError> {
+/// The layers the store knows of a daemon's images.
+type KnownLayers = HashMap<ImageId, Vec<Layer>>;
+
+async fn stored_layers(store: &Store, daemon_id: i64) -> Result<KnownLayers, ScanError> {
     // Equal layers (a base under most images) share their ID as soon as
     // read: eight scans at once held each image's copies until the end.
     let mut shared = crate::inventory::SharedChainIds::default();
-    let mut known: HashMap<ImageId, Vec<Layer>> = store
+    Ok(store
         .cached_layers(daemon_id)
         .await?
         .into_iter()
@@ -748,7 +770,16 @@ async fn layers_of(
             shared.share(&mut layers);
             Some((ImageId::parse(&id).ok()?, layers))
         })
-        .collect();
+        .collect())
+}
+
+async fn layers_of(
+    store: &Store,
+    daemon_id: i64,
+    client: &Backend,
+    images: &[crate::docker::ListedImage],
+    mut known: KnownLayers,
+) -> Result<ListingLayers, ScanError> {
     let listed: HashSet<&ImageId> = images.iter().map(|i| &i.id).collect();
     let stale: Vec<String> = known
         .keys()

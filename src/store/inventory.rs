@@ -159,35 +159,48 @@ impl Store {
         newly_outdated: &[String],
         no_longer_outdated: &[String],
     ) -> Result<(), StoreError> {
+        // One statement per table, whatever the number of ExApps: each
+        // statement is a round trip to SQLite's thread. Rows go in the
+        // order given (json_each keeps it), as they did one by one.
+        let images = serde_json::to_string(
+            &current
+                .iter()
+                .map(|c| [&c.appid, &c.image_id])
+                .collect::<Vec<_>>(),
+        )
+        .expect("strings serialise");
+        let repositories = serde_json::to_string(
+            &current
+                .iter()
+                .flat_map(|c| c.repositories.iter().map(move |r| [&c.appid, r]))
+                .collect::<Vec<_>>(),
+        )
+        .expect("strings serialise");
         let mut tx = self.pool().begin().await?;
-        for c in current {
-            sqlx::query!(
-                "INSERT INTO exapp_images (daemon_id, appid, image_id, first_seen_at, last_seen_at)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (daemon_id, appid, image_id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
-                daemon_id,
-                c.appid,
-                c.image_id,
-                now,
-                now
-            )
-            .execute(&mut *tx)
-            .await?;
-            for repository in &c.repositories {
-                sqlx::query!(
-                    "INSERT INTO exapp_repositories (daemon_id, appid, repository, first_seen_at, last_seen_at)
-                     VALUES (?, ?, ?, ?, ?)
-                     ON CONFLICT (daemon_id, appid, repository) DO UPDATE SET last_seen_at = excluded.last_seen_at",
-                    daemon_id,
-                    c.appid,
-                    repository,
-                    now,
-                    now
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
+        sqlx::query!(
+            "INSERT INTO exapp_images (daemon_id, appid, image_id, first_seen_at, last_seen_at)
+             SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, ?
+             FROM json_each(?) WHERE true
+             ON CONFLICT (daemon_id, appid, image_id) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+            daemon_id,
+            now,
+            now,
+            images
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO exapp_repositories (daemon_id, appid, repository, first_seen_at, last_seen_at)
+             SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]'), ?, ?
+             FROM json_each(?) WHERE true
+             ON CONFLICT (daemon_id, appid, repository) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+            daemon_id,
+            now,
+            now,
+            repositories
+        )
+        .execute(&mut *tx)
+        .await?;
         for image_id in newly_outdated {
             sqlx::query!(
                 "INSERT INTO outdated_images (daemon_id, image_id, since) VALUES (?, ?, ?)
@@ -372,4 +385,113 @@ pub fn inventory_digest(text: &str) -> [u8; 32] {
 
 fn hex(digest: &[u8; 32]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{NewDaemon, NewDaemonInput};
+
+    async fn store_with_daemon() -> (tempfile::TempDir, Store, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let daemon = NewDaemon::parse(&NewDaemonInput {
+            name: "local".into(),
+            endpoint: "unix:///run/test.sock".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(store.insert_daemon(&daemon).await.unwrap());
+        let id = store.list_daemons().await.unwrap()[0].id;
+        (dir, store, id)
+    }
+
+    fn current(appid: &str, image_id: &str, repositories: &[&str]) -> CurrentRow {
+        CurrentRow {
+            appid: appid.into(),
+            image_id: image_id.into(),
+            repositories: repositories.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn history_keeps_every_current_image_and_repository_a_scan_saw() {
+        let (_dir, store, daemon) = store_with_daemon().await;
+        let seen = [
+            current("app_a", "sha256:a1", &["ghcr.io/x/a"]),
+            current("app_b", "sha256:b1", &["ghcr.io/x/b", "docker.io/x/b"]),
+            current("app_c", "sha256:c1", &[]),
+        ];
+        store
+            .record_history(daemon, 100, &seen, &[], &[])
+            .await
+            .unwrap();
+        let rows = store.load_history(daemon).await.unwrap();
+        let mut images = rows.images.clone();
+        images.sort();
+        assert_eq!(
+            images,
+            [
+                ("app_a".into(), "sha256:a1".into(), 100),
+                ("app_b".into(), "sha256:b1".into(), 100),
+                ("app_c".into(), "sha256:c1".into(), 100),
+            ]
+        );
+        let mut repositories = rows.repositories.clone();
+        repositories.sort();
+        assert_eq!(
+            repositories,
+            [
+                ("app_a".into(), "ghcr.io/x/a".into()),
+                ("app_b".into(), "docker.io/x/b".into()),
+                ("app_b".into(), "ghcr.io/x/b".into()),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_later_scan_moves_only_the_last_seen_of_what_it_saw() {
+        let (_dir, store, daemon) = store_with_daemon().await;
+        let first = [
+            current("app_a", "sha256:a1", &["ghcr.io/x/a"]),
+            current("app_b", "sha256:b1", &["ghcr.io/x/b"]),
+        ];
+        store
+            .record_history(daemon, 100, &first, &[], &[])
+            .await
+            .unwrap();
+        // app_a was updated: a new image, the same repository.
+        let second = [current("app_a", "sha256:a2", &["ghcr.io/x/a"])];
+        store
+            .record_history(daemon, 200, &second, &[], &[])
+            .await
+            .unwrap();
+        let rows = store.load_history(daemon).await.unwrap();
+        // Oldest first: what was seen last comes last; the rest keep theirs.
+        assert_eq!(
+            rows.images.last(),
+            Some(&("app_a".into(), "sha256:a2".into(), 200))
+        );
+        let mut earlier = rows.images[..2].to_vec();
+        earlier.sort();
+        assert_eq!(
+            earlier,
+            [
+                ("app_a".into(), "sha256:a1".into(), 100),
+                ("app_b".into(), "sha256:b1".into(), 100),
+            ]
+        );
+        assert_eq!(rows.repositories.len(), 2, "{:?}", rows.repositories);
+    }
+
+    #[tokio::test]
+    async fn a_scan_that_saw_no_exapp_records_nothing() {
+        let (_dir, store, daemon) = store_with_daemon().await;
+        store
+            .record_history(daemon, 100, &[], &[], &[])
+            .await
+            .unwrap();
+        let rows = store.load_history(daemon).await.unwrap();
+        assert!(rows.images.is_empty() && rows.repositories.is_empty());
+    }
 }
