@@ -36,6 +36,7 @@ pub mod nextcloud;
 pub mod nextcloud_link;
 pub mod policy;
 pub mod read_cache;
+pub mod recent;
 pub mod report;
 pub mod scan;
 pub mod schedule;

@@ -17,7 +17,7 @@
 //! parts taken by name, so a page after a cursor is found by binary search.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
@@ -27,6 +27,7 @@ use super::summary::{self, DaemonShare, Summary};
 use super::{ImageFilter, ImageObject, OwnerNames};
 use crate::inventory::Status;
 use crate::policy::{self, Policy};
+use crate::recent::Recent;
 use crate::scan::{CachedScan, DaemonInventory};
 use crate::store::StoredDaemon;
 
@@ -234,7 +235,7 @@ pub struct Report {
     /// The overview's headline figures, summed once from the parts.
     summary: OnceLock<Summary>,
     /// The last views asked of it (`Report::view`), most recent last.
-    views: Mutex<Vec<(String, Arc<OnceLock<View>>)>>,
+    views: Recent<String, View>,
 }
 
 /// Where an image object is in a report: its part, then its place there.
@@ -246,9 +247,6 @@ pub struct ImageAt {
 
 /// The image objects of one filter in one order, as places in the report.
 pub type View = Arc<[ImageAt]>;
-
-/// How many views a report keeps: a few admins' tables and their "Show more".
-const VIEWS_KEPT: usize = 8;
 
 /// One page of `GET /api/v1/images`.
 #[derive(Debug)]
@@ -307,7 +305,7 @@ impl Report {
             valid_until,
             head_json: OnceLock::new(),
             summary: OnceLock::new(),
-            views: Mutex::default(),
+            views: Recent::default(),
         }
     }
 
@@ -349,19 +347,7 @@ impl Report {
     /// its "Show more" or another admin's request read no other image.
     /// Requests that ask for it while it is built wait for it.
     pub fn view(&self, key: String, build: impl FnOnce(&Self) -> Vec<ImageAt>) -> View {
-        let cell = {
-            let mut views = self.views.lock().unwrap_or_else(|p| p.into_inner());
-            let cell = match views.iter().position(|(k, _)| *k == key) {
-                Some(i) => views.remove(i).1,
-                None => Arc::default(),
-            };
-            views.push((key, Arc::clone(&cell)));
-            if views.len() > VIEWS_KEPT {
-                views.remove(0);
-            }
-            cell
-        };
-        cell.get_or_init(|| build(self).into()).clone()
+        self.views.get_or_build(key, || build(self).into())
     }
 
     /// Still the right answer for `key` at `now`? (A clock set back also
@@ -686,19 +672,19 @@ mod tests {
             Vec::new()
         };
         report.view("oldest".into(), build);
-        for n in 0..VIEWS_KEPT {
+        for n in 0..crate::recent::KEPT {
             report.view(format!("view {n}"), build);
         }
         // The newest are still there; the oldest went.
-        report.view(format!("view {}", VIEWS_KEPT - 1), build);
+        report.view(format!("view {}", crate::recent::KEPT - 1), build);
         assert_eq!(
             builds.load(std::sync::atomic::Ordering::Relaxed),
-            VIEWS_KEPT + 1
+            crate::recent::KEPT + 1
         );
         report.view("oldest".into(), build);
         assert_eq!(
             builds.load(std::sync::atomic::Ordering::Relaxed),
-            VIEWS_KEPT + 2
+            crate::recent::KEPT + 2
         );
     }
 

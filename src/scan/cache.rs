@@ -307,21 +307,8 @@ fn parse(daemon_id: i64, inventory: Option<&str>) -> Option<Arc<DaemonInventory>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{NewDaemon, NewDaemonInput};
 
-    async fn store_with_daemon() -> (tempfile::TempDir, Store, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        let daemon = NewDaemon::parse(&NewDaemonInput {
-            name: "local".into(),
-            endpoint: "unix:///run/test.sock".into(),
-            ..Default::default()
-        })
-        .unwrap();
-        assert!(store.insert_daemon(&daemon).await.unwrap());
-        let id = store.list_daemons().await.unwrap()[0].id;
-        (dir, store, id)
-    }
+    use crate::store::with_one_daemon as store_with_daemon;
 
     fn inventory(total_images: usize) -> String {
         serde_json::to_string(&DaemonInventory {

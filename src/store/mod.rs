@@ -314,3 +314,21 @@ async fn refuse_newer_schema(pool: &SqlitePool, path: &Path) -> Result<(), Store
         _ => Ok(()),
     }
 }
+
+/// A store in a directory of its own holding one daemon, for unit tests:
+/// the directory, the store and the daemon's ID.
+#[cfg(test)]
+pub(crate) async fn with_one_daemon() -> (tempfile::TempDir, Store, i64) {
+    use crate::domain::{NewDaemon, NewDaemonInput};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let daemon = NewDaemon::parse(&NewDaemonInput {
+        name: "local".into(),
+        endpoint: "unix:///run/test.sock".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(store.insert_daemon(&daemon).await.unwrap());
+    let id = store.list_daemons().await.unwrap()[0].id;
+    (dir, store, id)
+}

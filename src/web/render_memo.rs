@@ -9,10 +9,12 @@
 //! queued behind each other's renders. With the memo they share one render a
 //! second.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use actix_web::web::Bytes;
 use askama::filters::HtmlSafe;
+
+use crate::recent::Recent;
 
 /// HTML rendered by a template, shared as it is.
 #[derive(Clone)]
@@ -57,19 +59,12 @@ impl std::fmt::Display for Rendered {
 
 impl HtmlSafe for Rendered {}
 
-/// How many renders are kept: a few admins' tables and their "Show more".
-const KEPT: usize = 8;
-
-/// The last renders by key, most recent last.
-pub struct RenderMemo<K> {
-    held: Mutex<Vec<(K, Arc<OnceLock<Rendered>>)>>,
-}
+/// The last renders by key (`Recent`): a few admins' tables.
+pub struct RenderMemo<K>(Recent<K, Rendered>);
 
 impl<K> Default for RenderMemo<K> {
     fn default() -> Self {
-        Self {
-            held: Mutex::new(Vec::new()),
-        }
+        Self(Recent::default())
     }
 }
 
@@ -78,19 +73,7 @@ impl<K: PartialEq> RenderMemo<K> {
     /// it; requests that arrive meanwhile wait for that render rather than
     /// making their own.
     pub fn get(&self, key: K, render: impl FnOnce() -> String) -> Rendered {
-        let cell = {
-            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-            let cell = match held.iter().position(|(k, _)| *k == key) {
-                Some(i) => held.remove(i).1,
-                None => Arc::default(),
-            };
-            held.push((key, Arc::clone(&cell)));
-            if held.len() > KEPT {
-                held.remove(0);
-            }
-            cell
-        };
-        cell.get_or_init(|| Rendered::new(render())).clone()
+        self.0.get_or_build(key, || Rendered::new(render()))
     }
 }
 
@@ -120,20 +103,5 @@ mod tests {
         let next_second = memo.get(("table", 1_001), || "at 1001".to_owned());
         assert_eq!(first.to_string(), "at 1000");
         assert_eq!(next_second.to_string(), "at 1001");
-    }
-
-    #[test]
-    fn only_the_last_renders_are_kept() {
-        let memo = RenderMemo::default();
-        for n in 0..=KEPT {
-            memo.get(n, || format!("render {n}"));
-        }
-        // The oldest was let go: asking again renders it again.
-        assert_eq!(memo.get(0, || "again".to_owned()).to_string(), "again");
-        // The most recent is still held.
-        assert_eq!(
-            memo.get(KEPT, || "again".to_owned()).to_string(),
-            format!("render {KEPT}")
-        );
     }
 }
