@@ -410,10 +410,10 @@ async fn images_page(
     let results = Results {
         total: view.len(),
         columns: columns(&parsed),
-        rows: Slot,
+        rows: Slot(0),
     };
     if part == Some("results") {
-        return Ok(spliced(status, &results, &rows));
+        return Ok(spliced(status, &results, &[rows]));
     }
     let page = ImagesPage {
         layout: Layout::page("images", &session),
@@ -424,7 +424,7 @@ async fn images_page(
         search: parsed.raw.search.clone().unwrap_or_default(),
         errors,
     };
-    Ok(spliced(status, &page, &rows))
+    Ok(spliced(status, &page, &[rows]))
 }
 
 /// The rendered rows of one page of one table (`render_memo`): 32 clients

@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use askama_web::WebTemplate;
 
 use super::charts;
-use super::errors::{html, PageError};
+use super::errors::PageError;
 use super::format::{self, Html, When};
 use super::guard::CurrentSession;
 use super::layout::Layout;
 use super::render_memo::Rendered;
+use super::shared_body::{spliced, Slot};
 use crate::daemons::{self, DaemonSummary};
 use crate::janitor::Janitor;
 use crate::policy;
@@ -44,8 +44,9 @@ pub struct Card {
 }
 
 pub struct InventoryView {
-    /// The disk bar and the figures, as HTML (`FiguresMemo`).
-    pub figures: Rendered,
+    /// Where the disk bar and the figures go: rendered once
+    /// (`FiguresMemo`) and sent uncopied (`shared_body::spliced`).
+    pub figures: Slot,
     pub removable_count: usize,
 }
 
@@ -229,18 +230,22 @@ pub fn headline(s: &Summary, policy: &policy::Policy, halted: bool, now: i64) ->
 
 /// A daemon's card: its figures from `report` (built once per inventory,
 /// policy and names), its scan's time and error from `scans`, worded at `now`.
+/// A daemon's card; its figures, rendered, are added to `shared`.
 fn card(
     daemon: &StoredDaemon,
     scans: &HashMap<i64, Arc<CachedScan>>,
     report: &Report,
-    memo: &FiguresMemo,
+    (memo, shared): (&FiguresMemo, &mut Vec<Rendered>),
     refresh: bool,
     now: i64,
 ) -> Card {
     let cached = scans.get(&daemon.id);
-    let inv = report.figures(daemon.id).map(|f| InventoryView {
-        figures: memo.render(daemon, f),
-        removable_count: f.removable_images,
+    let inv = report.figures(daemon.id).map(|f| {
+        shared.push(memo.render(daemon, f));
+        InventoryView {
+            figures: Slot(shared.len() - 1),
+            removable_count: f.removable_images,
+        }
     });
     Card {
         d: DaemonSummary::from(daemon),
@@ -255,20 +260,27 @@ fn card(
     }
 }
 
-/// The cards and the headline, from the same scans at the same moment.
-async fn cards(
-    app: &Janitor,
-    memo: &FiguresMemo,
-    refresh: bool,
-) -> Result<(Vec<Card>, Headline, Option<String>), PageError> {
+/// What the overview shows of the daemons, from the same scans at the
+/// same moment.
+struct Shown {
+    cards: Vec<Card>,
+    h: Headline,
+    /// Why nothing is removed while the settings cannot be read.
+    halted: Option<String>,
+    /// The cards' figures, by their `Slot`.
+    figures: Vec<Rendered>,
+}
+
+async fn cards(app: &Janitor, memo: &FiguresMemo, refresh: bool) -> Result<Shown, PageError> {
     let reads = app.reads().await.map_err(PageError::internal)?;
     let scans = app.scans_of(&reads).await.map_err(PageError::internal)?;
     let report = app.report_of(&reads, &scans).await;
     let daemons = &reads.daemons;
     let (policy, now) = (report.policy(), app.clock().now_unix());
+    let mut figures = Vec::with_capacity(daemons.len());
     let cards = daemons
         .iter()
-        .map(|d| card(d, &scans, &report, memo, refresh, now))
+        .map(|d| card(d, &scans, &report, (memo, &mut figures), refresh, now))
         .collect();
     let mut h = headline(report.summary(), &policy, policy.halted, now);
     for row in &mut h.rows {
@@ -278,10 +290,13 @@ async fn cards(
             .and_then(|(name, version)| crate::report::owner_label(name, Some(version)));
     }
     h.freed = freed_so_far(app).await?;
-    // Why nothing is removed while the settings cannot be read: from the
-    // same reads as the rest, not one more.
-    let halted = reads.settings().err().map(|e| e.to_string());
-    Ok((cards, h, halted))
+    Ok(Shown {
+        cards,
+        h,
+        // From the same reads as the rest, not one more.
+        halted: reads.settings().err().map(|e| e.to_string()),
+        figures,
+    })
 }
 
 /// "Freed so far: 3.20 GB in 4 runs", from the job history; None before
@@ -320,15 +335,15 @@ async fn overview(
     memo: web::Data<FiguresMemo>,
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
-    let (cards, h, halted) = cards(&app, &memo, true).await?;
+    let shown = cards(&app, &memo, true).await?;
     let nextcloud = crate::nextcloud_link::status(&app.store)
         .await
         .map_err(PageError::internal)?;
     let page = Overview {
         layout: Layout::page("overview", &session),
-        cards,
-        h,
-        halted,
+        cards: shown.cards,
+        h: shown.h,
+        halted: shown.halted,
         nextcloud_stale: nextcloud.stale_note(),
         nextcloud_proposed: nextcloud
             .proposals
@@ -336,11 +351,11 @@ async fn overview(
             .filter(|p| p.state == crate::nextcloud_link::ProposalState::Proposed)
             .count(),
     };
-    Ok(html(StatusCode::OK, &page))
+    Ok(spliced(StatusCode::OK, &page, &shown.figures))
 }
 
 /// The cards, and the headline swapped in out of band: both change with a scan.
-#[derive(Template, WebTemplate)]
+#[derive(Template)]
 #[template(path = "fragments/rescanned.html")]
 struct Cards {
     cards: Vec<Card>,
@@ -358,9 +373,13 @@ async fn rescan(
         .await
         .map_err(PageError::internal)?;
     if req.headers().contains_key("HX-Request") {
-        let (cards, mut h, _) = cards(&app, &memo, false).await?;
-        h.oob = true;
-        Ok(html(StatusCode::OK, &Cards { cards, h }))
+        let mut shown = cards(&app, &memo, false).await?;
+        shown.h.oob = true;
+        let fragment = Cards {
+            cards: shown.cards,
+            h: shown.h,
+        };
+        Ok(spliced(StatusCode::OK, &fragment, &shown.figures))
     } else {
         Ok(HttpResponse::SeeOther()
             .insert_header(("Location", "/"))
@@ -368,7 +387,7 @@ async fn rescan(
     }
 }
 
-#[derive(Template, WebTemplate)]
+#[derive(Template)]
 #[template(path = "fragments/daemon_card.html")]
 struct CardFragment {
     c: Card,
@@ -380,22 +399,24 @@ async fn daemon_card(
     app: web::Data<Janitor>,
     memo: web::Data<FiguresMemo>,
     name: web::Path<String>,
-) -> Result<CardFragment, PageError> {
+) -> Result<HttpResponse, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
     let checked = daemons::check(&app.store, daemon, app.daemon_timeout).await;
     let reads = app.reads().await.map_err(PageError::internal)?;
     let scans = app.scans_of(&reads).await.map_err(PageError::internal)?;
     let report = app.report_of(&reads, &scans).await;
-    Ok(CardFragment {
+    let mut figures = Vec::with_capacity(1);
+    let fragment = CardFragment {
         c: card(
             &checked,
             &scans,
             &report,
-            &memo,
+            (&memo, &mut figures),
             false,
             app.clock().now_unix(),
         ),
-    })
+    };
+    Ok(spliced(StatusCode::OK, &fragment, &figures))
 }
 
 #[cfg(test)]

@@ -34,25 +34,33 @@ fn sliced(parts: Vec<Bytes>) -> SizedStream<impl Stream<Item = Result<Bytes, Inf
     SizedStream::new(len as u64, futures_util::stream::iter(slices))
 }
 
-/// Where a page's shared part goes: its template writes this marker there
-/// (`{{ slot }}`), and `spliced` sends the page around it with the shared
-/// part in its place. Nothing else can write the marker: every text a page
-/// shows is escaped, so no `<` of its own reaches the page.
-pub struct Slot;
+/// Where a page's shared part number `n` goes: its template writes this
+/// marker there (`{{ slot }}`), and `spliced` sends the page around it with
+/// that part in its place. Nothing else can write a marker: every text a
+/// page shows is escaped, so no `<` of its own reaches the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(pub usize);
 
-const MARK: &str = "<!--exapp-janitor:shared-->";
+const MARK: &[u8] = b"<!--exapp-janitor:shared:";
+const MARK_END: &[u8] = b"-->";
 
 impl std::fmt::Display for Slot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(MARK)
+        write!(
+            f,
+            "{}{}{}",
+            std::str::from_utf8(MARK).expect("ASCII"),
+            self.0,
+            std::str::from_utf8(MARK_END).expect("ASCII")
+        )
     }
 }
 
 impl HtmlSafe for Slot {}
 
-/// `template` as an HTML response, `shared` sent where it wrote its `Slot`
-/// (at the end when it wrote none).
-pub fn spliced<T: Template>(status: StatusCode, template: &T, shared: &Rendered) -> HttpResponse {
+/// `template` as an HTML response, each of its `Slot(n)` replaced by
+/// `shared[n]`, sent uncopied.
+pub fn spliced<T: Template>(status: StatusCode, template: &T, shared: &[Rendered]) -> HttpResponse {
     let page = match template.render() {
         Ok(page) => Bytes::from(page),
         Err(e) => {
@@ -60,15 +68,34 @@ pub fn spliced<T: Template>(status: StatusCode, template: &T, shared: &Rendered)
             return HttpResponse::InternalServerError().body("internal error");
         }
     };
-    let at = page
-        .windows(MARK.len())
-        .position(|w| w == MARK.as_bytes())
-        .unwrap_or(page.len());
-    let rest = (at + MARK.len()).min(page.len());
-    let parts = vec![page.slice(..at), shared.bytes(), page.slice(rest..)];
+    let mut parts = Vec::with_capacity(2 * shared.len() + 1);
+    let mut from = 0;
+    while let Some((start, n, end)) = next_slot(&page, from) {
+        parts.push(page.slice(from..start));
+        match shared.get(n) {
+            Some(part) => parts.push(part.bytes()),
+            None => tracing::error!(slot = n, "a page has a slot for a part it was not given"),
+        }
+        from = end;
+    }
+    parts.push(page.slice(from..));
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .body(sliced(parts))
+}
+
+/// The next slot in `page` from `from` on: where its marker starts, its
+/// number, and where the marker ends.
+fn next_slot(page: &[u8], from: usize) -> Option<(usize, usize, usize)> {
+    let rest = page.get(from..)?;
+    let start = from + rest.windows(MARK.len()).position(|w| w == MARK)?;
+    let digits = &page[start + MARK.len()..];
+    let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+    let n = std::str::from_utf8(&digits[..len]).ok()?.parse().ok()?;
+    let end = start + MARK.len() + len;
+    page[end..]
+        .starts_with(MARK_END)
+        .then_some((start, n, end + MARK_END.len()))
 }
 
 /// A shared render alone, as an HTML response.
@@ -84,30 +111,38 @@ mod tests {
     use actix_web::body::MessageBody;
 
     #[derive(Template)]
-    #[template(source = "<p>{{ before }}</p>{{ slot }}<p>after</p>", ext = "html")]
+    #[template(
+        source = "<p>{{ before }}</p>{{ one }}<p>between</p>{{ zero }}<p>after</p>",
+        ext = "html"
+    )]
     struct Page<'a> {
         before: &'a str,
-        slot: Slot,
+        one: Slot,
+        zero: Slot,
     }
 
     #[actix_web::test]
-    async fn the_shared_part_is_sent_where_the_page_put_its_slot() {
-        let shared = Rendered::new("<tr>shared</tr>".repeat(10_000));
+    async fn each_shared_part_is_sent_where_the_page_put_its_slot() {
+        let shared = [
+            Rendered::new("<tr>zero</tr>".repeat(10_000)),
+            Rendered::new("<tr>one</tr>".into()),
+        ];
         let page = Page {
-            before: "<!--exapp-janitor:shared-->",
-            slot: Slot,
+            before: "<!--exapp-janitor:shared:0-->",
+            one: Slot(1),
+            zero: Slot(0),
         };
         let response = spliced(StatusCode::OK, &page, &shared);
         let body = actix_web::body::to_bytes(response.into_body())
             .await
             .unwrap();
         let text = String::from_utf8(body.to_vec()).unwrap();
-        // The marker in a text the page shows is escaped, not taken for the slot.
+        // The marker in a text the page shows is escaped, not taken for a slot.
         assert_eq!(
             text,
             format!(
-                "<p>&#60;!--exapp-janitor:shared--&#62;</p>{}<p>after</p>",
-                "<tr>shared</tr>".repeat(10_000)
+                "<p>&#60;!--exapp-janitor:shared:0--&#62;</p><tr>one</tr><p>between</p>{}<p>after</p>",
+                "<tr>zero</tr>".repeat(10_000)
             )
         );
     }
