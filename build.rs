@@ -14,6 +14,9 @@ const COMMIT_ENV: &str = "EXAPP_JANITOR_GIT_COMMIT";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // sqlx::migrate! embeds the migrations: a new one must rebuild the crate
+    // (a build script that names no path of its own would hide it).
+    println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-env-changed={COMMIT_ENV}");
     let manifest_dir =
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));

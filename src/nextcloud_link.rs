@@ -248,7 +248,7 @@ pub struct NextcloudView {
 }
 
 impl NextcloudView {
-    fn disconnected() -> Self {
+    pub fn disconnected() -> Self {
         Self {
             connected: false,
             url: None,

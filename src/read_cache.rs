@@ -15,6 +15,7 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
 use crate::domain::Settings;
+use crate::nextcloud_link::{LinkError, NextcloudView};
 use crate::report::OwnerNames;
 use crate::settings::{self, SettingsError};
 use crate::store::{CredentialKind, Store, StoreError, StoredDaemon};
@@ -32,6 +33,9 @@ pub struct Reads {
     pub names: OwnerNames,
     /// The stored API token's hash; None before one is set.
     pub api_token_hash: Option<String>,
+    /// The Nextcloud link as the overview shows it (its tables move the
+    /// same counter).
+    pub nextcloud: NextcloudView,
 }
 
 impl Reads {
@@ -52,6 +56,15 @@ impl Reads {
                 .credential(CredentialKind::ApiToken)
                 .await?
                 .map(|(hash, _)| hash),
+            nextcloud: match crate::nextcloud_link::status(store).await {
+                Ok(view) => view,
+                Err(LinkError::Store(e)) => return Err(e),
+                // It only reads the store; anything else is shown as no link.
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read the Nextcloud link");
+                    NextcloudView::disconnected()
+                }
+            },
         })
     }
 
@@ -285,6 +298,19 @@ mod tests {
         };
         store.connect_nextcloud(&login, "31", "4").await.unwrap();
         moved(store.change_count().await.unwrap(), "connecting Nextcloud");
+        assert!(store
+            .decide_nextcloud_proposal("docker_local", None)
+            .await
+            .unwrap());
+        moved(
+            store.change_count().await.unwrap(),
+            "refusing a proposed daemon",
+        );
+        assert!(store
+            .forget_nextcloud_decision("docker_local")
+            .await
+            .unwrap());
+        moved(store.change_count().await.unwrap(), "taking an answer back");
         assert!(store.disconnect_nextcloud().await.unwrap());
         moved(
             store.change_count().await.unwrap(),

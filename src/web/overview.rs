@@ -269,6 +269,8 @@ struct Shown {
     halted: Option<String>,
     /// The cards' figures, by their `Slot`.
     figures: Vec<Rendered>,
+    /// Why AppAPI's lists may be old, and how many daemons it proposes.
+    nextcloud: (Option<String>, usize),
 }
 
 async fn cards(app: &Janitor, memo: &FiguresMemo, refresh: bool) -> Result<Shown, PageError> {
@@ -296,6 +298,15 @@ async fn cards(app: &Janitor, memo: &FiguresMemo, refresh: bool) -> Result<Shown
         // From the same reads as the rest, not one more.
         halted: reads.settings().err().map(|e| e.to_string()),
         figures,
+        nextcloud: (
+            reads.nextcloud.stale_note(),
+            reads
+                .nextcloud
+                .proposals
+                .iter()
+                .filter(|p| p.state == crate::nextcloud_link::ProposalState::Proposed)
+                .count(),
+        ),
     })
 }
 
@@ -336,20 +347,13 @@ async fn overview(
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
     let shown = cards(&app, &memo, true).await?;
-    let nextcloud = crate::nextcloud_link::status(&app.store)
-        .await
-        .map_err(PageError::internal)?;
     let page = Overview {
         layout: Layout::page("overview", &session),
         cards: shown.cards,
         h: shown.h,
         halted: shown.halted,
-        nextcloud_stale: nextcloud.stale_note(),
-        nextcloud_proposed: nextcloud
-            .proposals
-            .iter()
-            .filter(|p| p.state == crate::nextcloud_link::ProposalState::Proposed)
-            .count(),
+        nextcloud_stale: shown.nextcloud.0,
+        nextcloud_proposed: shown.nextcloud.1,
     };
     Ok(spliced(StatusCode::OK, &page, &shown.figures))
 }
