@@ -47,24 +47,30 @@ impl Reads {
             Err(SettingsError::Unreadable(why)) => Err(why),
             Err(other) => Err(other.to_string()),
         };
+        // One read of the link gives the overview's line and the names.
+        let nextcloud = match crate::nextcloud_link::status(store).await {
+            Ok(view) => view,
+            Err(LinkError::Store(e)) => return Err(e),
+            // It only reads the store; anything else is shown as no link.
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the Nextcloud link");
+                NextcloudView::disconnected()
+            }
+        };
         Ok(Self {
             count,
+            names: nextcloud
+                .exapps
+                .iter()
+                .map(|e| (e.id.to_string(), (e.name.clone(), e.version.clone())))
+                .collect(),
             daemons: store.list_daemons().await?,
             settings,
-            names: crate::nextcloud_link::owner_names(store).await,
             api_token_hash: store
                 .credential(CredentialKind::ApiToken)
                 .await?
                 .map(|(hash, _)| hash),
-            nextcloud: match crate::nextcloud_link::status(store).await {
-                Ok(view) => view,
-                Err(LinkError::Store(e)) => return Err(e),
-                // It only reads the store; anything else is shown as no link.
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read the Nextcloud link");
-                    NextcloudView::disconnected()
-                }
-            },
+            nextcloud,
         })
     }
 
