@@ -12,7 +12,7 @@
 //! job removes is still decided on settings it reads itself.
 
 use std::ops::Deref;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use crate::domain::Settings;
 use crate::nextcloud_link::{LinkError, NextcloudView};
@@ -86,6 +86,14 @@ impl Reads {
 pub struct Current {
     reads: Arc<Reads>,
     pub scans_count: i64,
+}
+
+impl Current {
+    /// These reads, held weakly: a render keyed by them (`web::render_memo`)
+    /// is taken again only while they are the very same reads.
+    pub fn weak(&self) -> Weak<Reads> {
+        Arc::downgrade(&self.reads)
+    }
 }
 
 impl Deref for Current {

@@ -12,6 +12,7 @@ mod common;
 use common::fixtures::Fixtures;
 use common::*;
 use serde_json::json;
+use std::time::Duration;
 
 /// The `<tr>` of `appid` in the overview's per-ExApp table.
 fn exapp_row<'a>(page: &'a str, appid: &str) -> &'a str {
@@ -158,4 +159,55 @@ async fn a_bad_exapp_in_the_preview_address_is_a_clear_error() {
     let (status, page) = app.get_text("/cleanup?owner=no%20such%20app").await;
     assert_eq!(status, 422);
     assert!(page.contains("owner: an ExApp ID"), "{page}");
+}
+
+/// The card of daemon `name` on the overview.
+fn card<'a>(page: &'a str, name: &str) -> &'a str {
+    let start = page
+        .find(&format!(r#"id="daemon-{name}""#))
+        .unwrap_or_else(|| panic!("no card for {name} in {page}"));
+    let card = &page[start..];
+    &card[..card.find("</article>").unwrap()]
+}
+
+#[tokio::test]
+async fn the_cards_show_a_scan_and_a_new_daemon_made_in_the_same_second() {
+    // The clock stands still: every view below is of one second, the one
+    // the cards are kept rendered for.
+    let app = spawn_app_on_manual_clock().await;
+    catch_up(app.clock());
+    add_daemon(&app, "b", &engine_b_sock()).await;
+    let (_, first) = app.get_text("/").await;
+    assert!(card(&first, "b").contains("Not scanned yet"), "{first}");
+
+    app.htmx_post("/scan").await;
+    let (_, scanned) = app.get_text("/").await;
+    let b = card(&scanned, "b");
+    assert!(
+        !b.contains("Not scanned yet") && b.contains("scanned <time"),
+        "{b}"
+    );
+
+    add_daemon(&app, "a", &engine_a_sock()).await;
+    let (_, added) = app.get_text("/").await;
+    assert!(card(&added, "a").contains("Not scanned yet"), "{added}");
+}
+
+#[tokio::test]
+async fn a_rescan_in_the_second_of_the_last_view_shows_its_time_on_the_card() {
+    let app = spawn_app_on_manual_clock().await;
+    catch_up(app.clock());
+    add_daemon(&app, "b", &engine_b_sock()).await;
+    app.htmx_post("/scan").await;
+    app.clock().advance(Duration::from_secs(60));
+    let scanned = |page: &str| {
+        let b = card(page, "b");
+        b[b.find("scanned <time").expect("a scan time")..].to_owned()
+    };
+    let (_, before) = app.get_text("/").await;
+
+    // Nothing new on the daemon: only the scan's time changes.
+    app.htmx_post("/scan").await;
+    let (_, after) = app.get_text("/").await;
+    assert_ne!(scanned(&before), scanned(&after), "{after}");
 }

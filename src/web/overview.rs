@@ -4,7 +4,7 @@
 //! Rescan button.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -15,18 +15,19 @@ use super::errors::PageError;
 use super::format::{self, Html, When};
 use super::guard::CurrentSession;
 use super::layout::Layout;
-use super::render_memo::Rendered;
+use super::render_memo::{RenderMemo, Rendered};
 use super::shared_body::{spliced, Slot};
 use crate::daemons::{self, DaemonSummary};
 use crate::janitor::Janitor;
 use crate::policy;
+use crate::read_cache::{Current, Reads};
 use crate::report::summary::Summary;
 use crate::report::{DaemonFigures, Report};
 use crate::scan::{self, CachedScan};
 use crate::store::StoredDaemon;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::Data::new(FiguresMemo::default()))
+    cfg.app_data(web::Data::new(Memos::default()))
         .route("/", web::get().to(overview))
         .route("/scan", web::post().to(rescan))
         .route("/daemons/{name}/card", web::get().to(daemon_card));
@@ -44,9 +45,8 @@ pub struct Card {
 }
 
 pub struct InventoryView {
-    /// Where the disk bar and the figures go: rendered once
-    /// (`FiguresMemo`) and sent uncopied (`shared_body::spliced`).
-    pub figures: Slot,
+    /// The disk bar and the figures, rendered once per inventory (`FiguresMemo`).
+    pub figures: Rendered,
     pub removable_count: usize,
 }
 
@@ -101,6 +101,73 @@ impl FiguresMemo {
         );
         html
     }
+}
+
+/// What the overview keeps rendered: each daemon's figures, and the cards.
+#[derive(Default)]
+pub struct Memos {
+    figures: FiguresMemo,
+    cards: RenderMemo<CardsKey>,
+}
+
+/// What the cards are rendered from: the daemons and their contact (the
+/// reads), their figures (the report), their scans' times and errors, each
+/// the very same value (held weakly), at one second. At 100 daemons,
+/// building and rendering the cards was most of an overview request's
+/// CPU; now the requests of one second that find nothing changed share
+/// one render (a rescan changes a daemon's scan some 20 times a second).
+pub struct CardsKey {
+    reads: Weak<Reads>,
+    report: Weak<Report>,
+    /// In the daemons' order.
+    scans: Vec<Option<Weak<CachedScan>>>,
+    refresh: bool,
+    now: i64,
+}
+
+impl CardsKey {
+    fn of(
+        reads: &Current,
+        report: &Arc<Report>,
+        scans: &HashMap<i64, Arc<CachedScan>>,
+        refresh: bool,
+        now: i64,
+    ) -> Self {
+        Self {
+            reads: reads.weak(),
+            report: Arc::downgrade(report),
+            scans: reads
+                .daemons
+                .iter()
+                .map(|d| scans.get(&d.id).map(Arc::downgrade))
+                .collect(),
+            refresh,
+            now,
+        }
+    }
+}
+
+impl PartialEq for CardsKey {
+    fn eq(&self, other: &Self) -> bool {
+        let same = |a: &Option<Weak<CachedScan>>, b: &Option<Weak<CachedScan>>| match (a, b) {
+            (Some(a), Some(b)) => Weak::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        Weak::ptr_eq(&self.reads, &other.reads)
+            && Weak::ptr_eq(&self.report, &other.report)
+            && self.refresh == other.refresh
+            && self.now == other.now
+            && self.scans.len() == other.scans.len()
+            && self.scans.iter().zip(&other.scans).all(|(a, b)| same(a, b))
+    }
+}
+
+/// Every daemon's card, as one render.
+#[derive(Template)]
+#[template(path = "fragments/cards.html")]
+struct CardsBlock {
+    cards: Vec<Card>,
 }
 
 /// The headline and the per-ExApp table, ready to print.
@@ -230,22 +297,18 @@ pub fn headline(s: &Summary, policy: &policy::Policy, halted: bool, now: i64) ->
 
 /// A daemon's card: its figures from `report` (built once per inventory,
 /// policy and names), its scan's time and error from `scans`, worded at `now`.
-/// A daemon's card; its figures, rendered, are added to `shared`.
 fn card(
     daemon: &StoredDaemon,
     scans: &HashMap<i64, Arc<CachedScan>>,
     report: &Report,
-    (memo, shared): (&FiguresMemo, &mut Vec<Rendered>),
+    memo: &FiguresMemo,
     refresh: bool,
     now: i64,
 ) -> Card {
     let cached = scans.get(&daemon.id);
-    let inv = report.figures(daemon.id).map(|f| {
-        shared.push(memo.render(daemon, f));
-        InventoryView {
-            figures: Slot(shared.len() - 1),
-            removable_count: f.removable_images,
-        }
+    let inv = report.figures(daemon.id).map(|f| InventoryView {
+        figures: memo.render(daemon, f),
+        removable_count: f.removable_images,
     });
     Card {
         d: DaemonSummary::from(daemon),
@@ -263,27 +326,32 @@ fn card(
 /// What the overview shows of the daemons, from the same scans at the
 /// same moment.
 struct Shown {
-    cards: Vec<Card>,
+    /// Every daemon's card (`CardsBlock`), rendered.
+    cards: Rendered,
+    no_daemons: bool,
     h: Headline,
     /// Why nothing is removed while the settings cannot be read.
     halted: Option<String>,
-    /// The cards' figures, by their `Slot`.
-    figures: Vec<Rendered>,
     /// Why AppAPI's lists may be old, and how many daemons it proposes.
     nextcloud: (Option<String>, usize),
 }
 
-async fn cards(app: &Janitor, memo: &FiguresMemo, refresh: bool) -> Result<Shown, PageError> {
+async fn cards(app: &Janitor, memo: &Memos, refresh: bool) -> Result<Shown, PageError> {
     let reads = app.reads().await.map_err(PageError::internal)?;
     let scans = app.scans_of(&reads).await.map_err(PageError::internal)?;
     let report = app.report_of(&reads, &scans).await;
     let daemons = &reads.daemons;
     let (policy, now) = (report.policy(), app.clock().now_unix());
-    let mut figures = Vec::with_capacity(daemons.len());
-    let cards = daemons
-        .iter()
-        .map(|d| card(d, &scans, &report, (memo, &mut figures), refresh, now))
-        .collect();
+    let key = CardsKey::of(&reads, &report, &scans, refresh, now);
+    let cards = memo.cards.get(key, || {
+        let cards = daemons
+            .iter()
+            .map(|d| card(d, &scans, &report, &memo.figures, refresh, now))
+            .collect();
+        CardsBlock { cards }
+            .render()
+            .expect("the cards template renders")
+    });
     let mut h = headline(report.summary(), &policy, policy.halted, now);
     for row in &mut h.rows {
         row.label = reads
@@ -294,10 +362,10 @@ async fn cards(app: &Janitor, memo: &FiguresMemo, refresh: bool) -> Result<Shown
     h.freed = freed_so_far(app).await?;
     Ok(Shown {
         cards,
+        no_daemons: daemons.is_empty(),
         h,
         // From the same reads as the rest, not one more.
         halted: reads.settings().err().map(|e| e.to_string()),
-        figures,
         nextcloud: (
             reads.nextcloud.stale_note(),
             reads
@@ -331,7 +399,9 @@ async fn freed_so_far(app: &Janitor) -> Result<Option<String>, PageError> {
 #[template(path = "overview.html")]
 struct Overview {
     layout: Layout,
-    cards: Vec<Card>,
+    /// Where the cards go (`Shown::cards`, sent uncopied).
+    cards: Slot,
+    no_daemons: bool,
     h: Headline,
     /// Why nothing is removed right now (the settings cannot be read).
     halted: Option<String>,
@@ -343,26 +413,27 @@ struct Overview {
 
 async fn overview(
     app: web::Data<Janitor>,
-    memo: web::Data<FiguresMemo>,
+    memo: web::Data<Memos>,
     session: CurrentSession,
 ) -> Result<HttpResponse, PageError> {
     let shown = cards(&app, &memo, true).await?;
     let page = Overview {
         layout: Layout::page("overview", &session),
-        cards: shown.cards,
+        cards: Slot(0),
+        no_daemons: shown.no_daemons,
         h: shown.h,
         halted: shown.halted,
         nextcloud_stale: shown.nextcloud.0,
         nextcloud_proposed: shown.nextcloud.1,
     };
-    Ok(spliced(StatusCode::OK, &page, &shown.figures))
+    Ok(spliced(StatusCode::OK, &page, &[shown.cards]))
 }
 
 /// The cards, and the headline swapped in out of band: both change with a scan.
 #[derive(Template)]
 #[template(path = "fragments/rescanned.html")]
 struct Cards {
-    cards: Vec<Card>,
+    cards: Slot,
     h: Headline,
 }
 
@@ -370,7 +441,7 @@ struct Cards {
 /// form returns to the overview.
 async fn rescan(
     app: web::Data<Janitor>,
-    memo: web::Data<FiguresMemo>,
+    memo: web::Data<Memos>,
     req: HttpRequest,
 ) -> Result<HttpResponse, PageError> {
     scan::scan_all(&app.store, &app.scan_options().await)
@@ -380,10 +451,10 @@ async fn rescan(
         let mut shown = cards(&app, &memo, false).await?;
         shown.h.oob = true;
         let fragment = Cards {
-            cards: shown.cards,
+            cards: Slot(0),
             h: shown.h,
         };
-        Ok(spliced(StatusCode::OK, &fragment, &shown.figures))
+        Ok(spliced(StatusCode::OK, &fragment, &[shown.cards]))
     } else {
         Ok(HttpResponse::SeeOther()
             .insert_header(("Location", "/"))
@@ -401,7 +472,7 @@ struct CardFragment {
 /// this once each, so a slow daemon only delays its own card).
 async fn daemon_card(
     app: web::Data<Janitor>,
-    memo: web::Data<FiguresMemo>,
+    memo: web::Data<Memos>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
     let daemon = daemons::get(&app.store, &name).await?;
@@ -409,18 +480,17 @@ async fn daemon_card(
     let reads = app.reads().await.map_err(PageError::internal)?;
     let scans = app.scans_of(&reads).await.map_err(PageError::internal)?;
     let report = app.report_of(&reads, &scans).await;
-    let mut figures = Vec::with_capacity(1);
     let fragment = CardFragment {
         c: card(
             &checked,
             &scans,
             &report,
-            (&memo, &mut figures),
+            &memo.figures,
             false,
             app.clock().now_unix(),
         ),
     };
-    Ok(spliced(StatusCode::OK, &fragment, &figures))
+    Ok(spliced(StatusCode::OK, &fragment, &[]))
 }
 
 #[cfg(test)]
