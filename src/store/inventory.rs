@@ -245,11 +245,14 @@ impl Store {
             return Ok(true);
         }
         let sha = hex(&digest);
+        // One transaction: the times and the inventory they belong to are
+        // stored together or not at all.
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query!(
-            "INSERT INTO daemon_scans (daemon_id, scanned_at, duration_ms, inventory, attempted_at, snapshot_started_ms, inventory_sha256)
-             VALUES (?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO daemon_scans (daemon_id, scanned_at, duration_ms, attempted_at, snapshot_started_ms, inventory_sha256)
+             VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT (daemon_id) DO UPDATE SET scanned_at = excluded.scanned_at,
-                 duration_ms = excluded.duration_ms, inventory = excluded.inventory,
+                 duration_ms = excluded.duration_ms,
                  attempted_at = excluded.attempted_at, generation = generation + 1,
                  snapshot_started_ms = excluded.snapshot_started_ms,
                  inventory_sha256 = excluded.inventory_sha256
@@ -258,14 +261,25 @@ impl Store {
             daemon_id,
             at,
             duration_ms,
-            inventory,
             at,
             snapshot_started_ms,
             sha
         )
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query!(
+            "INSERT INTO daemon_inventories (daemon_id, inventory) VALUES (?, ?)
+             ON CONFLICT (daemon_id) DO UPDATE SET inventory = excluded.inventory",
+            daemon_id,
+            inventory
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Saves a scan whose inventory is the stored one, known by the digest
@@ -368,8 +382,10 @@ impl Store {
     pub async fn load_scan(&self, daemon_id: i64) -> Result<Option<ScanRow>, StoreError> {
         Ok(sqlx::query_as!(
             ScanRow,
-            "SELECT daemon_id, scanned_at, duration_ms, inventory, error, error_at, attempted_at, generation
-             FROM daemon_scans WHERE daemon_id = ?",
+            r#"SELECT s.daemon_id, s.scanned_at, s.duration_ms, i.inventory AS "inventory?", s.error, s.error_at,
+                    s.attempted_at, s.generation
+             FROM daemon_scans s LEFT JOIN daemon_inventories i USING (daemon_id)
+             WHERE s.daemon_id = ?"#,
             daemon_id
         )
         .fetch_optional(self.pool())
@@ -377,7 +393,8 @@ impl Store {
     }
 }
 
-/// sha256 of an inventory's stored text, as `daemon_scans` keeps it (in hex).
+/// sha256 of an inventory's stored text (`daemon_inventories`), as
+/// `daemon_scans.inventory_sha256` keeps it (in hex).
 pub fn inventory_digest(text: &str) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(text.as_bytes()).into()
@@ -480,5 +497,84 @@ mod tests {
             .unwrap();
         let rows = store.load_history(daemon).await.unwrap();
         assert!(rows.images.is_empty() && rows.repositories.is_empty());
+    }
+
+    /// A big inventory's text, as 1,000 images make it (some 750 KB).
+    fn big_inventory() -> String {
+        format!(
+            "{{\"images\":[{}]}}",
+            vec!["\"sha256:0123456789abcdef\""; 40_000].join(",")
+        )
+    }
+
+    fn wal_bytes(dir: &std::path::Path) -> u64 {
+        std::fs::metadata(dir.join(format!("{}-wal", crate::store::DB_FILE)))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_rescan_storing_only_its_times_does_not_write_the_inventory_again() {
+        let (dir, store, id) = store_with_daemon().await;
+        let inventory = big_inventory();
+        assert!(store.save_scan(id, 1, 1, &inventory, 1).await.unwrap());
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(wal_bytes(dir.path()), 0, "the checkpoint emptied the WAL");
+
+        let digest = inventory_digest(&inventory);
+        let same = store.save_same_scan(id, 2, 1, &digest, 2).await.unwrap();
+        assert!(same.is_some(), "the same inventory: only the times stored");
+        assert!(
+            wal_bytes(dir.path()) < 64 * 1024,
+            "storing the times wrote {} bytes for a {} byte inventory",
+            wal_bytes(dir.path()),
+            inventory.len()
+        );
+        let row = store.load_scan(id).await.unwrap().unwrap();
+        assert_eq!(row.scanned_at, Some(2));
+        assert_eq!(row.inventory.as_deref(), Some(inventory.as_str()));
+    }
+
+    #[tokio::test]
+    async fn an_inventory_stored_before_it_had_a_table_of_its_own_is_kept() {
+        // A database as the version before the inventory moved left it.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::store::DB_FILE);
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let before = sqlx::migrate::Migrator {
+            migrations: std::borrow::Cow::Owned(
+                crate::store::MIGRATOR
+                    .iter()
+                    .filter(|m| m.version < 20261204000200)
+                    .cloned()
+                    .collect(),
+            ),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        before.run(&pool).await.unwrap();
+        sqlx::query("INSERT INTO daemons (name, endpoint, created_at) VALUES ('old', 'unix:///run/old.sock', 1)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO daemon_scans (daemon_id, scanned_at, inventory, attempted_at, inventory_sha256)
+             SELECT id, 5, '{\"images\":[]}', 5, 'abc' FROM daemons",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+
+        let store = Store::open(dir.path()).await.unwrap();
+        let id = store.list_daemons().await.unwrap()[0].id;
+        let row = store.load_scan(id).await.unwrap().unwrap();
+        assert_eq!(row.scanned_at, Some(5));
+        assert_eq!(row.inventory.as_deref(), Some("{\"images\":[]}"));
     }
 }
