@@ -3,7 +3,9 @@
 //! says is untrusted: IDs are parsed, and a listing that cannot be trusted
 //! fails as a whole rather than leaving an image looking unused.
 
+use bollard::models::ContainerSummaryStateEnum;
 use bollard::query_parameters::{ListContainersOptions, ListImagesOptions};
+use serde::Deserialize;
 
 use super::{within, DaemonClient, DockerError};
 use crate::clock::parse_rfc3339;
@@ -50,22 +52,108 @@ pub(super) fn real_references(refs: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// What the janitor reads of an image in `GET /images/json`; the rest of
+/// each entry (labels, other sizes, manifests) is skipped, never built.
+#[derive(Deserialize)]
+struct ImageRow {
+    #[serde(rename = "Id")]
+    id: String,
+    /// null for an untagged image on some engines.
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+    #[serde(rename = "RepoDigests", default)]
+    repo_digests: Option<Vec<String>>,
+    #[serde(rename = "Created")]
+    created: i64,
+    #[serde(rename = "Size")]
+    size: i64,
+}
+
+/// What the janitor reads of a container in `GET /containers/json`.
+#[derive(Deserialize)]
+struct ContainerRow {
+    #[serde(rename = "Id")]
+    id: Option<String>,
+    #[serde(rename = "Names")]
+    names: Option<Vec<String>>,
+    #[serde(rename = "Image")]
+    image: Option<String>,
+    #[serde(rename = "ImageID")]
+    image_id: Option<String>,
+    /// Only the states an Engine has: anything else fails the list, as
+    /// bollard's own parsing did.
+    #[serde(rename = "State")]
+    state: Option<ContainerSummaryStateEnum>,
+}
+
+/// A list's body, parsed; not JSON of that shape fails it whole.
+fn parsed<T: serde::de::DeserializeOwned>(
+    what: &str,
+    body: bytes::Bytes,
+) -> Result<Vec<T>, DockerError> {
+    serde_json::from_slice(&body)
+        .map_err(|e| invalid(format!("a {what} list that cannot be read: {e}")))
+}
+
+fn listed_container(c: ContainerRow) -> Result<ListedContainer, DockerError> {
+    let id =
+        c.id.ok_or_else(|| invalid("a container without an ID".into()))?;
+    let name = c
+        .names
+        .and_then(|n| n.into_iter().next())
+        .map(|n| n.trim_start_matches('/').to_owned())
+        .unwrap_or_else(|| id.clone());
+    let image_id = c
+        .image_id
+        .as_deref()
+        .ok_or_else(|| invalid(format!("container {name} has no image ID")))
+        .and_then(|i| ImageId::parse(i).map_err(invalid))?;
+    let state = c
+        .state
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    Ok(ListedContainer {
+        id,
+        name,
+        image_id,
+        state,
+        image: c.image.unwrap_or_default(),
+    })
+}
+
 impl DaemonClient {
     /// `GET /images/json`: tagged and dangling images (not untagged parents,
     /// whose layers are always a prefix of a listed child's).
     pub async fn list_images(&self) -> Result<Vec<ListedImage>, DockerError> {
-        let options = ListImagesOptions {
-            all: false,
-            ..Default::default()
+        let rows: Vec<ImageRow> = match self.direct() {
+            Some(direct) => parsed(
+                "image",
+                within(self.timeout(), direct.get("images/json")).await?,
+            )?,
+            None => {
+                let options = ListImagesOptions {
+                    all: false,
+                    ..Default::default()
+                };
+                within(self.timeout(), self.docker().list_images(Some(options)))
+                    .await?
+                    .into_iter()
+                    .map(|i| ImageRow {
+                        id: i.id,
+                        repo_tags: Some(i.repo_tags),
+                        repo_digests: Some(i.repo_digests),
+                        created: i.created,
+                        size: i.size,
+                    })
+                    .collect()
+            }
         };
-        let listed = within(self.timeout(), self.docker().list_images(Some(options))).await?;
-        listed
-            .into_iter()
+        rows.into_iter()
             .map(|i| {
                 Ok(ListedImage {
                     id: ImageId::parse(&i.id).map_err(invalid)?,
-                    repo_tags: real_references(i.repo_tags),
-                    repo_digests: real_references(i.repo_digests),
+                    repo_tags: real_references(i.repo_tags.unwrap_or_default()),
+                    repo_digests: real_references(i.repo_digests.unwrap_or_default()),
                     created: i.created,
                     size: u64::try_from(i.size).unwrap_or(0),
                 })
@@ -75,7 +163,16 @@ impl DaemonClient {
 
     /// `GET /containers/json?all=1`: every container in every state.
     pub async fn list_containers(&self) -> Result<Vec<ListedContainer>, DockerError> {
-        self.list_containers_where(None).await
+        match self.direct() {
+            Some(direct) => {
+                let body = within(self.timeout(), direct.get("containers/json?all=1")).await?;
+                parsed("container", body)?
+                    .into_iter()
+                    .map(listed_container)
+                    .collect()
+            }
+            None => self.list_containers_where(None).await,
+        }
     }
 
     /// `list_containers` with Docker's `filters` (e.g. `ancestor`).
@@ -92,28 +189,12 @@ impl DaemonClient {
         listed
             .into_iter()
             .map(|c| {
-                let id =
-                    c.id.ok_or_else(|| invalid("a container without an ID".into()))?;
-                let name = c
-                    .names
-                    .and_then(|n| n.into_iter().next())
-                    .map(|n| n.trim_start_matches('/').to_owned())
-                    .unwrap_or_else(|| id.clone());
-                let image_id = c
-                    .image_id
-                    .as_deref()
-                    .ok_or_else(|| invalid(format!("container {name} has no image ID")))
-                    .and_then(|i| ImageId::parse(i).map_err(invalid))?;
-                let state = c
-                    .state
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "unknown".into());
-                Ok(ListedContainer {
-                    id,
-                    name,
-                    image_id,
-                    state,
-                    image: c.image.unwrap_or_default(),
+                listed_container(ContainerRow {
+                    id: c.id,
+                    names: c.names,
+                    image: c.image,
+                    image_id: c.image_id,
+                    state: c.state,
                 })
             })
             .collect()
@@ -205,5 +286,63 @@ impl DaemonClient {
             },
             diff_ids,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "sha256:d7dd8ee139e5dfc1a117e160e6c36ef32afbace4beb9569940838904737a1ce6";
+
+    fn body(json: serde_json::Value) -> bytes::Bytes {
+        bytes::Bytes::from(json.to_string())
+    }
+
+    #[test]
+    fn an_image_list_keeps_the_id_references_time_and_size_and_skips_the_rest() {
+        let rows: Vec<ImageRow> = parsed(
+            "image",
+            body(serde_json::json!([
+                {"Id": ID, "ParentId": "", "RepoTags": ["ghcr.io/nextcloud/app:1"],
+                 "RepoDigests": null, "Created": 1_700_000_000, "Size": 42,
+                 "SharedSize": -1, "Containers": -1, "Labels": {"a": "b"}},
+                {"Id": ID, "RepoTags": null, "RepoDigests": ["x@sha256:00"],
+                 "Created": 1, "Size": 0, "Labels": null}
+            ])),
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].id, ID);
+        assert_eq!(
+            rows[0].repo_tags.as_deref(),
+            Some(&["ghcr.io/nextcloud/app:1".to_owned()][..])
+        );
+        assert_eq!(rows[0].repo_digests, None);
+        assert_eq!((rows[0].created, rows[0].size), (1_700_000_000, 42));
+        assert_eq!(rows[1].repo_tags, None);
+    }
+
+    #[test]
+    fn an_image_without_its_size_fails_the_whole_list() {
+        let e = parsed::<ImageRow>("image", body(serde_json::json!([{"Id": ID, "Created": 1}])))
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("image list"), "{e}");
+    }
+
+    #[test]
+    fn a_container_in_a_state_no_engine_has_fails_the_whole_list() {
+        let row = |state: &str| {
+            serde_json::json!([{"Id": "c1", "Names": ["/nc_app_x"],
+            "Image": "app:1", "ImageID": ID, "State": state}])
+        };
+        let ok: Vec<ContainerRow> = parsed("container", body(row("running"))).unwrap();
+        let listed = listed_container(ok.into_iter().next().unwrap()).unwrap();
+        assert_eq!(
+            (listed.name.as_str(), listed.state.as_str()),
+            ("nc_app_x", "running")
+        );
+        assert!(parsed::<ContainerRow>("container", body(row("sleeping"))).is_err());
     }
 }

@@ -30,6 +30,35 @@ pub struct DaemonClient {
     docker: Docker,
     timeout: Duration,
     engine: EngineInfo,
+    /// The Engine itself, for the lists; None through HaRP's passthrough.
+    direct: Option<std::sync::Arc<Direct>>,
+}
+
+/// GETs straight to the Engine, at the client's API version: the lists are
+/// parsed into only what the janitor keeps (`listing`), not bollard's whole
+/// summaries (labels, networks, mounts): in a rescan of 100 daemons, those
+/// took a third of the server's CPU.
+#[derive(Debug, Clone)]
+pub(crate) struct Direct {
+    connector: Connector,
+    /// `/v1.45`.
+    version: String,
+}
+
+impl Direct {
+    fn new(connector: &Connector, version: &ClientVersion) -> Self {
+        Self {
+            connector: connector.clone(),
+            version: format!("/v{}.{}", version.major_version, version.minor_version),
+        }
+    }
+
+    /// `GET /v…/{path}`, its body whole.
+    pub(crate) async fn get(&self, path: &str) -> Result<bytes::Bytes, bollard::errors::Error> {
+        self.connector
+            .get(&format!("{}/{path}", self.version))
+            .await
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +300,10 @@ impl DaemonClient {
         };
         Ok(Self {
             docker: connect_at(&connector, timeout, &client_version),
+            direct: Some(std::sync::Arc::new(Direct::new(
+                &connector,
+                &client_version,
+            ))),
             timeout,
             engine: EngineInfo {
                 // Stored and shown: one short line, whatever the daemon sent.
@@ -303,6 +336,7 @@ impl DaemonClient {
         };
         Some(Self {
             docker: connect_at(&connector, timeout, &version),
+            direct: Some(std::sync::Arc::new(Direct::new(&connector, &version))),
             timeout,
             engine,
         })
@@ -314,6 +348,7 @@ impl DaemonClient {
             docker,
             timeout,
             engine,
+            direct: None,
         }
     }
 
@@ -328,6 +363,11 @@ impl DaemonClient {
     /// The bollard client, for the modules that list and remove things.
     pub fn docker(&self) -> &Docker {
         &self.docker
+    }
+
+    /// The Engine itself, when not reached through HaRP.
+    pub(crate) fn direct(&self) -> Option<&Direct> {
+        self.direct.as_deref()
     }
 }
 

@@ -305,6 +305,17 @@ impl Connector {
         Ok((head.status, head.headers, body))
     }
 
+    /// `GET path` on the Engine, as bollard's calls go (the same budget,
+    /// the same errors), the body read whole: for the lists, which the
+    /// caller parses into only what it keeps.
+    pub async fn get(&self, path: &str) -> Result<bytes::Bytes, BollardError> {
+        let request = hyper::Request::get(path)
+            .body(bollard::body_full(bytes::Bytes::new()))
+            .map_err(io::Error::other)?;
+        let response = self.exchange(request).await?;
+        Ok(response.into_body().collect().await?.to_bytes())
+    }
+
     async fn connect(&self) -> Result<Box<dyn Stream>, BollardError> {
         Ok(match &self.target {
             Target::Unix(path) => match tokio::net::UnixStream::connect(path).await {
