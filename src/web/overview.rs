@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::charts;
-use super::errors::PageError;
+use super::errors::{html, PageError};
 use super::format::{self, Html, When};
 use super::guard::CurrentSession;
 use super::layout::Layout;
@@ -490,7 +490,7 @@ async fn daemon_card(
             app.clock().now_unix(),
         ),
     };
-    Ok(spliced(StatusCode::OK, &fragment, &[]))
+    Ok(html(StatusCode::OK, &fragment))
 }
 
 #[cfg(test)]
