@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 
 use crate::docker::{
     harp_error, Children, ContainerEvent, DaemonClient, DockerError, EngineInfo, HarpClient,
-    HarpRemoval, LayerData, ListedContainer, ListedImage, LiveImage, Removed, RunState,
+    HarpRemoval, ImageList, LayerData, ListedContainer, ListedImage, LiveImage, Removed, RunState,
 };
 use crate::domain::{AppId, Endpoint, ImageId};
 use crate::store::StoredDaemon;
@@ -172,6 +172,14 @@ impl Backend {
     pub async fn list_images(&self) -> Result<Vec<ListedImage>, DockerError> {
         match self {
             Backend::Engine(c) => c.list_images().await,
+            Backend::Harp(_) => Err(DockerError::Unsupported(HARP_LISTS_NOTHING)),
+        }
+    }
+
+    /// Every image, unparsed where the transport allows (`listing`).
+    pub async fn image_list(&self) -> Result<ImageList, DockerError> {
+        match self {
+            Backend::Engine(c) => c.image_list().await,
             Backend::Harp(_) => Err(DockerError::Unsupported(HARP_LISTS_NOTHING)),
         }
     }

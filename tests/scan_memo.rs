@@ -95,6 +95,22 @@ async fn a_rescan_after_a_container_was_created_classifies_again() {
     );
 }
 
+#[tokio::test]
+async fn a_rescan_after_an_image_was_tagged_sees_the_new_tag() {
+    let app = app_on(&engine_b_sock()).await;
+    let fx = Fixtures::new(&engine_b_sock());
+    let tag = fx.unique("memo:3");
+    fx.import(&tag, &[("f", 64)]);
+    // Twice: the second scan gets an image list like one parsed before,
+    // and takes what that listed without parsing it again.
+    scan_once(&app).await;
+    scan_once(&app).await;
+    let more = fx.unique("memo:4");
+    fx.docker(&["tag", &tag, &more]);
+    let after = scan_once(&app).await;
+    assert_eq!(tagged(&after, &more).info.id, tagged(&after, &tag).info.id);
+}
+
 /// An ExApp running its new image, its old one left behind; the old one's tag.
 fn exapp_with_an_old_image(fx: &Fixtures) -> String {
     let base = fx.unique("busybox:1");

@@ -121,44 +121,80 @@ fn listed_container(c: ContainerRow) -> Result<ListedContainer, DockerError> {
     })
 }
 
+/// An image list as the daemon sent it. A direct daemon's body is parsed
+/// only when asked: a rescan that gets the very same bytes as the last
+/// parse needs no parse to know it lists the same images. Through bollard
+/// (HaRP's passthrough) it comes parsed.
+#[derive(Debug)]
+pub enum ImageList {
+    Body(bytes::Bytes),
+    Parsed(Vec<ListedImage>),
+}
+
+impl ImageList {
+    /// sha256 of the body as sent (None when it came parsed).
+    pub fn body_digest(&self) -> Option<[u8; 32]> {
+        use sha2::Digest;
+        match self {
+            ImageList::Body(body) => Some(sha2::Sha256::digest(body).into()),
+            ImageList::Parsed(_) => None,
+        }
+    }
+
+    /// The images; a body that is not an image list fails whole.
+    pub fn parse(self) -> Result<Vec<ListedImage>, DockerError> {
+        let body = match self {
+            ImageList::Body(body) => body,
+            ImageList::Parsed(images) => return Ok(images),
+        };
+        parsed::<ImageRow>("image", body)?
+            .into_iter()
+            .map(listed_image)
+            .collect()
+    }
+}
+
+fn listed_image(i: ImageRow) -> Result<ListedImage, DockerError> {
+    Ok(ListedImage {
+        id: ImageId::parse(&i.id).map_err(invalid)?,
+        repo_tags: real_references(i.repo_tags.unwrap_or_default()),
+        repo_digests: real_references(i.repo_digests.unwrap_or_default()),
+        created: i.created,
+        size: u64::try_from(i.size).unwrap_or(0),
+    })
+}
+
 impl DaemonClient {
     /// `GET /images/json`: tagged and dangling images (not untagged parents,
     /// whose layers are always a prefix of a listed child's).
     pub async fn list_images(&self) -> Result<Vec<ListedImage>, DockerError> {
-        let rows: Vec<ImageRow> = match self.direct() {
-            Some(direct) => parsed(
-                "image",
-                within(self.timeout(), direct.get("images/json")).await?,
-            )?,
-            None => {
-                let options = ListImagesOptions {
-                    all: false,
-                    ..Default::default()
-                };
-                within(self.timeout(), self.docker().list_images(Some(options)))
-                    .await?
-                    .into_iter()
-                    .map(|i| ImageRow {
-                        id: i.id,
-                        repo_tags: Some(i.repo_tags),
-                        repo_digests: Some(i.repo_digests),
-                        created: i.created,
-                        size: i.size,
-                    })
-                    .collect()
-            }
+        self.image_list().await?.parse()
+    }
+
+    /// `list_images`, unparsed where it came from our own transport.
+    pub async fn image_list(&self) -> Result<ImageList, DockerError> {
+        if let Some(direct) = self.direct() {
+            let body = within(self.timeout(), direct.get("images/json")).await?;
+            return Ok(ImageList::Body(body));
+        }
+        let options = ListImagesOptions {
+            all: false,
+            ..Default::default()
         };
-        rows.into_iter()
+        within(self.timeout(), self.docker().list_images(Some(options)))
+            .await?
+            .into_iter()
             .map(|i| {
-                Ok(ListedImage {
-                    id: ImageId::parse(&i.id).map_err(invalid)?,
-                    repo_tags: real_references(i.repo_tags.unwrap_or_default()),
-                    repo_digests: real_references(i.repo_digests.unwrap_or_default()),
+                listed_image(ImageRow {
+                    id: i.id,
+                    repo_tags: Some(i.repo_tags),
+                    repo_digests: Some(i.repo_digests),
                     created: i.created,
-                    size: u64::try_from(i.size).unwrap_or(0),
+                    size: i.size,
                 })
             })
-            .collect()
+            .collect::<Result<_, _>>()
+            .map(ImageList::Parsed)
     }
 
     /// `GET /containers/json?all=1`: every container in every state.

@@ -10,7 +10,7 @@ mod transport;
 
 pub use events::{ContainerEvent, RunState};
 pub use harp::{harp_error, harp_removes, HarpClient, HarpRemoval};
-pub use listing::{LayerData, ListedContainer, ListedImage};
+pub use listing::{ImageList, LayerData, ListedContainer, ListedImage};
 pub use removal::{Children, LiveImage, Removed};
 pub use transport::{Size, MESSAGE_MAX_CHARS};
 

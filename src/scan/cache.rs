@@ -369,7 +369,13 @@ mod tests {
         let h = held_and_classified().await;
         let (store, id, cache) = (&h.store, h.id, &h.cache);
         // A rescan classified the same inventory and stored only its times.
-        let inputs = super::super::memo::Inputs::of(&[], &[], &Default::default(), &[], None);
+        let inputs = super::super::memo::Inputs::of(
+            super::super::memo::images_digest(&[]),
+            &[],
+            &Default::default(),
+            &[],
+            None,
+        );
         cache.memo().remember(
             id,
             Some(inputs),

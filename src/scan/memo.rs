@@ -27,38 +27,50 @@ use crate::store::CurrentRow;
 /// a classification that had any is not taken again).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inputs {
-    /// sha256 of the listed images and containers, each in a fixed order
-    /// (the Engine orders images of the same second differently per call).
-    listing: [u8; 32],
+    /// `images_digest` of the listed images.
+    images: [u8; 32],
+    /// sha256 of the containers, in a fixed order.
+    containers: [u8; 32],
     history: History,
     protected: Vec<ProtectedPattern>,
     appapi: Option<AppApiView>,
 }
 
 impl Inputs {
+    /// `images`: the listed images' `images_digest`.
     pub fn of(
-        images: &[ListedImage],
+        images: [u8; 32],
         containers: &[ContainerInfo],
         history: &History,
         protected: &[ProtectedPattern],
         appapi: Option<&AppApiView>,
     ) -> Self {
-        let mut images: Vec<&ListedImage> = images.iter().collect();
-        images.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         let mut containers: Vec<&ContainerInfo> = containers.iter().collect();
         containers.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        // `Hash` writes lengths before sequences and ends strings with a
-        // marker: two different listings never write the same bytes.
-        let mut hasher = Sha256Hasher(Sha256::new());
-        images.hash(&mut hasher);
-        containers.hash(&mut hasher);
         Self {
-            listing: hasher.0.finalize().into(),
+            images,
+            containers: digest_of(&containers),
             history: history.clone(),
             protected: protected.to_vec(),
             appapi: appapi.cloned(),
         }
     }
+}
+
+/// sha256 of listed images in a fixed order (the Engine orders images of
+/// the same second differently per call).
+pub fn images_digest(images: &[ListedImage]) -> [u8; 32] {
+    let mut images: Vec<&ListedImage> = images.iter().collect();
+    images.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    digest_of(&images)
+}
+
+/// `Hash` writes lengths before sequences and ends strings with a marker:
+/// two different values never write the same bytes.
+fn digest_of<T: Hash>(value: &T) -> [u8; 32] {
+    let mut hasher = Sha256Hasher(Sha256::new());
+    value.hash(&mut hasher);
+    hasher.0.finalize().into()
 }
 
 struct Sha256Hasher(Sha256);
@@ -91,10 +103,36 @@ struct Entry {
     remembered: Remembered,
 }
 
+/// The last image list body parsed of a daemon, and the `images_digest`
+/// of what it listed: the same bytes again list the same images.
+#[derive(Debug, Clone, Copy)]
+struct ParsedBody {
+    body: [u8; 32],
+    images: [u8; 32],
+}
+
 #[derive(Debug, Default)]
-pub struct ScanMemo(Mutex<HashMap<i64, Entry>>);
+pub struct ScanMemo {
+    entries: Mutex<HashMap<i64, Entry>>,
+    bodies: Mutex<HashMap<i64, ParsedBody>>,
+}
 
 impl ScanMemo {
+    /// The `images_digest` of the daemon's image list whose body had this
+    /// sha256, if that is the last body parsed of the daemon.
+    pub fn images_of_body(&self, daemon_id: i64, body: &[u8; 32]) -> Option<[u8; 32]> {
+        lock(&self.bodies)
+            .get(&daemon_id)
+            .filter(|p| &p.body == body)
+            .map(|p| p.images)
+    }
+
+    /// Remembers the digest of the images parsed from a body (one that
+    /// parsed: a failed list never gets here).
+    pub fn parsed_body(&self, daemon_id: i64, body: [u8; 32], images: [u8; 32]) {
+        lock(&self.bodies).insert(daemon_id, ParsedBody { body, images });
+    }
+
     /// The classification made from exactly these inputs, if it is the last
     /// one this process made of the daemon.
     pub fn reuse(&self, daemon_id: i64, inputs: &Inputs) -> Option<Remembered> {
@@ -141,11 +179,16 @@ impl ScanMemo {
     /// Forgets daemons that are gone.
     pub fn retain(&self, live: &HashSet<i64>) {
         self.lock().retain(|id, _| live.contains(id));
+        lock(&self.bodies).retain(|id, _| live.contains(id));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.entries)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -181,7 +224,13 @@ mod tests {
     }
 
     fn inputs(images: &[ListedImage], containers: &[ContainerInfo]) -> Inputs {
-        Inputs::of(images, containers, &History::default(), &[], None)
+        Inputs::of(
+            images_digest(images),
+            containers,
+            &History::default(),
+            &[],
+            None,
+        )
     }
 
     fn remembered() -> Remembered {
@@ -236,10 +285,16 @@ mod tests {
             inputs(&images, &stopped),
             inputs(&images, &moved),
             inputs(&images, &another_container),
-            Inputs::of(&images, &containers, &history, &[], None),
-            Inputs::of(&images, &containers, &History::default(), &protected, None),
+            Inputs::of(images_digest(&images), &containers, &history, &[], None),
             Inputs::of(
-                &images,
+                images_digest(&images),
+                &containers,
+                &History::default(),
+                &protected,
+                None,
+            ),
+            Inputs::of(
+                images_digest(&images),
                 &containers,
                 &History::default(),
                 &[],
@@ -259,6 +314,20 @@ mod tests {
         assert!(memo.reuse(3, &made_from).is_some());
         assert!(memo.reuse(3, &inputs(&[image(1, "a:2")], &[])).is_none());
         assert!(memo.reuse(4, &made_from).is_none(), "another daemon");
+    }
+
+    #[test]
+    fn an_image_list_body_gives_the_digest_of_its_last_parse_and_no_other() {
+        let memo = ScanMemo::default();
+        let listed = images_digest(&[image(1, "a:1")]);
+        memo.parsed_body(3, [1; 32], listed);
+        assert_eq!(memo.images_of_body(3, &[1; 32]), Some(listed));
+        assert_eq!(memo.images_of_body(3, &[2; 32]), None, "another body");
+        assert_eq!(memo.images_of_body(4, &[1; 32]), None, "another daemon");
+        memo.parsed_body(3, [2; 32], images_digest(&[]));
+        assert_eq!(memo.images_of_body(3, &[1; 32]), None, "only the last");
+        memo.retain(&HashSet::from([4]));
+        assert_eq!(memo.images_of_body(3, &[2; 32]), None, "a removed daemon");
     }
 
     #[test]

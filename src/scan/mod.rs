@@ -513,8 +513,7 @@ async fn scan_with(
     // milliseconds. The stored layers are read ahead only when the scan
     // will classify for certain (nothing to reuse), as a process's first.
     let listing = async {
-        let (images, containers) =
-            tokio::try_join!(client.list_images(), client.list_containers())?;
+        let (images, containers) = tokio::try_join!(client.image_list(), client.list_containers())?;
         let containers = with_exapp_references(client, containers).await?;
         Ok::<_, ScanError>((images, containers))
     };
@@ -528,11 +527,32 @@ async fn scan_with(
         };
         Ok::<_, ScanError>((history, appapi, layers))
     };
-    let ((images, containers), (history, appapi, known_layers)) =
+    let ((image_list, containers), (history, appapi, known_layers)) =
         tokio::try_join!(listing, stored)?;
-    let inputs = memo.as_ref().map(|_| {
+    // The very same image list as the last one parsed lists the same
+    // images: its digest is known, and it is parsed only if the scan
+    // classifies. Anything else is parsed now (and fails the scan here if
+    // it cannot be read).
+    let body = memo.as_ref().and_then(|_| image_list.body_digest());
+    let seen = memo
+        .as_ref()
+        .zip(body.as_ref())
+        .and_then(|(memo, body)| memo.images_of_body(daemon.id, body));
+    let (unparsed, parsed) = match seen {
+        Some(_) => (Some(image_list), None),
+        None => (None, Some(image_list.parse()?)),
+    };
+    let inputs = memo.as_ref().map(|memo| {
+        let images = seen.unwrap_or_else(|| {
+            let parsed = parsed.as_deref().expect("parsed unless seen");
+            let images = memo::images_digest(parsed);
+            if let Some(body) = body {
+                memo.parsed_body(daemon.id, body, images);
+            }
+            images
+        });
         memo::Inputs::of(
-            &images,
+            images,
             &containers,
             &history,
             &options.protected,
@@ -556,6 +576,10 @@ async fn scan_with(
             fresh: None,
         });
     }
+    let images = match parsed {
+        Some(images) => images,
+        None => unparsed.expect("unparsed unless parsed").parse()?,
+    };
     let known_layers = match known_layers {
         Some(known) => known,
         None => stored_layers(store, daemon.id).await?,

@@ -116,33 +116,29 @@ impl Store {
     }
 
     pub async fn load_history(&self, daemon_id: i64) -> Result<HistoryRows, StoreError> {
-        let images = sqlx::query!(
-            "SELECT appid, image_id, last_seen_at FROM exapp_images WHERE daemon_id = ? ORDER BY last_seen_at",
+        // One statement for the three tables: a rescan of 100 daemons
+        // reads the history 100 times, and each statement is a round trip
+        // to SQLite's thread.
+        let rows = sqlx::query!(
+            r#"SELECT 0 AS "kind!: i64", appid AS "appid!", image_id AS "item!", last_seen_at AS "at!: i64"
+                 FROM exapp_images WHERE daemon_id = ?1
+               UNION ALL
+               SELECT 1, appid, repository, 0 FROM exapp_repositories WHERE daemon_id = ?1
+               UNION ALL
+               SELECT 2, '', image_id, since FROM outdated_images WHERE daemon_id = ?1
+               ORDER BY 1, 4"#,
             daemon_id
         )
         .fetch_all(self.pool())
-        .await?
-        .into_iter()
-        .map(|r| (r.appid, r.image_id, r.last_seen_at))
-        .collect();
-        let repositories = sqlx::query!(
-            "SELECT appid, repository FROM exapp_repositories WHERE daemon_id = ?",
-            daemon_id
-        )
-        .fetch_all(self.pool())
-        .await?
-        .into_iter()
-        .map(|r| (r.appid, r.repository))
-        .collect();
-        let outdated = sqlx::query!(
-            "SELECT image_id, since FROM outdated_images WHERE daemon_id = ?",
-            daemon_id
-        )
-        .fetch_all(self.pool())
-        .await?
-        .into_iter()
-        .map(|r| (r.image_id, r.since))
-        .collect();
+        .await?;
+        let (mut images, mut repositories, mut outdated) = (Vec::new(), Vec::new(), Vec::new());
+        for r in rows {
+            match r.kind {
+                0 => images.push((r.appid, r.item, r.at)),
+                1 => repositories.push((r.appid, r.item)),
+                _ => outdated.push((r.item, r.at)),
+            }
+        }
         Ok(HistoryRows {
             images,
             repositories,
@@ -486,6 +482,45 @@ mod tests {
             ]
         );
         assert_eq!(rows.repositories.len(), 2, "{:?}", rows.repositories);
+    }
+
+    #[tokio::test]
+    async fn history_holds_the_images_outdated_on_its_own_daemon_until_no_longer() {
+        use crate::domain::{NewDaemon, NewDaemonInput};
+        let (_dir, store, daemon) = store_with_daemon().await;
+        let other = NewDaemon::parse(&NewDaemonInput {
+            name: "other".into(),
+            endpoint: "unix:///run/other.sock".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(store.insert_daemon(&other).await.unwrap());
+        let other = store.list_daemons().await.unwrap()[1].id;
+        let seen = [current("app_a", "sha256:a2", &["ghcr.io/x/a"])];
+        let outdated = ["sha256:a0".to_owned(), "sha256:a1".to_owned()];
+        store
+            .record_history(daemon, 100, &seen, &outdated, &[])
+            .await
+            .unwrap();
+        store
+            .record_history(other, 150, &[], &["sha256:o1".to_owned()], &[])
+            .await
+            .unwrap();
+        store
+            .record_history(daemon, 200, &seen, &[], &outdated[..1])
+            .await
+            .unwrap();
+        let rows = store.load_history(daemon).await.unwrap();
+        assert_eq!(rows.outdated, [("sha256:a1".to_owned(), 100)]);
+        assert_eq!(
+            rows.images,
+            [("app_a".into(), "sha256:a2".into(), 200)],
+            "one row per image seen, however often"
+        );
+        assert_eq!(rows.repositories, [("app_a".into(), "ghcr.io/x/a".into())]);
+        let rows = store.load_history(other).await.unwrap();
+        assert_eq!(rows.outdated, [("sha256:o1".to_owned(), 150)]);
+        assert!(rows.images.is_empty() && rows.repositories.is_empty());
     }
 
     #[tokio::test]
