@@ -11,7 +11,7 @@ use super::{within, DaemonClient, DockerError};
 use crate::clock::parse_rfc3339;
 use crate::domain::{is_placeholder_reference, AppId, ImageId, EXAPP_CONTAINER_PREFIX};
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ListedImage {
     pub id: ImageId,
     /// Without Engine 20.10's `<none>:<none>` / `<none>@<none>` placeholders.
@@ -122,8 +122,8 @@ fn listed_container(c: ContainerRow) -> Result<ListedContainer, DockerError> {
 }
 
 /// An image list as the daemon sent it. A direct daemon's body is parsed
-/// only when asked: a rescan that gets the very same bytes as the last
-/// parse needs no parse to know it lists the same images. Through bollard
+/// only when asked: a rescan that gets the same entries as the last parse
+/// needs no parse to know it lists the same images. Through bollard
 /// (HaRP's passthrough) it comes parsed.
 #[derive(Debug)]
 pub enum ImageList {
@@ -132,13 +132,28 @@ pub enum ImageList {
 }
 
 impl ImageList {
-    /// sha256 of the body as sent (None when it came parsed).
+    /// A digest of the body's entries as sent, whatever their order: the
+    /// sha256 of their sha256s, sorted. The Engine lists the images of one
+    /// second in another order on every call; the same entries in any
+    /// order parse to the same images. None when it came parsed, or is
+    /// not a JSON array (which `parse` then refuses).
     pub fn body_digest(&self) -> Option<[u8; 32]> {
-        use sha2::Digest;
-        match self {
-            ImageList::Body(body) => Some(sha2::Sha256::digest(body).into()),
-            ImageList::Parsed(_) => None,
+        use sha2::{Digest, Sha256};
+        let ImageList::Body(body) = self else {
+            return None;
+        };
+        // Each entry's text, found without building it.
+        let entries: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body).ok()?;
+        let mut digests: Vec<[u8; 32]> = entries
+            .iter()
+            .map(|e| Sha256::digest(e.get()).into())
+            .collect();
+        digests.sort_unstable();
+        let mut all = Sha256::new();
+        for d in &digests {
+            all.update(d);
         }
+        Some(all.finalize().into())
     }
 
     /// The images; a body that is not an image list fails whole.
@@ -333,6 +348,29 @@ mod tests {
 
     fn body(json: serde_json::Value) -> bytes::Bytes {
         bytes::Bytes::from(json.to_string())
+    }
+
+    fn digest(json: serde_json::Value) -> Option<[u8; 32]> {
+        ImageList::Body(body(json)).body_digest()
+    }
+
+    #[test]
+    fn an_image_list_has_the_same_digest_in_any_order_and_no_other_for_other_entries() {
+        let a = serde_json::json!({"Id": ID, "RepoTags": ["a:1"], "Created": 1, "Size": 2});
+        let b = serde_json::json!({"Id": ID, "RepoTags": ["b:1"], "Created": 1, "Size": 2});
+        let c = serde_json::json!({"Id": ID, "RepoTags": ["b:1"], "Created": 1, "Size": 3});
+        let listed = digest(serde_json::json!([a, b])).expect("an array has a digest");
+        assert_eq!(digest(serde_json::json!([b, a])), Some(listed));
+        for other in [
+            serde_json::json!([a]),
+            serde_json::json!([a, c]),
+            serde_json::json!([a, b, b]),
+            serde_json::json!([]),
+        ] {
+            assert_ne!(digest(other.clone()), Some(listed), "{other}");
+        }
+        assert_eq!(digest(serde_json::json!({"Id": ID})), None, "not a list");
+        assert_eq!(ImageList::Parsed(vec![]).body_digest(), None);
     }
 
     #[test]

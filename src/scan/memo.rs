@@ -58,10 +58,11 @@ impl Inputs {
 }
 
 /// sha256 of listed images in a fixed order (the Engine orders images of
-/// the same second differently per call).
+/// the same second differently per call): the same images in any order
+/// have the same digest.
 pub fn images_digest(images: &[ListedImage]) -> [u8; 32] {
     let mut images: Vec<&ListedImage> = images.iter().collect();
-    images.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    images.sort_unstable();
     digest_of(&images)
 }
 
@@ -103,8 +104,9 @@ struct Entry {
     remembered: Remembered,
 }
 
-/// The last image list body parsed of a daemon, and the `images_digest`
-/// of what it listed: the same bytes again list the same images.
+/// The `body_digest` of the last image list parsed of a daemon, and the
+/// `images_digest` of what it listed: the same entries again list the
+/// same images.
 #[derive(Debug, Clone, Copy)]
 struct ParsedBody {
     body: [u8; 32],
@@ -119,7 +121,7 @@ pub struct ScanMemo {
 
 impl ScanMemo {
     /// The `images_digest` of the daemon's image list whose body had this
-    /// sha256, if that is the last body parsed of the daemon.
+    /// `body_digest`, if that is the last list parsed of the daemon.
     pub fn images_of_body(&self, daemon_id: i64, body: &[u8; 32]) -> Option<[u8; 32]> {
         lock(&self.bodies)
             .get(&daemon_id)

@@ -529,10 +529,10 @@ async fn scan_with(
     };
     let ((image_list, containers), (history, appapi, known_layers)) =
         tokio::try_join!(listing, stored)?;
-    // The very same image list as the last one parsed lists the same
-    // images: its digest is known, and it is parsed only if the scan
-    // classifies. Anything else is parsed now (and fails the scan here if
-    // it cannot be read).
+    // An image list of the same entries as the last one parsed (in any
+    // order) lists the same images: their digest is known, and the list is
+    // parsed only if the scan classifies. Anything else is parsed now (and
+    // fails the scan here if it cannot be read).
     let body = memo.as_ref().and_then(|_| image_list.body_digest());
     let seen = memo
         .as_ref()

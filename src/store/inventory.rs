@@ -116,27 +116,30 @@ impl Store {
     }
 
     pub async fn load_history(&self, daemon_id: i64) -> Result<HistoryRows, StoreError> {
-        // One statement for the three tables: a rescan of 100 daemons
-        // reads the history 100 times, and each statement is a round trip
-        // to SQLite's thread.
-        let rows = sqlx::query!(
-            r#"SELECT 0 AS "kind!: i64", appid AS "appid!", image_id AS "item!", last_seen_at AS "at!: i64"
-                 FROM exapp_images WHERE daemon_id = ?1
-               UNION ALL
-               SELECT 1, appid, repository, 0 FROM exapp_repositories WHERE daemon_id = ?1
-               UNION ALL
-               SELECT 2, '', image_id, since FROM outdated_images WHERE daemon_id = ?1
-               ORDER BY 1, 4"#,
+        // One statement, and one row: a rescan of 100 daemons reads the
+        // history 100 times, and each statement, and each row of one, is a
+        // message from SQLite's thread (a few hundred rows a daemon were a
+        // fifth of the server's CPU in a rescan). SQLite builds the JSON.
+        let history = sqlx::query_scalar!(
+            r#"SELECT json_group_array(json_array(kind, appid, item, at) ORDER BY kind, at) AS "history!: String"
+               FROM (SELECT 0 AS kind, appid, image_id AS item, last_seen_at AS at
+                       FROM exapp_images WHERE daemon_id = ?1
+                     UNION ALL
+                     SELECT 1, appid, repository, 0 FROM exapp_repositories WHERE daemon_id = ?1
+                     UNION ALL
+                     SELECT 2, '', image_id, since FROM outdated_images WHERE daemon_id = ?1)"#,
             daemon_id
         )
-        .fetch_all(self.pool())
+        .fetch_one(self.pool())
         .await?;
+        let rows: Vec<(u8, String, String, i64)> = serde_json::from_str(&history)
+            .map_err(|e| StoreError::Corrupt(format!("history: {e}")))?;
         let (mut images, mut repositories, mut outdated) = (Vec::new(), Vec::new(), Vec::new());
-        for r in rows {
-            match r.kind {
-                0 => images.push((r.appid, r.item, r.at)),
-                1 => repositories.push((r.appid, r.item)),
-                _ => outdated.push((r.item, r.at)),
+        for (kind, appid, item, at) in rows {
+            match kind {
+                0 => images.push((appid, item, at)),
+                1 => repositories.push((appid, item)),
+                _ => outdated.push((item, at)),
             }
         }
         Ok(HistoryRows {
