@@ -168,14 +168,6 @@ impl Backend {
         }
     }
 
-    /// Every image (`listing`).
-    pub async fn list_images(&self) -> Result<Vec<ListedImage>, DockerError> {
-        match self {
-            Backend::Engine(c) => c.list_images().await,
-            Backend::Harp(_) => Err(DockerError::Unsupported(HARP_LISTS_NOTHING)),
-        }
-    }
-
     /// Every image, unparsed where the transport allows (`listing`).
     pub async fn image_list(&self) -> Result<ImageList, DockerError> {
         match self {

@@ -489,16 +489,8 @@ mod tests {
 
     #[tokio::test]
     async fn history_holds_the_images_outdated_on_its_own_daemon_until_no_longer() {
-        use crate::domain::{NewDaemon, NewDaemonInput};
         let (_dir, store, daemon) = store_with_daemon().await;
-        let other = NewDaemon::parse(&NewDaemonInput {
-            name: "other".into(),
-            endpoint: "unix:///run/other.sock".into(),
-            ..Default::default()
-        })
-        .unwrap();
-        assert!(store.insert_daemon(&other).await.unwrap());
-        let other = store.list_daemons().await.unwrap()[1].id;
+        let other = crate::store::add_daemon(&store, "other").await;
         let seen = [current("app_a", "sha256:a2", &["ghcr.io/x/a"])];
         let outdated = ["sha256:a0".to_owned(), "sha256:a1".to_owned()];
         store

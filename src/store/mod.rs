@@ -319,16 +319,24 @@ async fn refuse_newer_schema(pool: &SqlitePool, path: &Path) -> Result<(), Store
 /// the directory, the store and the daemon's ID.
 #[cfg(test)]
 pub(crate) async fn with_one_daemon() -> (tempfile::TempDir, Store, i64) {
-    use crate::domain::{NewDaemon, NewDaemonInput};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).await.unwrap();
+    let id = add_daemon(&store, "local").await;
+    (dir, store, id)
+}
+
+/// Adds a daemon of this name (on a socket named after it), for unit
+/// tests; its ID.
+#[cfg(test)]
+pub(crate) async fn add_daemon(store: &Store, name: &str) -> i64 {
+    use crate::domain::{NewDaemon, NewDaemonInput};
     let daemon = NewDaemon::parse(&NewDaemonInput {
-        name: "local".into(),
-        endpoint: "unix:///run/test.sock".into(),
+        name: name.into(),
+        endpoint: format!("unix:///run/{name}.sock"),
         ..Default::default()
     })
     .unwrap();
     assert!(store.insert_daemon(&daemon).await.unwrap());
-    let id = store.list_daemons().await.unwrap()[0].id;
-    (dir, store, id)
+    let daemons = store.list_daemons().await.unwrap();
+    daemons.iter().find(|d| d.name.as_str() == name).unwrap().id
 }
