@@ -14,13 +14,18 @@ use common::*;
 use serde_json::json;
 use std::time::Duration;
 
+/// The part of `page` from `start` up to the first `end` after it.
+fn element<'a>(page: &'a str, start: &str, end: &str) -> &'a str {
+    let at = page
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start} in {page}"));
+    let rest = &page[at..];
+    &rest[..rest.find(end).unwrap()]
+}
+
 /// The `<tr>` of `appid` in the overview's per-ExApp table.
 fn exapp_row<'a>(page: &'a str, appid: &str) -> &'a str {
-    let start = page
-        .find(&format!(r#"<tr id="owner-{appid}""#))
-        .unwrap_or_else(|| panic!("no row for {appid} in {page}"));
-    let row = &page[start..];
-    &row[..row.find("</tr>").unwrap()]
+    element(page, &format!(r#"<tr id="owner-{appid}""#), "</tr>")
 }
 
 /// The number in `data-{name}="…"` of an element.
@@ -163,11 +168,7 @@ async fn a_bad_exapp_in_the_preview_address_is_a_clear_error() {
 
 /// The card of daemon `name` on the overview.
 fn card<'a>(page: &'a str, name: &str) -> &'a str {
-    let start = page
-        .find(&format!(r#"id="daemon-{name}""#))
-        .unwrap_or_else(|| panic!("no card for {name} in {page}"));
-    let card = &page[start..];
-    &card[..card.find("</article>").unwrap()]
+    element(page, &format!(r#"id="daemon-{name}""#), "</article>")
 }
 
 #[tokio::test]
